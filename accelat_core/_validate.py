@@ -1,0 +1,77 @@
+"""Argument checks shared by every policy.
+
+Each check names the parameter, the value and the allowed range, and rejects bools,
+NaN and infinities: a policy must never be built into a state that can emit them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def real(
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float within the given bounds, or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if (lo is not None and (v < lo or (lo_open and v == lo))) or (
+        hi is not None and (v > hi or (hi_open and v == hi))
+    ):
+        left = "-inf" if lo is None else f"{lo:g}"
+        right = "inf" if hi is None else f"{hi:g}"
+        lb = "(" if lo_open or lo is None else "["
+        rb = ")" if hi_open or hi is None else "]"
+        raise ValueError(f"{name} must be in {lb}{left}, {right}{rb}, got {value!r}")
+    return v
+
+
+def positive(name: str, value: Any) -> float:
+    """A finite float > 0 (learning rates, factors of scale)."""
+    return real(name, value, lo=0.0, lo_open=True)
+
+
+def integer(name: str, value: Any, *, lo: int | None = None) -> int:
+    """Return ``value`` as an int >= ``lo``, or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if lo is not None and value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value: Any, options: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``options``, or raise listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def momentum_pair(name: str, value: Any) -> tuple[float, float] | None:
+    """``None``, or a ``(low, high)`` pair with 0 <= low <= high <= 1."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise TypeError(f"{name} must be None or a (low, high) pair, got {value!r}")
+    low = real(f"{name}[0]", value[0], lo=0.0, hi=1.0)
+    high = real(f"{name}[1]", value[1], lo=0.0, hi=1.0)
+    if low > high:
+        raise ValueError(f"{name} must satisfy low <= high, got {value!r}")
+    return (low, high)
+
+
+def lr_range(lo_name: str, lo: float, hi_name: str, hi: float) -> None:
+    """Raise if the lower learning rate exceeds the upper one."""
+    if lo > hi:
+        raise ValueError(f"{lo_name} must be <= {hi_name}, got {lo_name}={lo!r} > {hi_name}={hi!r}")

@@ -1,0 +1,22 @@
+"""What a policy emits: the learning rate and, optionally, the momentum for the next unit."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Hyper(NamedTuple):
+    """Immutable hyperparameters for one unit of training (a batch or an epoch).
+
+    A NamedTuple rather than a frozen dataclass: a policy builds one per ``step()``,
+    and tuple construction is several times cheaper (see docs/benchmarks.md).
+
+    ``momentum`` is ``None`` when the policy does not drive momentum; an adapter then
+    leaves the optimizer's momentum alone.
+
+    >>> Hyper(0.1, 0.9).lr
+    0.1
+    """
+
+    lr: float
+    momentum: float | None = None

@@ -1,0 +1,1 @@
+"""One file per policy. Import from :mod:`accelat_core`, not from here."""

@@ -1,0 +1,187 @@
+"""The Policy protocol and the small base for fixed-shape policies.
+
+A policy is a small stateful object. ``step(metric=None)`` advances one unit (the caller
+decides whether a unit is a batch or an epoch) and returns the :class:`Hyper` for the
+next unit. Its whole state is JSON: ``state_dict()`` / ``load_state_dict()`` round-trip
+through ``json.dumps`` exactly, and ``to_config()`` / :func:`accelat_core.from_config`
+rebuild it from plain arguments.
+
+Fixed-shape policies (:class:`Schedule`) have a pure closed form ``at(t)``, and
+``step()`` is ``at(t + 1)`` and nothing more, so the two can never drift apart.
+Metric-driven policies (``needs_metric = True``) are state machines whose state is one
+dataclass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from accelat_core.hyper import Hyper
+
+#: Version of the ``state_dict`` layout. ``load_state_dict`` refuses newer versions.
+STATE_FORMAT = 1
+
+
+class Policy(ABC):
+    """Base of every policy.
+
+    Subclasses set ``needs_metric`` and implement ``step``, ``get_config`` and the two
+    state hooks ``_get_state`` / ``_set_state``. The public wrapper methods here do
+    the format checking, so each policy only deals with its own fields.
+    """
+
+    #: True when ``step`` needs a metric (AccelAT); adapters use it to route the metric.
+    needs_metric: ClassVar[bool] = False
+
+    _hyper: Hyper
+
+    # -- the hot path -------------------------------------------------------------
+    @abstractmethod
+    def step(self, metric: float | None = None) -> Hyper:
+        """Advance one unit and return the hyperparameters for the next unit."""
+
+    @property
+    def hyper(self) -> Hyper:
+        """The current hyperparameters (what the last ``step`` returned)."""
+        return self._hyper
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate."""
+        return self._hyper.lr
+
+    @property
+    def momentum(self) -> float | None:
+        """The current momentum, or ``None`` when the policy does not drive it."""
+        return self._hyper.momentum
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the policy judges that training cannot improve further."""
+        return False
+
+    # -- description ----------------------------------------------------------------
+    @abstractmethod
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments as plain JSON values."""
+
+    def to_config(self) -> dict[str, Any]:
+        """``{"policy": <name>, **get_config()}``; :func:`accelat_core.from_config` inverts it."""
+        return {"policy": type(self).__name__, **self.get_config()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- state ----------------------------------------------------------------------
+    @abstractmethod
+    def _get_state(self) -> dict[str, Any]:
+        """This policy's mutable state as plain JSON values."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Restore ``_get_state()``'s output; validate every key and type."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"format": 1, "policy": <name>, "config": ..., "state": ...}``, JSON-serialisable."""
+        return {
+            "format": STATE_FORMAT,
+            "policy": type(self).__name__,
+            "config": self.get_config(),
+            "state": self._get_state(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a ``state_dict()``. Raise ``ValueError`` on a foreign or malformed one.
+
+        The saved config must equal this policy's config: loading AccelAT state into a
+        OneCycle, or a OneCycle of another length, is refused rather than half-applied.
+        """
+        expect_keys(
+            "state_dict", state_dict, required={"format", "policy", "config", "state"}
+        )
+        fmt = state_dict["format"]
+        if isinstance(fmt, bool) or not isinstance(fmt, int) or not 1 <= fmt <= STATE_FORMAT:
+            raise ValueError(
+                f"state_dict format must be an integer in [1, {STATE_FORMAT}], got {fmt!r}"
+            )
+        name = type(self).__name__
+        if state_dict["policy"] != name:
+            raise ValueError(
+                f"state_dict is for policy {state_dict['policy']!r}, cannot load it into {name}"
+            )
+        if _jsonish(state_dict["config"]) != _jsonish(self.get_config()):
+            raise ValueError(
+                f"state_dict was saved from {name} with config {state_dict['config']!r}, "
+                f"which differs from this policy's {self.get_config()!r}"
+            )
+        if not isinstance(state_dict["state"], dict):
+            raise ValueError(f"state_dict['state'] must be a dict, got {state_dict['state']!r}")
+        self._set_state(state_dict["state"])
+
+
+class Schedule(Policy):
+    """A fixed-shape policy: the hyperparameters are a pure function ``at(t)`` of the clock.
+
+    ``t`` starts at 0; ``lr`` is ``at(0).lr`` before the first ``step``, and after ``k``
+    steps ``step`` has returned ``at(k)``. Past ``horizon`` the value holds.
+    Subclasses validate and store their arguments, then call ``super().__init__()``.
+    """
+
+    t: int
+
+    def __init__(self) -> None:
+        self.t = 0
+        self._hyper = self.at(0)
+
+    @abstractmethod
+    def at(self, t: int) -> Hyper:
+        """The hyperparameters at clock ``t`` (an integer >= 0)."""
+
+    @property
+    def horizon(self) -> int | None:
+        """The step after which ``at`` is constant, or ``None`` for an unending shape."""
+        return None
+
+    def step(self, metric: float | None = None) -> Hyper:
+        """Advance the clock and return ``at(t)``. A metric, if given, is ignored."""
+        t = self.t + 1
+        self.t = t
+        h = self._hyper = self.at(t)
+        return h
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"t": self.t}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        expect_keys("state", state, required={"t"})
+        t = state["t"]
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"state['t'] must be an integer >= 0, got {t!r}")
+        self.t = t
+        self._hyper = self.at(t)
+
+
+def expect_keys(
+    what: str, d: Any, *, required: set[str], optional: frozenset[str] = frozenset()
+) -> None:
+    """Raise ``ValueError`` unless ``d`` is a dict with exactly these keys."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} must be a dict, got {type(d).__name__}: {d!r}")
+    keys = set(d)
+    missing = required - keys
+    extra = keys - required - optional
+    if missing:
+        raise ValueError(f"{what} is missing key(s) {sorted(missing)}")
+    if extra:
+        raise ValueError(f"{what} has unknown key(s) {sorted(map(str, extra))}")
+
+
+def _jsonish(value: Any) -> Any:
+    """Normalise tuples to lists, so configs compare as they would after a JSON round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonish(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonish(v) for k, v in value.items()}
+    return value
