@@ -3,19 +3,39 @@
 Pure Python, standard library only. See README.md for the AccelAT semantics.
 """
 
+from accelat_core.compose import Join, Warmup
 from accelat_core.config import from_config, policy_names
+from accelat_core.finder import RangeTest, Suggestion, suggest
 from accelat_core.hyper import Hyper
+from accelat_core.policies.accelat import AccelAT, AccelATState, Decision
 from accelat_core.policies.constant import Constant
+from accelat_core.policies.cyclical import Cyclical
+from accelat_core.policies.exponential_decay import ExponentialDecay
+from accelat_core.policies.linear_decay import LinearDecay
+from accelat_core.policies.one_cycle import OneCycle
+from accelat_core.policies.step_decay import StepDecay
+from accelat_core.policies.warm_restarts import WarmRestarts
 from accelat_core.policy import Policy, Schedule
 
-# fixed-shape policies (owned by the fixed-shape work)
-# metric-driven policies, composition and finder (owned by the metric work)
-
 __all__ = [
+    "AccelAT",
+    "AccelATState",
     "Constant",
+    "Cyclical",
+    "Decision",
+    "ExponentialDecay",
     "Hyper",
+    "Join",
+    "LinearDecay",
+    "OneCycle",
     "Policy",
+    "RangeTest",
     "Schedule",
+    "StepDecay",
+    "Suggestion",
+    "WarmRestarts",
+    "Warmup",
     "from_config",
     "policy_names",
+    "suggest",
 ]

@@ -23,7 +23,10 @@ def real(
     """Return ``value`` as a finite float within the given bounds, or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float range
+        v = math.inf
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (

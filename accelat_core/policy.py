@@ -21,6 +21,9 @@ from accelat_core.hyper import Hyper
 
 #: Version of the ``state_dict`` layout. ``load_state_dict`` refuses newer versions.
 STATE_FORMAT = 1
+#: Largest clock a state may carry: beyond 2**53 an int no longer converts to float exactly,
+#: and closed forms such as ``rate ** t`` overflow.
+MAX_T = 2**53
 
 
 class Policy(ABC):
@@ -98,9 +101,7 @@ class Policy(ABC):
         The saved config must equal this policy's config: loading AccelAT state into a
         OneCycle, or a OneCycle of another length, is refused rather than half-applied.
         """
-        expect_keys(
-            "state_dict", state_dict, required={"format", "policy", "config", "state"}
-        )
+        expect_keys("state_dict", state_dict, required={"format", "policy", "config", "state"})
         fmt = state_dict["format"]
         if isinstance(fmt, bool) or not isinstance(fmt, int) or not 1 <= fmt <= STATE_FORMAT:
             raise ValueError(
@@ -157,8 +158,8 @@ class Schedule(Policy):
     def _set_state(self, state: dict[str, Any]) -> None:
         expect_keys("state", state, required={"t"})
         t = state["t"]
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"state['t'] must be an integer >= 0, got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_T:
+            raise ValueError(f"state['t'] must be an integer in [0, 2**53], got {t!r}")
         self.t = t
         self._hyper = self.at(t)
 

@@ -1,0 +1,264 @@
+"""Learning-rate range test: the schedule that drives it and the rules that read its curve.
+
+A range test trains for a few hundred batches while the lr grows from ``start_lr`` to
+``end_lr`` (:class:`RangeTest`), records one loss per batch, and :func:`suggest` turns
+the ``(lr, loss)`` lists into an lr range. Frameworks run the test (``accelat_torch``,
+``accelat_keras``); this module only sees plain lists.
+
+>>> lrs = [RangeTest(1e-4, 1.0, 9).at(t).lr for t in range(9)]
+>>> losses = [2.0, 2.0, 1.9, 1.5, 1.0, 0.6, 0.5, 0.9, 3.0]
+>>> s = suggest(lrs, losses, method="minimum", smooth=0.0)
+>>> round(s.lr_max, 12), s.index
+(0.01, 6)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from accelat_core._validate import choice, integer, positive, real
+from accelat_core.config import register
+from accelat_core.hyper import Hyper
+from accelat_core.policy import Schedule
+
+METHODS = ("paper", "steepest", "minimum", "valley")
+
+#: Fewer usable points than this (after cutting at NaN/inf or divergence) is an error.
+MIN_POINTS = 5
+#: The test has diverged once the smoothed loss exceeds this multiple of its best so far.
+DIVERGENCE = 4.0
+#: "paper": the loss has started to fall once it dropped by this fraction of its total drop.
+ONSET_FRACTION = 0.1
+
+
+@register
+class RangeTest(Schedule):
+    r"""The lr of a range test, per batch: exponential or linear from ``start_lr`` to ``end_lr``.
+
+    .. math::
+        lr(t) = \text{start} \cdot (\text{end}/\text{start})^{t/(n-1)} \quad \text{(exp)}, \qquad
+        lr(t) = \text{start} + (\text{end} - \text{start})\, t/(n-1) \quad \text{(linear)}
+
+    for :math:`0 \le t < n` = ``num_steps``, then held at ``end_lr`` (``horizon = n - 1``).
+
+    >>> [round(RangeTest(1e-3, 1.0, 4).at(t).lr, 12) for t in range(5)]
+    [0.001, 0.01, 0.1, 1.0, 1.0]
+    """
+
+    def __init__(self, start_lr: float, end_lr: float, num_steps: int, mode: str = "exp") -> None:
+        self._start_lr = positive("start_lr", start_lr)
+        self._end_lr = positive("end_lr", end_lr)
+        if self._end_lr <= self._start_lr:
+            raise ValueError(
+                f"end_lr must be > start_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}"
+            )
+        self._num_steps = integer("num_steps", num_steps, lo=2)
+        self._mode = choice("mode", mode, ("exp", "linear"))
+        self._last = self._num_steps - 1
+        self._ratio = self._end_lr / self._start_lr
+        self._end = Hyper(self._end_lr, None)
+        super().__init__()
+
+    def at(self, t: int) -> Hyper:
+        if t >= self._last:
+            return self._end
+        f = t / self._last
+        if self._mode == "exp":
+            return Hyper(self._start_lr * self._ratio**f, None)
+        return Hyper(self._start_lr + (self._end_lr - self._start_lr) * f, None)
+
+    @property
+    def horizon(self) -> int:
+        return self._last
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "start_lr": self._start_lr,
+            "end_lr": self._end_lr,
+            "num_steps": self._num_steps,
+            "mode": self._mode,
+        }
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What :func:`suggest` found.
+
+    ``index`` is the point ``lr_max`` was read from (``lr_max`` may be that lr / 10),
+    ``min_index`` the point ``lr_min`` was read from (``None`` when ``lr_min`` is
+    ``lr_max / 10``), ``smoothed`` the debiased smoothed losses of the usable points
+    (``len(smoothed)`` points were used; the rest were cut).
+    """
+
+    lr_max: float
+    lr_min: float
+    method: str
+    index: int
+    min_index: int | None
+    smoothed: tuple[float, ...]
+
+
+def smooth_losses(losses: Sequence[float], smooth: float) -> list[float]:
+    r"""Debiased exponential moving average (fastai's ``smooth_loss``).
+
+    :math:`m_i = \beta m_{i-1} + (1 - \beta) x_i` with :math:`m_{-1} = 0`, and the
+    smoothed value :math:`m_i / (1 - \beta^{i+1})`. ``smooth = 0`` returns the losses.
+    """
+    avg = 0.0
+    out = []
+    for i, x in enumerate(losses):
+        avg = smooth * avg + (1.0 - smooth) * x
+        out.append(avg / (1.0 - smooth ** (i + 1)))
+    return out
+
+
+def suggest(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    method: str = "paper",
+    smooth: float = 0.98,
+) -> Suggestion:
+    r"""Suggest ``(lr_max, lr_min)`` from a range test's per-batch lrs and losses.
+
+    The losses are smoothed (:func:`smooth_losses`) and cut before the first NaN/inf loss
+    and before the first point where the smoothed loss exceeds ``4 x`` its best so far
+    (divergence; only checked while the best is positive). At least ``5`` points must
+    remain. Then, with :math:`s` the smoothed losses and :math:`i^*` their argmin (the
+    first one on ties):
+
+    - ``"paper"`` (AccelAT): ``lr_max = lrs[i*] / 10``, one order of magnitude below the
+      minimum; ``lr_min`` is where the loss starts to fall from its initial plateau: the
+      first lr at which :math:`s_0 - s_i > 0.1\,(s_0 - s_{i^*})` (the loss has covered 10 %
+      of its total drop), capped at ``lr_max``. Raises if the loss never falls.
+    - ``"minimum"`` (fastai): ``lr_max = lrs[i*] / 10``, ``lr_min = lr_max / 10``.
+    - ``"steepest"``: ``lr_max`` is the lr of the most negative slope
+      :math:`ds/d\log(lr)` (second-order central differences inside, one-sided at the
+      ends, like ``numpy.gradient``), ``lr_min = lr_max / 10``.
+    - ``"valley"`` (fastai): the longest strictly decreasing subsequence ("valley") of
+      :math:`s`; with its bounds ``start, end`` computed as fastai does,
+      ``lr_max = lrs[start + int(d) + int(d / 2)]`` where ``d = (end - start) / 3``
+      (index clamped at 0, where fastai's would wrap round to the last point);
+      ``lr_min = lrs[min(start + 1, index)]`` (the valley's first point when it is
+      contiguous, and never past ``lr_max``'s point).
+
+    ``lrs`` must be positive, finite and strictly increasing, and as long as ``losses``.
+
+    >>> lrs = [10 ** (k / 2 - 6) for k in range(11)]  # 1e-6 .. 1e-1
+    >>> losses = [1.0, 1.0, 1.0, 0.8, 0.5, 0.3, 0.2, 0.1, 0.3, 0.9, 5.0]
+    >>> s = suggest(lrs, losses, method="paper", smooth=0.0)
+    >>> s.index, s.min_index, s.lr_max == lrs[7] / 10, s.lr_min == lrs[3]
+    (7, 3, True, True)
+    """
+    choice("method", method, METHODS)
+    beta = real("smooth", smooth, lo=0.0, hi=1.0, hi_open=True)
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
+        raise TypeError(f"lrs must be a sequence of numbers, got {type(lrs).__name__}")
+    if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
+        raise TypeError(f"losses must be a sequence of numbers, got {type(losses).__name__}")
+    if len(lrs) != len(losses):
+        raise ValueError(
+            f"lrs and losses must have the same length, got {len(lrs)} and {len(losses)}"
+        )
+    xs = [positive(f"lrs[{i}]", v) for i, v in enumerate(lrs)]
+    for i in range(1, len(xs)):
+        if xs[i] <= xs[i - 1]:
+            raise ValueError(
+                f"lrs must be strictly increasing, got lrs[{i - 1}]={xs[i - 1]!r} >= "
+                f"lrs[{i}]={xs[i]!r}"
+            )
+    ys = []
+    for i, v in enumerate(losses):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"losses[{i}] must be a real number, got {v!r}")
+        ys.append(float(v))
+
+    smoothed = _cut(xs, ys, beta)
+    n = len(smoothed)
+    if n < MIN_POINTS:
+        raise ValueError(
+            f"suggest needs at least {MIN_POINTS} usable points, got {n} of {len(ys)} "
+            "(the losses are cut before the first NaN/inf and where the smoothed loss "
+            f"exceeds {DIVERGENCE:g}x its best); run the range test longer or from a lower "
+            "start_lr"
+        )
+    xs = xs[:n]
+    best = min(range(n), key=smoothed.__getitem__)
+
+    if method == "minimum":
+        lr_max = xs[best] / 10
+        return Suggestion(lr_max, lr_max / 10, method, best, None, tuple(smoothed))
+
+    if method == "paper":
+        drop = smoothed[0] - smoothed[best]
+        if not drop > 0:
+            raise ValueError(
+                "the smoothed loss never falls below its first value; start the range test "
+                "at a lower start_lr"
+            )
+        onset = next(i for i in range(n) if smoothed[0] - smoothed[i] > ONSET_FRACTION * drop)
+        lr_max = xs[best] / 10
+        return Suggestion(lr_max, min(xs[onset], lr_max), method, best, onset, tuple(smoothed))
+
+    if method == "steepest":
+        slopes = _gradient([math.log(x) for x in xs], smoothed)
+        steep = min(range(n), key=slopes.__getitem__)
+        lr_max = xs[steep]
+        return Suggestion(lr_max, lr_max / 10, method, steep, None, tuple(smoothed))
+
+    start, end = _longest_valley(smoothed)
+    third = (end - start) / 3
+    # fastai's formula gives -1 for a valley of one or two points at the very start (and
+    # then reads the last lr); take the first point instead.
+    idx = max(start + int(third) + int(third / 2), 0)
+    first = min(start + 1, idx)
+    return Suggestion(xs[idx], xs[first], method, idx, first, tuple(smoothed))
+
+
+def _cut(lrs: list[float], losses: list[float], beta: float) -> list[float]:
+    """The smoothed losses up to (not including) the first NaN/inf or divergent point."""
+    end = next((i for i, y in enumerate(losses) if not math.isfinite(y)), len(losses))
+    smoothed = smooth_losses(losses[:end], beta)
+    best = math.inf
+    for i, s in enumerate(smoothed):
+        if not math.isfinite(s) or (0 < best < math.inf and s > DIVERGENCE * best):
+            return smoothed[:i]
+        best = min(best, s)
+    return smoothed
+
+
+def _gradient(x: list[float], y: list[float]) -> list[float]:
+    """dy/dx like ``numpy.gradient(y, x)``: second-order inside, first-order at the ends."""
+    n = len(y)
+    g = [(y[1] - y[0]) / (x[1] - x[0])]
+    for i in range(1, n - 1):
+        hd = x[i] - x[i - 1]
+        hs = x[i + 1] - x[i]
+        g.append(
+            (hd * hd * y[i + 1] - hs * hs * y[i - 1] + (hs * hs - hd * hd) * y[i])
+            / (hs * hd * (hd + hs))
+        )
+    g.append((y[-1] - y[-2]) / (x[-1] - x[-2]))
+    return g
+
+
+def _longest_valley(losses: list[float]) -> tuple[int, int]:
+    """fastai's ``valley`` bounds: ``(end - length, end)`` of the longest decreasing run.
+
+    ``lds[i]`` is the length of the longest strictly decreasing subsequence ending at
+    ``i``; as in fastai, ``start = end - lds[end]`` is one before the valley's first
+    point (and can be -1).
+    """
+    n = len(losses)
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    return max_start, max_end

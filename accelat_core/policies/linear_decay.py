@@ -1,0 +1,51 @@
+"""Linear interpolation between two learning rates over a fixed number of steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accelat_core._validate import integer, positive
+from accelat_core.config import register
+from accelat_core.hyper import Hyper
+from accelat_core.policy import Schedule
+
+# ``tuple.__new__(Hyper, (lr, m))`` skips NamedTuple's Python-level ``__new__``: ~130 ns
+# instead of ~220 ns here, on a per-step path whose budget is 1 us.
+_new_hyper = tuple.__new__
+
+
+@register
+class LinearDecay(Schedule):
+    """``lr(t) = lr_start + (lr_end - lr_start) * min(t, total_steps) / total_steps``.
+
+    ``t`` counts steps of the caller's clock; the value holds at ``lr_end`` from
+    ``t = total_steps`` on. ``lr_end`` may exceed ``lr_start`` (a linear ramp up). Both
+    must be > 0: only :class:`WarmRestarts` may emit a zero learning rate.
+
+    >>> LinearDecay(0.1, 0.01, total_steps=10).at(5).lr
+    0.055
+    """
+
+    def __init__(self, lr_start: float, lr_end: float, total_steps: int) -> None:
+        self._lr_start = positive("lr_start", lr_start)
+        self._lr_end = positive("lr_end", lr_end)
+        self._total_steps = integer("total_steps", total_steps, lo=1)
+        self._slope = (self._lr_end - self._lr_start) / self._total_steps
+        self._end = Hyper(self._lr_end, None)
+        super().__init__()
+
+    def at(self, t: int) -> Hyper:
+        if t >= self._total_steps:
+            return self._end
+        return _new_hyper(Hyper, (self._lr_start + self._slope * t, None))
+
+    @property
+    def horizon(self) -> int:
+        return self._total_steps
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "lr_start": self._lr_start,
+            "lr_end": self._lr_end,
+            "total_steps": self._total_steps,
+        }

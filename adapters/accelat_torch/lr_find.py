@@ -1,0 +1,155 @@
+"""The learning-rate range test on a torch model, leaving model and optimizer untouched.
+
+:func:`lr_find` trains for up to ``num_steps`` batches while ``accelat_core.RangeTest``
+raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch, stops
+when the loss diverges, restores the model and optimizer exactly, and returns
+``accelat_core.suggest``'s reading of the curve.
+
+>>> result = lr_find(model, optimizer, torch.nn.functional.cross_entropy, loader)  # doctest: +SKIP
+>>> result.suggestion.lr_max, result.suggestion.lr_min  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from accelat_core.finder import DIVERGENCE, RangeTest, Suggestion, suggest
+from accelat_torch.scheduler import PolicyScheduler
+
+BatchLoss = Callable[[nn.Module, Any], Tensor]
+
+
+@dataclass
+class LRFindResult:
+    """What :func:`lr_find` measured: the per-batch ``lrs`` and raw ``losses``, and the
+    core's ``suggestion`` (with ``lr_max``, ``lr_min``, ``method``)."""
+
+    suggestion: Suggestion
+    lrs: list[float]
+    losses: list[float]
+
+    def plot(self, path: str | Path) -> Path:
+        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        try:
+            ax.plot(self.lrs, self.losses, label="loss")
+            ax.set_xscale("log")
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("training loss")
+            for name, style in (("lr_max", "--"), ("lr_min", ":")):
+                value = getattr(self.suggestion, name, None)
+                if value is not None:
+                    ax.axvline(value, linestyle=style, color="C3", label=f"{name} = {value:.3g}")
+            ax.legend()
+            path = Path(path)
+            fig.savefig(path, dpi=100)
+        finally:
+            plt.close(fig)
+        return path
+
+
+def lr_find(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None,
+    loader: Iterable[Any],
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    *,
+    mode: str = "exp",
+    batch_loss: BatchLoss | None = None,
+    method: str = "paper",
+    smooth: float = 0.98,
+) -> LRFindResult:
+    """Run the lr range test and return the suggested lr range.
+
+    Each of up to ``num_steps`` batches: ``loss = batch_loss(model, batch)``, backward,
+    ``optimizer.step()``, then the lr moves one step along ``RangeTest(start_lr, end_lr,
+    num_steps, mode)``. ``loader`` is any iterable of batches, cycled when shorter than
+    ``num_steps``. The default ``batch_loss`` unpacks ``(inputs, targets)`` and returns
+    ``loss_fn(model(inputs), targets)`` on the model's device; pass your own to test on
+    another loss (an adversarial one, say) and then ``loss_fn`` may be ``None``.
+
+    The test stops early once the loss is NaN/inf or its debiased exponential average
+    (factor ``smooth``) exceeds 4 times the best average so far (while that is positive):
+    the same cut :func:`accelat_core.suggest` applies to the curve.
+    Param groups keep their lr ratios (see :class:`PolicyScheduler`); the recorded lr is
+    the first group's. Momentum is not touched. Afterwards every parameter, buffer and
+    optimizer state tensor, the param groups' values and the model's train/eval mode are
+    restored exactly.
+    """
+    if batch_loss is None:
+        if loss_fn is None:
+            raise ValueError("lr_find needs loss_fn, or a batch_loss(model, batch) -> loss")
+        batch_loss = _default_batch_loss(loss_fn)
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
+
+    policy = RangeTest(start_lr, end_lr, num_steps, mode)
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    was_training = model.training
+    lrs: list[float] = []
+    losses: list[float] = []
+    try:
+        scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
+        model.train()
+        batches = _cycle(loader)
+        average, best = 0.0, math.inf
+        for i in range(num_steps):
+            lr = policy.lr
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(model, next(batches))
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                break
+            loss.backward()
+            optimizer.step()
+            lrs.append(lr)
+            losses.append(value)
+            average = smooth * average + (1 - smooth) * value
+            smoothed = average / (1 - smooth ** (i + 1))
+            if 0 < best < math.inf and smoothed > DIVERGENCE * best:
+                break
+            best = min(best, smoothed)
+            scheduler.step()
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_optimizer)
+        model.train(was_training)
+    return LRFindResult(suggest(lrs, losses, method=method, smooth=smooth), lrs, losses)
+
+
+def _default_batch_loss(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> BatchLoss:
+    def batch_loss(model: nn.Module, batch: Any) -> Tensor:
+        inputs, targets = batch
+        device = next(model.parameters()).device
+        return loss_fn(model(inputs.to(device)), targets.to(device))
+
+    return batch_loss
+
+
+def _cycle(loader: Iterable[Any]) -> Any:
+    """Batches from ``loader`` forever, re-iterating it (not caching) when it ends."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("lr_find's loader yielded no batches")

@@ -1,0 +1,127 @@
+"""Hypothesis strategies for the metric-driven policy (AccelAT) and the composites."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hypothesis import strategies as st
+from strategies_fixed import BOUNDS_SLACK, fixed_policies, fixed_policy_bounds
+
+from accelat_core import AccelAT, Join, Policy, RangeTest, Warmup
+
+# Round numbers make exact ties with min_gain (and so the >= / < edge) likely.
+_grid_metric = st.integers(-64, 64).map(lambda k: k / 32)
+_any_metric = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+def metric_histories(min_size: int = 0, max_size: int = 60) -> st.SearchStrategy[list[float]]:
+    """Evaluation curves: plateaus on a coarse grid, or arbitrary finite floats."""
+    return st.one_of(
+        st.lists(_grid_metric, min_size=min_size, max_size=max_size),
+        st.lists(_any_metric, min_size=min_size, max_size=max_size),
+    )
+
+
+@st.composite
+def accelat_configs(draw: st.DrawFn) -> dict:
+    """Keyword arguments of a random valid AccelAT."""
+    lr_max = draw(st.floats(1e-6, 10.0))
+    return {
+        "lr_max": lr_max,
+        "lr_min": lr_max * draw(st.sampled_from([1.0, 0.5, 0.1, 1e-3])),
+        "min_gain": draw(st.sampled_from([0.0, 1 / 32, 0.25, -0.5])),
+        "factor": draw(st.sampled_from([0.1, 0.5, 0.8, 0.999])),
+        "window": draw(st.integers(1, 6)),
+        "cooldown": draw(st.none() | st.integers(0, 6)),
+        "warmup": draw(st.none() | st.integers(0, 10)),
+        "mode": draw(st.sampled_from(["max", "min"])),
+        "gain": draw(st.sampled_from(["endpoint", "windows", "slope"])),
+        "stop_patience": draw(st.none() | st.integers(1, 3)),
+        "nan_policy": draw(st.sampled_from(["raise", "skip"])),
+    }
+
+
+def accelat_policies() -> st.SearchStrategy[AccelAT]:
+    """Freshly built random valid AccelAT policies."""
+    return accelat_configs().map(lambda c: AccelAT(**c))
+
+
+# -- every policy, with the envelope its values must stay in -------------------------------
+
+
+class Envelope(NamedTuple):
+    """Inclusive lr bounds; ``momentum`` is the range any driven momentum lies in (``None``
+    when no part drives it) and ``momentum_none`` whether ``None`` may be emitted."""
+
+    lr_lo: float
+    lr_hi: float
+    momentum: tuple[float, float] | None
+    momentum_none: bool
+
+
+def envelope(policy: Policy) -> Envelope:
+    """The envelope of ``policy``'s values, from its config (and its children's)."""
+    if isinstance(policy, AccelAT):
+        c = policy.get_config()
+        return Envelope(c["lr_min"], c["lr_max"], None, True)
+    if isinstance(policy, RangeTest):
+        c = policy.get_config()
+        lo, hi = c["start_lr"], c["end_lr"]
+        return Envelope(lo * (1 - BOUNDS_SLACK), hi * (1 + BOUNDS_SLACK), None, True)
+    if isinstance(policy, Warmup):
+        inner = envelope(policy.inner)
+        return _union([inner, Envelope(policy.start_lr, policy.start_lr, None, False)])
+    if isinstance(policy, Join):
+        return _union([envelope(p) for p in policy.policies])
+    b = fixed_policy_bounds(policy)
+    return Envelope(b.lr_lo, b.lr_hi, b.momentum, b.momentum is None)
+
+
+def _union(parts: list[Envelope]) -> Envelope:
+    momenta = [p.momentum for p in parts if p.momentum is not None]
+    return Envelope(
+        min(p.lr_lo for p in parts),
+        max(p.lr_hi for p in parts),
+        (min(m[0] for m in momenta), max(m[1] for m in momenta)) if momenta else None,
+        any(p.momentum_none for p in parts),
+    )
+
+
+def range_tests() -> st.SearchStrategy[RangeTest]:
+    return st.builds(
+        RangeTest,
+        start_lr=st.floats(1e-7, 1e-3),
+        end_lr=st.floats(1e-2, 10.0),
+        num_steps=st.integers(2, 300),
+        mode=st.sampled_from(["exp", "linear"]),
+    )
+
+
+def warmups(inner: st.SearchStrategy[Policy]) -> st.SearchStrategy[Warmup]:
+    return st.builds(
+        Warmup,
+        inner,
+        steps=st.integers(0, 40),
+        start_lr=st.just(0.0) | st.floats(1e-7, 10.0),
+    )
+
+
+@st.composite
+def joins(draw: st.DrawFn, children: st.SearchStrategy[Policy]) -> Join:
+    policies = draw(st.lists(children, min_size=1, max_size=3))
+    lengths = draw(
+        st.lists(st.integers(1, 60), min_size=len(policies) - 1, max_size=len(policies) - 1)
+    )
+    return Join(list(zip(policies, [*lengths, None], strict=True)))
+
+
+def base_policies() -> st.SearchStrategy[Policy]:
+    """Every leaf policy: fixed shapes, range tests and AccelAT."""
+    return st.one_of(fixed_policies(), range_tests(), accelat_policies())
+
+
+def all_policies() -> st.SearchStrategy[Policy]:
+    """Every policy kind: the leaves, and Warmup / Join of them (nested one level)."""
+    base = base_policies()
+    composed = st.one_of(warmups(base), joins(base))
+    return st.one_of(base, composed, warmups(composed), joins(st.one_of(base, composed)))

@@ -1,0 +1,275 @@
+"""Warmup and Join: ramp values, phase boundaries, metric routing, configs and states."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accelat_core import (
+    AccelAT,
+    Constant,
+    Cyclical,
+    Hyper,
+    Join,
+    OneCycle,
+    RangeTest,
+    Schedule,
+    Warmup,
+    from_config,
+)
+
+ACCELAT = {"lr_max": 1.0, "lr_min": 0.01, "min_gain": 0.1, "factor": 0.5, "window": 2}
+
+
+def accelat(**overrides) -> AccelAT:
+    return AccelAT(**{**ACCELAT, **overrides})
+
+
+def roundtrip(policy):
+    """A fresh policy from the JSON config, with the JSON state loaded into it."""
+    fresh = from_config(json.loads(json.dumps(policy.to_config())))
+    fresh.load_state_dict(json.loads(json.dumps(policy.state_dict())))
+    return fresh
+
+
+# -- Warmup ---------------------------------------------------------------------------
+
+
+def test_warmup_ramps_linearly_from_start_lr_to_the_inner_initial_lr() -> None:
+    w = Warmup(Constant(0.75), steps=4, start_lr=0.25)
+    assert [w.at(t).lr for t in range(7)] == [0.25, 0.375, 0.5, 0.625, 0.75, 0.75, 0.75]
+    assert [w.step().lr for _ in range(6)] == [0.375, 0.5, 0.625, 0.75, 0.75, 0.75]
+
+
+def test_warmup_then_runs_the_inner_schedule_from_its_own_t0() -> None:
+    inner = RangeTest(1e-3, 1.0, 10)
+    w = Warmup(inner, steps=3)
+    assert w.at(0) == Hyper(0.0, None)
+    for t in range(3, 20):
+        assert w.at(t) == inner.at(t - 3)
+    assert w.horizon == 3 + 9
+
+
+def test_warmup_momentum_is_the_inner_initial_momentum() -> None:
+    inner = OneCycle(0.1, total_steps=100)
+    w = Warmup(inner, steps=5, start_lr=0.0)
+    assert [w.at(t).momentum for t in range(5)] == [inner.at(0).momentum] * 5
+    assert w.at(5) == inner.at(0)
+    assert w.at(50) == inner.at(45)
+
+
+def test_warmup_of_zero_steps_is_the_inner_policy() -> None:
+    inner = OneCycle(0.1, total_steps=20)
+    w = Warmup(inner, steps=0)
+    assert [w.at(t) for t in range(25)] == [inner.at(t) for t in range(25)]
+
+
+def test_warmup_is_a_schedule_exactly_when_the_inner_is() -> None:
+    assert isinstance(Warmup(Constant(0.1), 3), Schedule)
+    assert not Warmup(Constant(0.1), 3).needs_metric
+    w = Warmup(accelat(), 3)
+    assert not isinstance(w, Schedule)
+    assert w.needs_metric
+    assert type(w).__name__ == type(Warmup(Constant(0.1), 3)).__name__ == "Warmup"
+
+
+def test_warmup_does_not_feed_warmup_metrics_to_a_metric_driven_inner() -> None:
+    metrics = [0.0, 1.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    w = Warmup(accelat(), steps=3, start_lr=0.25)
+    lrs = [w.step(m).lr for m in metrics]
+    alone = accelat()
+    # calls 1..3 reach t = 1..3 (ramp, then the inner's initial lr); call 4 is the inner's
+    # first evaluation.
+    assert lrs == [0.5, 0.75, 1.0] + [alone.step(m).lr for m in metrics[3:]]
+    assert w.inner.evaluations == len(metrics) - 3
+
+
+def test_warmup_should_stop_follows_the_inner_after_the_warmup() -> None:
+    w = Warmup(accelat(lr_min=0.5, stop_patience=1), steps=2)
+    stops = [(w.step(0.0), w.should_stop)[1] for _ in range(20)]
+    # inner: cut to lr_min at its evaluation 3, the no-gain decision at 5 stops it;
+    # its evaluation e is warmup call e + 3.
+    assert stops.index(True) == 5 + 2
+    assert all(stops[7:])
+
+
+def test_warmup_config_nests_the_inner_config_under_inner() -> None:
+    w = Warmup(Constant(0.1), steps=3, start_lr=0.01)
+    assert w.to_config() == {
+        "policy": "Warmup",
+        "inner": {"policy": "Constant", "lr": 0.1},
+        "steps": 3,
+        "start_lr": 0.01,
+    }
+    assert from_config(w.to_config()).at(2) == w.at(2)
+
+
+def test_warmup_resume_mid_ramp_and_after_gives_identical_trajectory() -> None:
+    metrics = [0.1 * (i % 5) for i in range(30)]
+    for split in (1, 3, 4, 12):
+        whole = Warmup(accelat(), steps=4)
+        expected = [whole.step(m).lr for m in metrics]
+        first = Warmup(accelat(), steps=4)
+        head = [first.step(m).lr for m in metrics[:split]]
+        resumed = roundtrip(first)
+        assert head + [resumed.step(m).lr for m in metrics[split:]] == expected
+
+
+def test_warmup_state_claiming_a_stepped_inner_during_the_ramp_is_rejected() -> None:
+    w = Warmup(accelat(), steps=4)
+    w.step(0.0)
+    state = w.state_dict()
+    stepped = accelat()
+    stepped.step(0.0)
+    state["state"]["inner"] = stepped.state_dict()
+    with pytest.raises(ValueError, match="initial state"):
+        Warmup(accelat(), steps=4).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"inner": 0.1, "steps": 3}, TypeError, "inner must be a Policy or a policy config"),
+        ({"inner": Constant(0.1), "steps": -1}, ValueError, "steps must be an integer >= 0"),
+        ({"inner": Constant(0.1), "steps": 1.5}, TypeError, "steps must be an integer"),
+        ({"inner": Constant(0.1), "steps": 3, "start_lr": -0.1}, ValueError, "start_lr"),
+        ({"inner": {"policy": "Nope"}, "steps": 3}, ValueError, "unknown policy 'Nope'"),
+    ],
+)
+def test_warmup_bad_arguments_are_named(kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        Warmup(**kwargs)
+
+
+def test_composites_refuse_an_already_stepped_child() -> None:
+    stepped = accelat()
+    stepped.step(0.5)
+    with pytest.raises(ValueError, match="inner must be a freshly built policy"):
+        Warmup(stepped, 3)
+    ramp = RangeTest(1e-3, 1.0, 10)
+    ramp.step()
+    with pytest.raises(ValueError, match=r"phases\[1\]\[0\] must be a freshly built policy"):
+        Join([(Constant(0.1), 2), (ramp, None)])
+
+
+# -- Join -----------------------------------------------------------------------------
+
+
+def test_join_switches_at_the_boundaries_and_restarts_each_child_clock() -> None:
+    ramp = RangeTest(1e-3, 1.0, 4)
+    j = Join([(Constant(0.5), 2), (ramp, 3), (Constant(0.25), None)])
+    expected = [0.5, 0.5, ramp.at(0).lr, ramp.at(1).lr, ramp.at(2).lr, 0.25, 0.25]
+    assert [j.at(t).lr for t in range(7)] == expected
+    assert [j.step().lr for _ in range(6)] == expected[1:]
+    assert isinstance(j, Schedule)
+    assert j.horizon == 5
+
+
+def test_join_horizon_is_none_when_the_last_shape_never_settles() -> None:
+    cyclical = Cyclical(0.01, 0.1, step_size_up=3)
+    assert cyclical.horizon is None
+    assert Join([(Constant(0.1), 2), (cyclical, None)]).horizon is None
+
+
+def test_join_routes_metrics_only_to_the_active_metric_driven_child() -> None:
+    metrics = [9.0, 9.0, 9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    j = Join([(Constant(0.5), 3), (accelat(), None)])
+    assert j.needs_metric
+    assert not isinstance(j, Schedule)
+    lrs = [j.step(m).lr for m in metrics]
+    alone = accelat()
+    # t = 1, 2: Constant; t = 3: AccelAT's initial lr (that call's metric measured the
+    # Constant phase and is dropped); from t = 4 AccelAT sees each metric.
+    assert lrs == [0.5, 0.5, 1.0] + [alone.step(m).lr for m in metrics[3:]]
+    assert j.policies[1].evaluations == len(metrics) - 3
+
+
+def test_join_should_stop_is_the_active_childs() -> None:
+    j = Join([(accelat(lr_min=0.5, stop_patience=1), 8), (Constant(0.1), None)])
+    stops = [(j.step(0.0), j.should_stop)[1] for _ in range(10)]
+    # child: lr_min at evaluation 3, stop after the decision at 5 (call 6); phase 2 at t=8.
+    assert stops == [False] * 5 + [True] * 2 + [False] * 3
+
+
+def test_join_config_holds_children_configs_and_lengths() -> None:
+    j = Join([(Constant(0.1), 2), (Warmup(Constant(0.2), 1), None)])
+    config = j.to_config()
+    assert config == {
+        "policy": "Join",
+        "phases": [
+            [{"policy": "Constant", "lr": 0.1}, 2],
+            [
+                {
+                    "policy": "Warmup",
+                    "inner": {"policy": "Constant", "lr": 0.2},
+                    "steps": 1,
+                    "start_lr": 0.0,
+                },
+                None,
+            ],
+        ],
+    }
+    rebuilt = from_config(json.loads(json.dumps(config)))
+    assert isinstance(rebuilt, Schedule)
+    assert [rebuilt.at(t) for t in range(6)] == [j.at(t) for t in range(6)]
+
+
+def test_join_resume_across_a_phase_boundary_gives_identical_trajectory() -> None:
+    metrics = [0.3 * ((i * 7) % 4) for i in range(40)]
+
+    def build() -> Join:
+        return Join([(accelat(), 10), (Constant(0.2), 3), (accelat(window=1), None)])
+
+    whole = build()
+    expected = [whole.step(m).lr for m in metrics]
+    for split in (0, 5, 10, 11, 13, 14, 30):
+        first = build()
+        head = [first.step(m).lr for m in metrics[:split]]
+        resumed = roundtrip(first)
+        assert head + [resumed.step(m).lr for m in metrics[split:]] == expected
+
+
+def test_join_state_with_a_future_phase_already_stepped_is_rejected() -> None:
+    j = Join([(accelat(), 10), (accelat(), None)])
+    j.step(0.1)
+    state = j.state_dict()
+    stepped = accelat()
+    stepped.step(0.1)
+    state["state"]["phases"][1] = stepped.state_dict()
+    with pytest.raises(ValueError, match=r"phases'\]\[1\] must be that phase's initial state"):
+        Join([(accelat(), 10), (accelat(), None)]).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("phases", "error", "message"),
+    [
+        ([], ValueError, "phases must be a non-empty list"),
+        ("abc", ValueError, "phases must be a non-empty list"),
+        ([(Constant(0.1), 3)], ValueError, r"phases\[0\]\[1\] \(the last phase's steps\) must be"),
+        ([(Constant(0.1), 0), (Constant(0.1), None)], ValueError, r"phases\[0\]\[1\] must be"),
+        ([(Constant(0.1), None), (Constant(0.1), None)], TypeError, r"phases\[0\]\[1\] must be"),
+        ([(Constant(0.1),)], ValueError, r"phases\[0\] must be a \(policy, steps\) pair"),
+        ([("Constant", None)], TypeError, r"phases\[0\]\[0\] must be a Policy"),
+    ],
+)
+def test_join_bad_phases_are_named(phases, error, message) -> None:
+    with pytest.raises(error, match=message):
+        Join(phases)
+
+
+def test_composites_wrap_an_unregistered_custom_policy() -> None:
+    class Halving(Schedule):
+        def __init__(self) -> None:
+            super().__init__()
+
+        def at(self, t: int) -> Hyper:
+            return Hyper(0.5**t, None)
+
+        def get_config(self) -> dict:
+            return {}
+
+    w = Warmup(Halving(), steps=2, start_lr=0.0)
+    assert [w.at(t).lr for t in range(5)] == [0.0, 0.5, 1.0, 0.5, 0.25]
+    j = Join([(Halving(), 2), (Constant(0.125), None)])
+    assert [j.step().lr for _ in range(3)] == [0.5, 0.125, 0.125]
