@@ -45,12 +45,18 @@ def positive(name: str, value: Any) -> float:
     return real(name, value, lo=0.0, lo_open=True)
 
 
-def integer(name: str, value: Any, *, lo: int | None = None) -> int:
-    """Return ``value`` as an int >= ``lo``, or raise naming ``name``."""
+#: The largest step count a policy accepts: beyond it, float arithmetic on steps is inexact.
+MAX_STEPS = 2**53
+
+
+def integer(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+    """Return ``value`` as an int in ``[lo, hi]``, or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if lo is not None and value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name} must be an integer <= {hi}, got {value!r}")
     return int(value)
 
 

@@ -20,3 +20,9 @@ class Hyper(NamedTuple):
 
     lr: float
     momentum: float | None = None
+
+
+#: ``new_hyper(Hyper, (lr, momentum))`` builds a Hyper without NamedTuple's Python-level
+#: ``__new__`` (about 130 ns instead of 220 ns here), for the per-step paths whose budget
+#: is 1 µs. Arguments are not checked: only policies that computed both values use it.
+new_hyper = tuple.__new__

@@ -6,7 +6,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from accelat_core._validate import integer, positive, real
+from accelat_core._validate import MAX_STEPS, integer, positive, real
 from accelat_core.config import register
 from accelat_core.hyper import Hyper
 from accelat_core.policy import Schedule
@@ -19,9 +19,11 @@ class StepDecay(Schedule):
     The same trajectory as torch's ``MultiStepLR(milestones, gamma=factor)``: the new value
     applies from the milestone step itself. Keras' ``PiecewiseConstantDecay`` expresses it
     with ``boundaries = [m - 1 for m in milestones]``. Constant after the last milestone.
+    ``milestones`` are strictly increasing positive integers (none: a constant);
+    ``factor`` is in (0, 1].
 
-    >>> StepDecay(0.1, milestones=[10, 20]).at(10).lr
-    0.010000000000000002
+    >>> [StepDecay(0.5, milestones=[10, 20], factor=0.5).at(t).lr for t in (9, 10, 20)]
+    [0.5, 0.25, 0.125]
     """
 
     def __init__(self, lr: float, milestones: Sequence[int], factor: float = 0.1) -> None:
@@ -31,7 +33,9 @@ class StepDecay(Schedule):
             raise TypeError(
                 f"milestones must be a sequence of increasing integers, got {milestones!r}"
             )
-        marks = [integer(f"milestones[{i}]", m, lo=1) for i, m in enumerate(milestones)]
+        marks = [
+            integer(f"milestones[{i}]", m, lo=1, hi=MAX_STEPS) for i, m in enumerate(milestones)
+        ]
         for i in range(1, len(marks)):
             if marks[i] <= marks[i - 1]:
                 raise ValueError(
@@ -54,10 +58,10 @@ class StepDecay(Schedule):
 
         With the defaults: 0.1, then 0.01 from step 40000, then 0.001 from step 60000.
 
-        >>> StepDecay.free_at().at(60000).lr
-        0.0010000000000000002
+        >>> StepDecay.free_at().get_config()["milestones"]
+        [40000, 60000]
         """
-        total_steps = integer("total_steps", total_steps, lo=3)
+        total_steps = integer("total_steps", total_steps, lo=3, hi=MAX_STEPS)
         return cls(lr, milestones=[total_steps // 2, total_steps * 3 // 4], factor=0.1)
 
     def at(self, t: int) -> Hyper:
