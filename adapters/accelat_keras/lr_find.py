@@ -1,0 +1,157 @@
+"""The learning-rate range test on a compiled Keras model, leaving model and optimizer untouched.
+
+:func:`lr_find` trains for up to ``num_steps`` batches while ``accelat_core.RangeTest``
+raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch, stops
+when the loss diverges, restores every model and optimizer variable bit for bit, and
+returns ``accelat_core.suggest``'s reading of the curve.
+
+>>> result = accelat_keras.lr_find(model, x_train, y_train, batch_size=64)  # doctest: +SKIP
+>>> result.suggestion.lr_max, result.suggestion.lr_min  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from accelat_core.finder import DIVERGENCE, RangeTest, Suggestion, suggest
+
+
+@dataclass
+class LRFindResult:
+    """What :func:`lr_find` measured: the per-batch ``lrs`` and raw ``losses``, and the
+    core's ``suggestion`` (with ``lr_max``, ``lr_min``, ``method``)."""
+
+    suggestion: Suggestion
+    lrs: list[float]
+    losses: list[float]
+
+    def plot(self, path: str | Path) -> Path:
+        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        try:
+            ax.plot(self.lrs, self.losses, label="loss")
+            ax.set_xscale("log")
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("training loss")
+            for name, style in (("lr_max", "--"), ("lr_min", ":")):
+                value = getattr(self.suggestion, name)
+                ax.axvline(value, linestyle=style, color="C3", label=f"{name} = {value:.3g}")
+            ax.legend()
+            path = Path(path)
+            fig.savefig(path, dpi=100)
+        finally:
+            plt.close(fig)
+        return path
+
+
+def lr_find(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    *,
+    batch_size: int = 32,
+    mode: str = "exp",
+    method: str = "paper",
+    smooth: float = 0.98,
+) -> LRFindResult:
+    """Run the lr range test on a compiled ``model`` and return the suggested lr range.
+
+    Each of up to ``num_steps`` batches is one ``model.train_on_batch`` at
+    ``lr = RangeTest(start_lr, end_lr, num_steps, mode).at(i).lr``, recording that batch's
+    loss. ``x`` and ``y`` are arrays, cut into consecutive batches of ``batch_size``
+    (cycled when shorter than ``num_steps`` batches); with ``y=None``, ``x`` is any
+    iterable of ``(inputs, targets)`` batches (a ``tf.data.Dataset``, a generator), cycled
+    by iterating it again.
+
+    The test stops early once the loss is NaN/inf or its debiased exponential average
+    (factor ``smooth``) exceeds 4 times the best average so far (while that is positive):
+    the same cut :func:`accelat_core.suggest` applies to the curve. Momentum is not
+    touched. Afterwards every model variable (weights and non-trainable state) and every
+    optimizer variable (slots, iteration counter, learning rate) holds exactly its value
+    from before the call; the compiled metrics are reset.
+    """
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss)")
+    if not isinstance(optimizer.learning_rate, keras.Variable):
+        raise ValueError(
+            "lr_find sets the learning rate batch by batch, but this optimizer's learning_rate "
+            "is a schedule; compile the model with an optimizer built with a float learning_rate"
+        )
+    policy = RangeTest(start_lr, end_lr, num_steps, mode)
+    batches = _array_batches(x, y, batch_size) if y is not None else _cycle(x)
+
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    saved_model = [np.array(v.numpy(), copy=True) for v in model.variables]
+    saved_optimizer = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
+    lrs: list[float] = []
+    losses: list[float] = []
+    try:
+        model.reset_metrics()
+        average, best = 0.0, math.inf
+        for i in range(num_steps):
+            lr = policy.lr
+            optimizer.learning_rate.assign(lr)
+            inputs, targets = next(batches)
+            logs = model.train_on_batch(inputs, targets, return_dict=True)
+            value = float(logs["loss"])
+            if not math.isfinite(value):
+                break
+            lrs.append(lr)
+            losses.append(value)
+            average = smooth * average + (1 - smooth) * value
+            smoothed = average / (1 - smooth ** (i + 1))
+            if 0 < best < math.inf and smoothed > DIVERGENCE * best:
+                break
+            best = min(best, smoothed)
+            policy.step()
+    finally:
+        for variable, value in zip(model.variables, saved_model, strict=True):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, saved_optimizer, strict=True):
+            variable.assign(value)
+        model.reset_metrics()
+    return LRFindResult(suggest(lrs, losses, method=method, smooth=smooth), lrs, losses)
+
+
+def _array_batches(x: Any, y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
+    """Consecutive ``(x, y)`` slices of ``batch_size``, wrapping around at the end."""
+    n = len(x)
+    if n == 0 or len(y) != n:
+        raise ValueError(f"x and y must be non-empty and equally long, got {n} and {len(y)}")
+    start = 0
+    while True:
+        stop = min(start + batch_size, n)
+        yield x[start:stop], y[start:stop]
+        start = 0 if stop == n else stop
+
+
+def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
+    """Batches from ``batches`` forever, re-iterating it (not caching) when it ends."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("lr_find's x yielded no batches")

@@ -1,0 +1,99 @@
+"""``PolicySchedule``: a fixed-shape policy as a Keras ``LearningRateSchedule``.
+
+The schedule is evaluated inside the compiled train step from the optimizer's own
+``iterations`` counter, so it needs no callback. It holds no formula of its own: it
+tabulates ``policy.at(t).lr`` for ``t = 0 .. n - 1`` once, in float32, and looks the step
+up in that table (``lr(step) = table[min(step, n - 1)]``), so it cannot drift from
+``at(t)``.
+
+>>> import keras, accelat_core, accelat_keras
+>>> policy = accelat_core.Constant(0.1)
+>>> optimizer = keras.optimizers.SGD(learning_rate=accelat_keras.PolicySchedule(policy))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+import accelat_core
+from accelat_core import Policy, Schedule
+
+#: Largest table accepted (4 bytes per step): a bigger one is almost surely a mistake.
+MAX_STEPS = 50_000_000
+
+
+@keras.saving.register_keras_serializable(package="accelat")
+class PolicySchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``lr(step) = policy.at(min(step, n - 1)).lr`` with ``n = steps + 1``, in float32.
+
+    Args:
+        policy: a fixed-shape policy (an ``accelat_core.Schedule``) that emits no
+            momentum. Metric-driven policies and momentum need :class:`PolicyCallback`.
+        steps: the last step tabulated; after it the value holds. Defaults to
+            ``policy.horizon`` and is required when the policy has none (an unending
+            shape such as a cycle): pass the number of optimizer updates you will run.
+
+    ``step`` is the optimizer's ``iterations``: the number of updates already applied, so
+    update ``k`` (from 0) uses ``policy.at(k).lr``, the same value ``PolicyCallback(policy,
+    interval="batch")`` would set. The policy object is only read, never stepped.
+    """
+
+    def __init__(self, policy: Policy, steps: int | None = None) -> None:
+        if not isinstance(policy, Schedule):
+            raise TypeError(_not_fixed_shape(policy))
+        if steps is None:
+            steps = policy.horizon
+            if steps is None:
+                raise ValueError(
+                    f"{type(policy).__name__} has no horizon (its shape never ends), so "
+                    "PolicySchedule needs steps=<number of optimizer updates to tabulate>"
+                )
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps < MAX_STEPS:
+            raise ValueError(f"steps must be an integer in [0, {MAX_STEPS}), got {steps!r}")
+        lrs = []
+        for t in range(steps + 1):
+            hyper = policy.at(t)
+            if hyper.momentum is not None:
+                raise ValueError(
+                    f"{policy!r} schedules momentum (momentum={hyper.momentum} at t={t}), "
+                    "which a LearningRateSchedule cannot carry. Use PolicyCallback(policy, "
+                    "interval='batch') with accelat_keras.SGD / Adam / AdamW instead, or build "
+                    "the policy without momentum (e.g. OneCycle(..., momentum=None))."
+                )
+            if not (math.isfinite(hyper.lr) and hyper.lr >= 0):
+                raise ValueError(f"{policy!r} emitted lr={hyper.lr!r} at t={t}")
+            lrs.append(hyper.lr)
+        self.policy = policy
+        self.steps = steps
+        self._table = np.asarray(lrs, dtype="float32")
+
+    def __call__(self, step: Any) -> Any:
+        table = ops.convert_to_tensor(self._table)
+        # Clamp before narrowing, so a huge step cannot wrap around in int32.
+        index = ops.cast(ops.minimum(step, len(self._table) - 1), "int32")
+        return ops.take(table, index)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"policy": self.policy.to_config(), "steps": self.steps}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PolicySchedule:
+        return cls(accelat_core.from_config(config["policy"]), steps=config["steps"])
+
+
+def _not_fixed_shape(policy: Any) -> str:
+    if isinstance(policy, Policy) and policy.needs_metric:
+        return (
+            f"{type(policy).__name__} is metric-driven: its learning rate depends on metrics "
+            "that a LearningRateSchedule never sees. Use PolicyCallback(policy, "
+            "monitor=...) with an optimizer built with a float learning_rate instead."
+        )
+    return (
+        f"PolicySchedule needs a fixed-shape policy (an accelat_core.Schedule), got "
+        f"{policy!r} ({type(policy).__name__}); use PolicyCallback for any other policy"
+    )

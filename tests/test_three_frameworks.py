@@ -1,0 +1,140 @@
+"""One policy, three frameworks: the core, accelat_torch and accelat_keras emit the same
+learning-rate and momentum sequence for every kind of policy.
+
+Each example draws a random valid policy of one kind (and, for metric-driven ones, a
+random metric history), builds three identical copies from its config, and steps them:
+the bare core policy, ``accelat_torch.PolicyScheduler`` on a real ``torch.optim.SGD``
+(reading ``param_groups[0]``), and ``accelat_keras.PolicyCallback`` on a real
+``accelat_keras.SGD`` (reading ``optimizer.learning_rate`` and its momentum variable),
+driven through the callback's own epoch hooks (no ``fit``, for speed). Keras runs on the
+backend this process imported (TensorFlow unless ``KERAS_BACKEND`` says otherwise), the
+values compared in float32 to 1e-6 relative.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "core"))
+from strategies_fixed import (
+    constants,
+    cyclicals,
+    exponential_decays,
+    free_ats,
+    linear_decays,
+    one_cycles,
+    papers,
+    step_decays,
+    warm_restarts,
+)
+from strategies_metric import (
+    accelat_policies,
+    base_policies,
+    joins,
+    metric_histories,
+    range_tests,
+    warmups,
+)
+
+import accelat_keras
+from accelat_core import Policy, from_config
+from accelat_torch import PolicyScheduler
+
+# Keras' own NumPy 2 warning (see tests/keras/conftest.py).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"
+)
+
+KINDS = {
+    "Constant": constants(),
+    "StepDecay": step_decays(),
+    "StepDecay.free_at": free_ats(),
+    "LinearDecay": linear_decays(),
+    "ExponentialDecay": exponential_decays(),
+    "OneCycle": one_cycles(),
+    "OneCycle.paper": papers(),
+    "Cyclical": cyclicals(),
+    "WarmRestarts": warm_restarts(),
+    "RangeTest": range_tests(),
+    "AccelAT": accelat_policies(),
+    "Warmup": warmups(base_policies()),
+    "Join": joins(base_policies()),
+}
+STEPS = 50
+#: The momentum both optimizers start with; it stays while a policy emits none.
+START_MOMENTUM = 0.5
+
+
+@pytest.fixture(scope="module")
+def keras_model() -> keras.Model:
+    """One compiled model reused by every example: PolicyCallback.on_train_begin writes
+    the policy's current values over whatever the previous example left."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=accelat_keras.SGD(learning_rate=1.0, momentum=START_MOMENTUM))
+    return model
+
+
+def _core(policy: Policy, metrics: list[float]) -> list[tuple[float, float]]:
+    out, momentum = [], START_MOMENTUM
+    for i in range(STEPS + 1):
+        if i:
+            policy.step(metrics[i - 1] if policy.needs_metric else None)
+        momentum = policy.momentum if policy.momentum is not None else momentum
+        out.append((policy.lr, momentum))
+    return out
+
+
+def _torch(policy: Policy, metrics: list[float]) -> list[tuple[float, float]]:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.5)
+    scheduler = PolicyScheduler(optimizer, policy)
+    group = optimizer.param_groups[0]
+    out = [(group["lr"], group["momentum"])]
+    for i in range(STEPS):
+        if policy.needs_metric:
+            scheduler.step(metrics[i])
+        else:
+            scheduler.step()
+        out.append((group["lr"], group["momentum"]))
+    return out
+
+
+def _keras(policy: Policy, metrics: list[float], model: keras.Model) -> list[tuple[float, float]]:
+    optimizer = model.optimizer
+    optimizer.momentum_variable.assign(START_MOMENTUM)
+    callback = accelat_keras.PolicyCallback(policy, monitor="metric", interval="epoch")
+    callback.set_model(model)
+    callback.on_train_begin()
+
+    def read() -> tuple[float, float]:
+        return float(optimizer.learning_rate), float(optimizer.momentum_variable)
+
+    out = [read()]
+    for i in range(STEPS):
+        callback.on_epoch_end(i, {"metric": metrics[i]})
+        out.append(read())
+    return out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_core_torch_and_keras_emit_the_same_lr_and_momentum_sequence(kind, keras_model):
+    # Each example drives three frameworks; 30 per kind keeps the test to a few seconds
+    # whatever the Hypothesis profile.
+    @settings(max_examples=30)
+    @given(policy=KINDS[kind], metrics=metric_histories(STEPS, STEPS) | st.just([0.0] * STEPS))
+    def check(policy: Policy, metrics: list[float]) -> None:
+        config = policy.to_config()
+        core = _core(from_config(config), metrics)
+        via_torch = _torch(from_config(config), metrics)
+        via_keras = _keras(from_config(config), metrics, keras_model)
+        np.testing.assert_array_equal(via_torch, core)  # torch keeps Python floats
+        np.testing.assert_allclose(via_keras, np.float32(core), rtol=1e-6, atol=0)
+
+    check()
