@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from accelat_core._validate import choice, integer, positive, real
@@ -99,6 +100,38 @@ class Suggestion:
     index: int
     min_index: int | None
     smoothed: tuple[float, ...]
+
+
+@dataclass
+class LRFindResult:
+    """What a framework's ``lr_find`` measured: the per-batch ``lrs`` and raw ``losses``,
+    and :func:`suggest`'s reading of them (``suggestion.lr_max``, ``suggestion.lr_min``).
+
+    ``plot`` needs matplotlib (imported only when called; the core itself stays
+    standard-library only).
+    """
+
+    suggestion: Suggestion
+    lrs: list[float]
+    losses: list[float]
+
+    def plot(self, path: str | Path) -> Path:
+        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
+
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        ax.plot(self.lrs, self.losses, label="loss")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        for name, style in (("lr_max", "--"), ("lr_min", ":")):
+            value = getattr(self.suggestion, name)
+            ax.axvline(value, linestyle=style, color="C3", label=f"{name} = {value:.3g}")
+        ax.legend()
+        path = Path(path)
+        fig.savefig(path, dpi=100)
+        return path
 
 
 def smooth_losses(losses: Sequence[float], smooth: float) -> list[float]:

@@ -14,51 +14,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from accelat_core.finder import DIVERGENCE, RangeTest, Suggestion, suggest
+from accelat_core.finder import DIVERGENCE, LRFindResult, RangeTest, suggest
 from accelat_torch.scheduler import PolicyScheduler
 
 BatchLoss = Callable[[nn.Module, Any], Tensor]
-
-
-@dataclass
-class LRFindResult:
-    """What :func:`lr_find` measured: the per-batch ``lrs`` and raw ``losses``, and the
-    core's ``suggestion`` (with ``lr_max``, ``lr_min``, ``method``)."""
-
-    suggestion: Suggestion
-    lrs: list[float]
-    losses: list[float]
-
-    def plot(self, path: str | Path) -> Path:
-        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        try:
-            ax.plot(self.lrs, self.losses, label="loss")
-            ax.set_xscale("log")
-            ax.set_xlabel("learning rate")
-            ax.set_ylabel("training loss")
-            for name, style in (("lr_max", "--"), ("lr_min", ":")):
-                value = getattr(self.suggestion, name, None)
-                if value is not None:
-                    ax.axvline(value, linestyle=style, color="C3", label=f"{name} = {value:.3g}")
-            ax.legend()
-            path = Path(path)
-            fig.savefig(path, dpi=100)
-        finally:
-            plt.close(fig)
-        return path
 
 
 def lr_find(
