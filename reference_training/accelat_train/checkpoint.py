@@ -1,0 +1,104 @@
+"""Atomic, ``weights_only``-loadable checkpoints of a training run.
+
+A checkpoint is one ``torch.save`` of plain containers and tensors (no pickled classes), so
+:func:`load_checkpoint` can use ``torch.load(path, weights_only=True)``. It is written to a
+temporary file in the same directory, flushed, fsynced, renamed over the old one with
+``os.replace`` and the directory fsynced: a crash at any moment leaves either the old or the
+new checkpoint, never a partial one.
+
+>>> save_checkpoint("run/checkpoint.pt", {"epoch": 3})  # doctest: +SKIP
+>>> load_checkpoint("run/checkpoint.pt")["epoch"]  # doctest: +SKIP
+3
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+#: Version of the checkpoint layout; a newer one is refused.
+CHECKPOINT_FORMAT = 1
+#: Marks a file as an accelat_train checkpoint (a foreign ``.pt`` lacks it).
+CHECKPOINT_KIND = "accelat_train.checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, corrupt, foreign or too new."""
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a temp file next to ``path``, then atomically move it to ``path``.
+
+    If ``write`` raises, the temp file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Save ``state`` (tensors and plain containers only) atomically, tagged with kind/format."""
+    payload = {"kind": CHECKPOINT_KIND, "format": CHECKPOINT_FORMAT, **state}
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises :class:`CheckpointError` naming ``path`` when the file is missing, corrupt,
+    not an accelat_train checkpoint, or of a newer format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or unsafe file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (corrupt, truncated or not a torch "
+            f"weights-only file): {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+        raise CheckpointError(
+            f"checkpoint {path} is not an accelat_train checkpoint (no kind={CHECKPOINT_KIND!r})"
+        )
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {state.get('format')!r}; this version reads "
+            f"format {CHECKPOINT_FORMAT}"
+        )
+    return state
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is; not possible on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

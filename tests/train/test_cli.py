@@ -1,0 +1,220 @@
+"""``accelat`` end to end, run as a user would: subprocesses on tiny digits runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from accelat_train.checkpoint import load_checkpoint
+from accelat_train.cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "--dataset", "digits", "--model", "cnn", "--eps", "0.1", "--batch-size", "40",
+    "--train-size", "200", "--val-size", "40", "--monitor-size", "40", "--monitor-steps", "2",
+    "--eval-size", "40", "--eval-steps", "2", "--device", "cpu", "--quiet",
+]  # fmt: skip
+TRAIN = ["train", *TINY, "--method", "free", "--replays", "2", "--policy", "onecycle"]
+TRAIN += ["--lr-max", "0.05", "--epochs", "6", "--seed", "1"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop("ACCELAT_INJECT_NAN_AT", None)
+    env.update(extra)
+    return env
+
+
+def _accelat(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accelat_train.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_env(**env),
+        timeout=300,
+    )
+
+
+def _accelat_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m accelat_train``: the package's __main__."""
+    return subprocess.run(
+        [sys.executable, "-m", "accelat_train", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+
+
+def _rows(run_dir: Path, *, drop=("seconds",)) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "run"
+    done = _accelat(*TRAIN, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_train_writes_config_metrics_checkpoint_and_report(trained):
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "report.json", "curves.png"):
+        assert (trained / name).is_file(), name
+    rows = _rows(trained)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    passes = [r["passes"] for r in rows]
+    assert passes == sorted(passes) and passes[0] > 0
+    config = json.loads((trained / "config.json").read_text())
+    assert config["lr_max"] == 0.05 and config["replays"] == 2 and config["method"] == "free"
+    report = json.loads((trained / "report.json").read_text())
+    assert report["epochs"] == 6 and report["passes"] == passes[-1]
+    assert set(report["final"]["attacks"]) == {"linfpgd"}
+    assert load_checkpoint(trained / "checkpoint.pt")["epoch"] == 6
+
+
+def test_resume_after_kill_9_reproduces_the_uninterrupted_metrics(trained, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "accelat_train.cli", *TRAIN, "--out", str(out)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = metrics.read_text().count("\n")
+    assert killed_at < 6, "killed too late to test a mid-run resume"
+
+    done = _accelat(*TRAIN, "--out", str(out), "--resume")
+    assert done.returncode == 0, done.stderr
+    assert _rows(out) == _rows(trained)
+    want = json.loads((trained / "report.json").read_text())
+    got = json.loads((out / "report.json").read_text())
+    assert got["final"] == want["final"]
+    a = load_checkpoint(trained / "checkpoint.pt")["model"]
+    b = load_checkpoint(out / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    done = _accelat(*TRAIN, "--out", str(out), ACCELAT_INJECT_NAN_AT="2:1")
+    assert done.returncode == 3
+    assert "epoch 2 batch 1" in done.stderr and "nan" in done.stderr
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert [r["epoch"] for r in _rows(out)] == [1]
+    assert not (out / "report.json").exists()
+
+
+def test_eval_runs_each_attack_at_each_eps(trained):
+    done = _accelat(
+        "eval", "--checkpoint", str(trained), "--attacks", "linfpgd,fgsm", "--eps", "0.05,1/10",
+        "--eval-size", "40", "--steps", "2", "--device", "cpu",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["epoch"] == 6
+    assert set(result["attacks"]) == {"linfpgd", "fgsm"}
+    for accs in result["attacks"].values():
+        assert set(accs) == {"0.05", "0.1"}
+        assert accs["0.1"] <= result["clean_acc"]
+    assert result["robust_acc"] == result["attacks"]["linfpgd"]["0.05"]
+    # The same fixed test subset as the run's own final evaluation.
+    report = json.loads((trained / "report.json").read_text())
+    assert result["clean_acc"] == report["final"]["clean_acc"]
+
+
+def test_lr_find_prints_a_suggestion_and_writes_the_plot(tmp_path):
+    done = _accelat("lr-find", *TINY, "--lr-find-steps", "30", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "lr_max" in done.stdout
+    lr_max = float(done.stdout.split("lr_max")[1].split()[0])
+    assert 1e-5 <= lr_max <= 10
+    assert (tmp_path / "lr_find.png").stat().st_size > 0
+
+
+def test_plot_policy_writes_png(tmp_path):
+    done = _accelat_module(
+        "plot-policy", "--policy", "accelat", "--steps", "40", "--out", str(tmp_path / "a.png")
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_demo_compares_policies_with_one_lr_find_per_seed(tmp_path):
+    exe = shutil.which("accelat") or pytest.skip("console script accelat not installed")
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [exe, "demo", "--out", str(out), "--policies", "constant,step,accelat", "--epochs", "2",
+         "--train-size", "120", "--val-size", "40", "--monitor-size", "40", "--eval-size", "40",
+         "--eval-steps", "2", "--lr-find-steps", "30", "--quiet"],
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "compare.json").read_text())
+    assert set(summary["policies"]) == {"constant", "step", "accelat"}
+    assert summary["baseline"] == "step"
+    for entry in summary["policies"].values():
+        assert {"passes_to_target", "final_clean_acc", "final_robust_acc", "runs"} <= set(entry)
+        assert len(entry["runs"]) == 1
+    # One range test for the seed, its lr_max shared by every policy.
+    assert sorted(p.name for p in out.glob("lr_find*.png")) == ["lr_find_seed0.png"]
+    lr_maxes = {
+        json.loads((out / name / "seed0" / "config.json").read_text())["lr_max"]
+        for name in ("constant", "step", "accelat")
+    }
+    assert len(lr_maxes) == 1
+    assert (out / "compare.png").stat().st_size > 0
+    assert "compare.png" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["train", "--method", "pgd", "--replays", "2"], "--replays"),
+        (["train", "--eps", "0"], "--eps"),
+        (["train", "--eps", "1.5"], "--eps"),
+        (["train", "--eps", "8/0"], "--eps"),
+        (["train", "--policy", "sometimes"], "--policy"),
+        (["train", "--data-dir", "/nonexistent/cifar"], "--data-dir"),
+        (["train", "--dataset", "cifar10"], "--dataset cifar10"),
+        (["train", "--lr-max", "-1"], "--lr-max"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--method", "pgd", "--co-check"], "--co-check"),
+        (["compare", "--policies", "constant,bogus"], "--policies"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(argv, names, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    assert names in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # rejected before any work
+
+
+def test_invalid_policy_config_exits_2_in_a_subprocess(tmp_path):
+    config = tmp_path / "p.json"
+    config.write_text(json.dumps({"policy": "AccelAT", "lr_max": 0.1, "lr_min": 1.0}))
+    done = _accelat("train", "--policy-config", str(config), "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert "--policy-config" in done.stderr and "p.json" in done.stderr
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,267 @@
+"""The training methods, pass counting, epoch-equivalents and the scheduler's unit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from accelat_core import OneCycle, StepDecay
+from accelat_train.data import DeviceLoader, load_splits
+from accelat_train.loop import (
+    METHODS,
+    FreeMethod,
+    TrainConfig,
+    _stream,
+    build_policy,
+    make_method,
+    train,
+)
+from accelat_train.models import NormalizedModel, build_model
+
+torch.set_num_threads(1)
+
+
+def _signed_linear_model() -> NormalizedModel:
+    """logits = (sum(x), -sum(x)): the input gradient of the loss has one known sign.
+
+    With p = softmax(logits): dL/dx_i = p_0 - p_1 - (1 if y == 0 else -1), which is < 0
+    for y == 0 and > 0 for y == 1 at every pixel.
+    """
+    linear = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
+    return NormalizedModel(nn.Sequential(nn.Flatten(), linear), [0.0], [1.0])
+
+
+def _free_reference(batches, eps, replays):
+    """Free AT's inputs by hand: sign(g) = +1 (y=1) / -1 (y=0) where x + delta is inside
+    [0, 1], 0 where the clamp cut the gradient; delta carried over, clipped to [-eps, eps]."""
+    delta = torch.zeros_like(batches[0][0])
+    seen = []
+    for x, y in batches:
+        n = x.shape[0]
+        for _ in range(replays):
+            raw = x + delta[:n]
+            seen.append(raw.clamp(0, 1))
+            inside = ((raw >= 0) & (raw <= 1)).float()
+            sign = torch.where(y == 1, 1.0, -1.0).view(-1, 1, 1, 1) * inside
+            delta[:n] = (delta[:n] + eps * sign).clamp(-eps, eps)
+    return seen, delta
+
+
+def test_free_perturbation_carries_over_batches_and_is_clipped_like_hand_computation():
+    model = _signed_linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # weights fixed: signs stay known
+    eps, replays = 0.1, 3
+    x = torch.tensor([0.5, 0.95, 0.05, 0.3]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
+    batches = [
+        (x, torch.tensor([1, 1])),
+        (x, torch.tensor([0, 1])),  # rows diverge: row 0 pushed down, row 1 further up
+        (x[:1], torch.tensor([0])),  # a smaller last batch uses the buffer's first row
+        (x, torch.tensor([1, 0])),
+    ]
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    method = FreeMethod(eps, replays=replays)
+    for bx, by in batches:
+        stats = method.train_batch(model, optimizer, bx, by)
+        assert stats.n == bx.shape[0] * replays
+        assert stats.passes == bx.shape[0] * replays
+    expected, expected_delta = _free_reference(batches, eps, replays)
+    assert len(seen) == len(expected) == 4 * replays
+    for got, want in zip(seen, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(method.delta.detach(), expected_delta, rtol=0, atol=1e-6)
+    assert method.delta.abs().max() <= eps + 1e-7
+    # The 0.95 pixel of a row pushed up sits at the clamp: its delta stopped at 0.05 + ...
+    assert not torch.equal(expected_delta[0], expected_delta[1])
+
+
+def test_free_state_round_trips_the_perturbation():
+    method = FreeMethod(0.1, replays=2)
+    model = _signed_linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    x = torch.full((2, 1, 2, 2), 0.5)
+    method.train_batch(model, optimizer, x, torch.tensor([1, 0]))
+    other = FreeMethod(0.1, replays=2)
+    other.load_state_dict(method.state_dict())
+    torch.testing.assert_close(other.delta, method.delta)
+    assert other.delta.requires_grad
+
+
+@pytest.fixture(scope="module")
+def digits_batch():
+    splits = load_splits("digits", train_size=100, val_size=50)
+    loader = DeviceLoader(splits.train, 16, seed=0)
+    x, y = next(loader.epoch(0))
+    return splits, x, y
+
+
+@pytest.mark.parametrize(
+    ("method", "per_image"),
+    [
+        ("natural", 1),
+        ("free", 3),
+        ("fgsm-rs", 2),
+        ("pgd", 5),
+        ("foolbox-pgd", 5),
+        ("foolbox-fgsm", 2),
+    ],
+)
+def test_passes_per_batch_match_hand_count(digits_batch, method, per_image):
+    splits, x, y = digits_batch
+    cfg = TrainConfig(method=method, eps=0.1, replays=3 if method == "free" else None, pgd_steps=4)
+    torch.manual_seed(0)
+    model = NormalizedModel(
+        build_model("cnn", 10, in_channels=1, image_size=8), splits.mean, splits.std
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    m = make_method(cfg, generator=torch.Generator().manual_seed(0))
+    stats = m.train_batch(model, optimizer, x, y)
+    # free: 1 pass per image per replay; fgsm-rs / FGSM: attack + update; PGD-4: 4 + 1.
+    assert stats.passes == per_image * len(y)
+    assert stats.n == (3 if method == "free" else 1) * len(y)
+    assert 0 <= stats.correct <= stats.n
+
+
+def test_every_method_is_registered():
+    assert set(METHODS) == {
+        "free",
+        "fgsm-rs",
+        "pgd",
+        "foolbox-pgd",
+        "foolbox-fgsm",
+        "foolbox-deepfool",
+        "natural",
+    }
+
+
+def test_epoch_equivalents_cut_a_running_stream_of_loader_epochs():
+    splits = load_splits("digits", train_size=100, val_size=50)
+    loader = DeviceLoader(splits.train, 16, seed=3)  # 7 batches per loader epoch
+    assert len(loader) == 7
+    flat = [b for e in range(3) for b in loader.epoch(e)]
+    per_epoch = -(-len(loader) // 3)  # free with m = 3: 3 minibatches per epoch-equivalent
+    consumed = 0
+    for _ in range(6):
+        chunk = list(_stream(loader, consumed, per_epoch))
+        assert len(chunk) == per_epoch
+        for (cx, cy), (fx, fy) in zip(chunk, flat[consumed : consumed + per_epoch], strict=True):
+            assert torch.equal(cx, fx) and torch.equal(cy, fy)
+        consumed += per_epoch
+
+
+def test_default_step_policy_is_free_at_scaled_to_the_budget():
+    policy = build_policy("step", 0.2, total_steps=400, epochs=10)
+    assert policy.get_config() == StepDecay.free_at(0.2, 400).get_config()
+    assert build_policy("onecycle", 0.2, total_steps=400, epochs=10).get_config() == (
+        OneCycle.paper(0.2, 400).get_config()
+    )
+
+
+def _tiny_cfg(tmp_path, **kw) -> TrainConfig:
+    base = TrainConfig(
+        dataset="digits",
+        model="cnn",
+        method="free",
+        eps=0.1,
+        replays=2,
+        policy="onecycle",
+        lr_max=0.05,
+        epochs=3,
+        batch_size=32,
+        train_size=100,
+        val_size=40,
+        monitor_size=40,
+        monitor_steps=2,
+        eval_steps=2,
+        eval_size=40,
+        out=str(tmp_path / "run"),
+    )
+    return dataclasses.replace(base, **kw)
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_fixed_shape_policy_steps_per_update_and_logs_the_last_used_lr(tmp_path):
+    cfg = _tiny_cfg(tmp_path)
+    run_dir = train(cfg, quiet=True)
+    rows = _rows(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    updates = config["updates_per_epoch"]
+    assert updates == 2 * 2  # ceil(4 batches / 2 replays) minibatches x 2 replays
+    policy = OneCycle.paper(0.05, cfg.epochs * updates)
+    for row in rows:
+        last_update = row["epoch"] * updates - 1
+        assert row["lr"] == policy.at(last_update).lr
+        assert row["momentum"] == policy.at(last_update).momentum
+    # passes: every image of each epoch-equivalent's 2 minibatches, twice (m = 2).
+    sizes = [32, 32, 32, 4]  # 100 images in batches of 32 -> the stream 32,32 | 32,4 | 32,32
+    per_epoch = [2 * (sizes[0] + sizes[1]), 2 * (sizes[2] + sizes[3]), 2 * (sizes[0] + sizes[1])]
+    assert [r["passes"] for r in rows] == [sum(per_epoch[: i + 1]) for i in range(3)]
+    assert set(rows[0]) == {
+        "epoch",
+        "lr",
+        "momentum",
+        "passes",
+        "seconds",
+        "train_loss",
+        "train_adv_acc",
+        "val_acc",
+        "robust_val_acc",
+        "monitor",
+        "monitor_value",
+        "decision",
+        "test_clean_acc",
+        "test_robust_acc",
+    }
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["passes"] == rows[-1]["passes"]
+
+
+@pytest.mark.slow
+def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
+    from accelat_core import AccelAT
+
+    cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1, method="natural", replays=None)
+    rows = _rows(train(cfg, quiet=True))
+    replay = AccelAT(0.05, 0.05 * 1e-3, min_gain=0.005, factor=0.5, window=1)
+    for row in rows:
+        assert row["lr"] == replay.lr  # the lr used during the epoch
+        replay.step(row["monitor_value"])
+        decision = row["decision"]
+        if decision is None:
+            assert not replay.decisions or replay.decisions[-1].evaluation != row["epoch"] - 1
+        else:
+            assert decision["index"] == row["epoch"] - 1
+            assert decision["new_lr"] == replay.lr
+
+
+@pytest.mark.slow
+def test_catastrophic_overfitting_check_stops_and_keeps_the_previous_epoch(tmp_path, monkeypatch):
+    from accelat_train import loop
+    from accelat_train.checkpoint import load_checkpoint
+
+    real = loop.pgd_accuracy
+    scripted = iter([0.9, 0.5, 0.5])  # the check batch's PGD accuracy: -40 points at epoch 2
+
+    def pgd_accuracy(model, x, y, eps, steps, *, seed, batch_size=500):
+        if steps == 10:  # the check batch (PGD-10), not the validation monitor (PGD-2)
+            return next(scripted)
+        return real(model, x, y, eps, steps, seed=seed, batch_size=batch_size)
+
+    monkeypatch.setattr(loop, "pgd_accuracy", pgd_accuracy)
+    cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant")
+    run_dir = train(cfg, quiet=True)
+    assert [r["epoch"] for r in _rows(run_dir)] == [1]
+    kept = load_checkpoint(run_dir / "checkpoint.pt")
+    assert kept["epoch"] == 1
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["epochs"] == 1
