@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from accelat_train.attacks import (
     ATTACK_NAMES,
     clean_accuracy,
@@ -15,7 +17,6 @@ from accelat_train.attacks import (
     robust_accuracy,
 )
 from accelat_train.models import NormalizedModel, build_model
-from torch import nn
 
 torch.set_num_threads(1)
 

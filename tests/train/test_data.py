@@ -6,10 +6,13 @@ import io
 import os
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from accelat_train import data as data_module
 from accelat_train.data import (
     CIFAR10_CLASSES,
@@ -18,9 +21,9 @@ from accelat_train.data import (
     crop_flip,
     load_splits,
 )
-from conftest import SHARED_DATA
-from PIL import Image
 
+# ../shared beside the repository root, as CI lays it out; absent on a user's machine.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SHARED_TARBALL = SHARED_DATA / "cifar10-jpeg.tar.gz"
 needs_shared = pytest.mark.skipif(
     not SHARED_TARBALL.is_file(), reason=f"shared CIFAR-10 tarball not found at {SHARED_TARBALL}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from accelat_train.models import MODEL_NAMES, NormalizedModel, build_model
 from torch import nn
+
+from accelat_train.models import MODEL_NAMES, NormalizedModel, build_model
 
 torch.set_num_threads(1)
 
