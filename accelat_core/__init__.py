@@ -5,7 +5,7 @@ Pure Python, standard library only. See README.md for the AccelAT semantics.
 
 from accelat_core.compose import Join, Warmup
 from accelat_core.config import from_config, policy_names
-from accelat_core.finder import LRFindResult, RangeTest, Suggestion, suggest
+from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, Suggestion, suggest
 from accelat_core.hyper import Hyper
 from accelat_core.policies.accelat import AccelAT, AccelATState, Decision
 from accelat_core.policies.constant import Constant
@@ -31,6 +31,7 @@ __all__ = [
     "OneCycle",
     "Policy",
     "RangeTest",
+    "RangeTestLog",
     "Schedule",
     "StepDecay",
     "Suggestion",

@@ -134,6 +134,52 @@ class LRFindResult:
         return path
 
 
+class RangeTestLog:
+    """The ``(lr, loss)`` record of a running range test, and the rule for when to stop it.
+
+    Frameworks call :meth:`add` once per batch; it returns ``False`` once the test should
+    stop: the loss is NaN/inf (not recorded), or its debiased exponential average (factor
+    ``smooth``) exceeds ``DIVERGENCE`` (4) times the best average so far while that is
+    positive (recorded, as :func:`suggest` cuts it again). The same rule as :func:`suggest`'s
+    cut, applied online, so a framework never trains past it.
+
+    >>> log = RangeTestLog(smooth=0.0)
+    >>> [log.add(lr, loss) for lr, loss in [(1e-3, 2.0), (1e-2, 1.0), (1e-1, 5.0)]]
+    [True, True, False]
+    >>> log.lrs, log.losses
+    ([0.001, 0.01, 0.1], [2.0, 1.0, 5.0])
+    """
+
+    def __init__(self, smooth: float = 0.98) -> None:
+        self.smooth = real("smooth", smooth, lo=0.0, hi=1.0, hi_open=True)
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self._average = 0.0
+        self._best = math.inf
+
+    def add(self, lr: float, loss: float) -> bool:
+        """Record one batch; ``False`` when the test should stop here."""
+        if not math.isfinite(loss):
+            return False
+        self.lrs.append(lr)
+        self.losses.append(loss)
+        beta = self.smooth
+        self._average = beta * self._average + (1 - beta) * loss
+        smoothed = self._average / (1 - beta ** len(self.losses))
+        if 0 < self._best < math.inf and smoothed > DIVERGENCE * self._best:
+            return False
+        self._best = min(self._best, smoothed)
+        return True
+
+    def result(self, method: str = "paper") -> LRFindResult:
+        """:func:`suggest`'s reading of the record, with the record itself."""
+        return LRFindResult(
+            suggest(self.lrs, self.losses, method=method, smooth=self.smooth),
+            self.lrs,
+            self.losses,
+        )
+
+
 def smooth_losses(losses: Sequence[float], smooth: float) -> list[float]:
     r"""Debiased exponential moving average (fastai's ``smooth_loss``).
 

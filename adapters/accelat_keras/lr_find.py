@@ -11,14 +11,13 @@ returns ``accelat_core.suggest``'s reading of the curve.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from accelat_core.finder import DIVERGENCE, LRFindResult, RangeTest, suggest
+from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog
 
 
 def lr_find(
@@ -50,8 +49,7 @@ def lr_find(
     optimizer variable (slots, iteration counter, learning rate) holds exactly its value
     from before the call; the compiled metrics are reset.
     """
-    if not 0 <= smooth < 1:
-        raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
+    log = RangeTestLog(smooth)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     optimizer = getattr(model, "optimizer", None)
@@ -69,26 +67,14 @@ def lr_find(
         optimizer.build(model.trainable_variables)
     saved_model = [np.array(v.numpy(), copy=True) for v in model.variables]
     saved_optimizer = [np.array(v.numpy(), copy=True) for v in optimizer.variables]
-    lrs: list[float] = []
-    losses: list[float] = []
     try:
         model.reset_metrics()
-        average, best = 0.0, math.inf
-        for i in range(num_steps):
-            lr = policy.lr
-            optimizer.learning_rate.assign(lr)
+        for _ in range(num_steps):
+            optimizer.learning_rate.assign(policy.lr)
             inputs, targets = next(batches)
             logs = model.train_on_batch(inputs, targets, return_dict=True)
-            value = float(logs["loss"])
-            if not math.isfinite(value):
+            if not log.add(policy.lr, float(logs["loss"])):
                 break
-            lrs.append(lr)
-            losses.append(value)
-            average = smooth * average + (1 - smooth) * value
-            smoothed = average / (1 - smooth ** (i + 1))
-            if 0 < best < math.inf and smoothed > DIVERGENCE * best:
-                break
-            best = min(best, smoothed)
             policy.step()
     finally:
         for variable, value in zip(model.variables, saved_model, strict=True):
@@ -96,7 +82,7 @@ def lr_find(
         for variable, value in zip(optimizer.variables, saved_optimizer, strict=True):
             variable.assign(value)
         model.reset_metrics()
-    return LRFindResult(suggest(lrs, losses, method=method, smooth=smooth), lrs, losses)
+    return log.result(method)
 
 
 def _array_batches(x: Any, y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:

@@ -12,14 +12,13 @@ when the loss diverges, restores the model and optimizer exactly, and returns
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from accelat_core.finder import DIVERGENCE, LRFindResult, RangeTest, suggest
+from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog
 from accelat_torch.scheduler import PolicyScheduler
 
 BatchLoss = Callable[[nn.Module, Any], Tensor]
@@ -60,43 +59,29 @@ def lr_find(
         if loss_fn is None:
             raise ValueError("lr_find needs loss_fn, or a batch_loss(model, batch) -> loss")
         batch_loss = _default_batch_loss(loss_fn)
-    if not 0 <= smooth < 1:
-        raise ValueError(f"smooth must be in [0, 1), got {smooth!r}")
-
+    log = RangeTestLog(smooth)
     policy = RangeTest(start_lr, end_lr, num_steps, mode)
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
-    lrs: list[float] = []
-    losses: list[float] = []
     try:
         scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
         model.train()
         batches = _cycle(loader)
-        average, best = 0.0, math.inf
-        for i in range(num_steps):
-            lr = policy.lr
+        for _ in range(num_steps):
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(model, next(batches))
-            value = float(loss.detach())
-            if not math.isfinite(value):
+            if not log.add(policy.lr, float(loss.detach())):
                 break
             loss.backward()
             optimizer.step()
-            lrs.append(lr)
-            losses.append(value)
-            average = smooth * average + (1 - smooth) * value
-            smoothed = average / (1 - smooth ** (i + 1))
-            if 0 < best < math.inf and smoothed > DIVERGENCE * best:
-                break
-            best = min(best, smoothed)
             scheduler.step()
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
-    return LRFindResult(suggest(lrs, losses, method=method, smooth=smooth), lrs, losses)
+    return log.result(method)
 
 
 def _default_batch_loss(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> BatchLoss:
