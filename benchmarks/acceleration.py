@@ -1,0 +1,461 @@
+"""The acceleration study: how fast each lr policy reaches a robust accuracy target.
+
+Run: ``python -m benchmarks.acceleration --setting digits|cifar10-cpu|cifar10-gpu
+[--seeds 0,1,2] [--out DIR] [--jobs 2]``. Results: ``docs/benchmarks.md``.
+
+Every policy of the grid trains with the same seed, data, model, method, attack budget and
+epoch budget, through the pipeline's own ``accelat_train.loop.train`` (the machinery of
+``accelat compare``). Per seed the lr finder runs once (the "paper" reading of the range
+test on the adversarial loss) and every policy of that seed starts from its ``lr_max``;
+the policies themselves are ``accelat_train.loop.build_policy``'s defaults, the same rules
+for every dataset, nothing tuned here:
+
+constant, step (Free AT's /10 at 50 % and 75 % of the budget), onecycle (the paper's
+preset), cyclical, restarts, plateau (torch's ``ReduceLROnPlateau`` on the monitored robust
+validation accuracy) and accelat.
+
+``report.compare_summary`` turns the runs into passes (and seconds) until the robust
+validation accuracy first reaches the target (0.95 x the best policy's final value), the
+final clean / robust test accuracy, and ratios to ``step`` and to the best fixed-shape
+policy. The paper's claim is tested as: AccelAT's passes to target <= 0.5 x step's, with a
+final robust test accuracy within 1 point of the best policy's.
+
+A run whose ``report.json`` exists is not repeated, and one with a checkpoint resumes, so
+an interrupted study continues where it stopped when given the same ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from accelat_train import report
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR10_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+IMG_DIR = ROOT / "docs" / "img"
+
+POLICIES = ("constant", "step", "onecycle", "cyclical", "restarts", "plateau", "accelat")
+FIXED_SHAPE = ("constant", "step", "onecycle", "cyclical", "restarts")
+BASELINE = "step"
+#: The paper's claim, as tested: passes to target <= this fraction of step's ...
+PAPER_MAX_RATIO = 0.5
+#: ... with a final robust test accuracy no more than this below the best policy's.
+PAPER_MAX_ACCURACY_GAP = 0.01
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A study: the ``TrainConfig`` fields shared by every run, and optional variants.
+
+    Each variant (a name and the fields it changes) is a separate comparison, e.g. one per
+    model x method on the GPU.
+    """
+
+    name: str
+    description: str
+    config: dict[str, Any]
+    variants: tuple[tuple[str, dict[str, Any]], ...] = (("", {}),)
+    note: str = ""
+    needs: tuple[Path, ...] = field(default_factory=tuple)
+
+
+SETTINGS: dict[str, Setting] = {
+    "digits": Setting(
+        name="digits",
+        description="scikit-learn digits (8x8 grey), small CNN, Free AT m=4, eps 0.1, CPU",
+        # eps 0.1: digits pixels take 17 grey levels on [0, 1] (steps of 1/16), so 0.1 is
+        # about 1.6 levels, the same relative budget as 25/255 on 8-bit images.
+        config=dict(
+            dataset="digits",
+            model="cnn",
+            method="free",
+            replays=4,
+            eps=0.1,
+            epochs=20,
+            batch_size=128,
+            monitor_size=200,
+            monitor_steps=5,
+            attacks=("linfpgd",),
+            eval_steps=20,
+            device="cpu",
+        ),
+    ),
+    "cifar10-cpu": Setting(
+        name="cifar10-cpu",
+        description="CIFAR-10 (JPEG copy) subset, ResNet-20, Free AT m=4, eps 8/255, CPU",
+        config=dict(
+            dataset="cifar10",
+            data_dir=str(CIFAR10_ARCHIVE),
+            model="resnet20",
+            method="free",
+            replays=4,
+            eps=8 / 255,
+            # Sized for ~45 minutes of the 7-policy grid, one seed, on a shared 2-core CPU.
+            epochs=10,
+            batch_size=128,
+            train_size=2000,
+            val_size=500,
+            monitor_size=200,
+            monitor_steps=5,
+            attacks=("linfpgd",),
+            eval_steps=20,
+            eval_size=500,
+            device="cpu",
+        ),
+        note="CIFAR-10 here is the JPEG re-encoded copy: compare policies with each other, "
+        "not with published CIFAR-10 figures.",
+        needs=(CIFAR10_ARCHIVE,),
+    ),
+    "cifar10-gpu": Setting(
+        name="cifar10-gpu",
+        description="CIFAR-10 (JPEG copy), full train set, eps 8/255, one CUDA GPU",
+        config=dict(
+            dataset="cifar10",
+            data_dir=str(CIFAR10_ARCHIVE),
+            eps=8 / 255,
+            epochs=30,
+            batch_size=128,
+            val_size=1000,
+            monitor_size=1000,
+            monitor_steps=10,
+            attacks=("linfpgd",),
+            eval_steps=20,
+            device="cuda",
+        ),
+        variants=(
+            ("preact18-free8", dict(model="preact18", method="free", replays=8)),
+            ("preact18-fgsm-rs", dict(model="preact18", method="fgsm-rs")),
+            ("resnet20-free8", dict(model="resnet20", method="free", replays=8)),
+            ("resnet20-fgsm-rs", dict(model="resnet20", method="fgsm-rs")),
+        ),
+        note="CIFAR-10 here is the JPEG re-encoded copy: compare policies with each other, "
+        "not with published CIFAR-10 figures.",
+        needs=(CIFAR10_ARCHIVE,),
+    ),
+}
+
+
+# -- the study ---------------------------------------------------------------------------------
+def run_setting(
+    setting: str | Setting,
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    policies: Sequence[str] = POLICIES,
+    overrides: Mapping[str, Any] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+    img_dir: str | Path | None = IMG_DIR,
+    log: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Run the grid of ``setting`` for ``seeds``; one compare summary per variant.
+
+    Writes, per variant, ``<out>[/<variant>]/compare.json`` (the summary plus a ``study``
+    record: config, seeds, lr_max per seed, paper test, machine, wall time), ``compare.md``
+    (the Markdown table) and ``compare.png``; and ``<img_dir>/<setting>[-<variant>].png``.
+    ``overrides`` replaces ``TrainConfig`` fields of the setting (say so when you report).
+    """
+    chosen = SETTINGS[setting] if isinstance(setting, str) else setting
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got none")
+    for name in policies:
+        if name not in POLICIES:
+            raise ValueError(f"policy {name!r} is not in the grid; choose from {POLICIES}")
+    for path in chosen.needs:
+        if not Path(path).exists():
+            raise ValueError(f"setting {chosen.name!r} needs {path}, which is absent")
+    results = {}
+    for variant, changes in chosen.variants:
+        config = {**chosen.config, **changes, **(overrides or {})}
+        label = chosen.name + (f"-{variant}" if variant else "")
+        variant_out = Path(out) / variant if variant else Path(out)
+        results[label] = _run_variant(
+            label, config, seeds, variant_out, policies, jobs, threads, img_dir, log, chosen
+        )
+    return results
+
+
+def _run_variant(
+    label: str,
+    config: dict[str, Any],
+    seeds: Sequence[int],
+    out: Path,
+    policies: Sequence[str],
+    jobs: int,
+    threads: int | None,
+    img_dir: str | Path | None,
+    log: bool,
+    setting: Setting,
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+    # 1. One lr finder per seed (skipped when lr_max is given), cached in out/.
+    lr_max: dict[int, float] = {}
+    todo = []
+    for seed in seeds:
+        cached = out / f"lr_find_seed{seed}.json"
+        if config.get("lr_max", "auto") != "auto":
+            lr_max[seed] = float(config["lr_max"])
+        elif cached.is_file():
+            lr_max[seed] = float(json.loads(cached.read_text())["lr_max"])
+        else:
+            todo.append((dict(config, seed=seed), str(out), threads))
+    for seed, value in zip([t[0]["seed"] for t in todo], _map(_find_lr, todo, jobs), strict=True):
+        lr_max[seed] = value
+        if log:
+            print(f"[{label}] seed {seed}: lr finder suggests lr_max {value:.4g}", file=sys.stderr)
+
+    # 2. Every policy for every seed, same config but the policy.
+    tasks = []
+    runs: dict[str, list[str]] = {name: [] for name in policies}
+    for seed in seeds:
+        for name in policies:
+            run_dir = out / name / f"seed{seed}"
+            runs[name].append(str(run_dir))
+            cfg = dict(config, seed=seed, policy=name, lr_max=lr_max[seed], out=str(run_dir))
+            tasks.append((cfg, threads))
+    for run_dir, seconds in _map(_train_one, tasks, jobs):
+        if log:
+            print(f"[{label}] done {run_dir} ({seconds:.0f} s)", file=sys.stderr)
+
+    # 3. The comparison.
+    fixed = [n for n in policies if n in FIXED_SHAPE]
+    summary = report.compare_summary(
+        runs, baseline=BASELINE if BASELINE in policies else None, fixed_shape=fixed
+    )
+    summary["paper_test"] = paper_test(summary)
+    summary["study"] = {
+        "setting": label,
+        "description": setting.description,
+        "note": setting.note,
+        "config": _jsonable(config),
+        "seeds": list(seeds),
+        "policies": list(policies),
+        "lr_max": {str(k): v for k, v in lr_max.items()},
+        "jobs": jobs,
+        "torch_threads_per_job": threads,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", {os.cpu_count()} logical CPUs, python {platform.python_version()}",
+    }
+    report.write_json(out / "compare.json", summary)
+    table = format_study(summary)
+    (out / "compare.md").write_text(table, encoding="utf-8")
+    title = f"{label}: robust val acc vs gradient passes (mean of {len(seeds)} seed(s))"
+    report.plot_compare(summary, out / "compare.png", title=title)
+    if img_dir is not None:
+        report.plot_compare(summary, Path(img_dir) / f"{label}.png", title=title)
+    if log:
+        print(table)
+    return summary
+
+
+def paper_test(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper's claim on one comparison: AccelAT reaches the target in at most half of
+    step's gradient passes, ending within 1 point of the best final robust test accuracy.
+
+    ``{"ratio": float | None, "accuracy_gap": float | None, "verdict": "PASS"|"FAIL"|"n/a",
+    "reason": str}``; accuracy_gap = best policy's mean final robust test accuracy minus
+    AccelAT's (a fraction; 0.01 = 1 point). AccelAT missing the target is a FAIL; step
+    missing it counts as step needing more than its whole budget.
+    """
+    pols = summary["policies"]
+    if "accelat" not in pols or summary.get("baseline") not in pols:
+        return {
+            "ratio": None,
+            "accuracy_gap": None,
+            "verdict": "n/a",
+            "reason": "needs both accelat and the step baseline in the grid",
+        }
+    mine = pols["accelat"]
+    best = max(p["final_robust_acc"] for p in pols.values())
+    gap = best - mine["final_robust_acc"]
+    close = gap <= PAPER_MAX_ACCURACY_GAP + 1e-12
+    accuracy = (
+        f"final robust acc {100 * gap:.1f} points below the best "
+        f"({'<=' if close else '>'} {100 * PAPER_MAX_ACCURACY_GAP:.0f})"
+    )
+    ratio = mine["ratio_to_baseline"]
+    if mine["passes_to_target"] is None:
+        reason = f"accelat did not reach the target on every seed; {accuracy}"
+        return {"ratio": None, "accuracy_gap": gap, "verdict": "FAIL", "reason": reason}
+    if ratio is None:
+        # The baseline missed the target within its budget, so its passes to target exceed
+        # that budget: accelat is fast enough for sure if it needed at most half the budget.
+        budget = pols[summary["baseline"]]["curve"]["passes"][-1]
+        fast = mine["passes_to_target"] <= PAPER_MAX_RATIO * budget
+        speed = (
+            f"step never reached the target; accelat needed "
+            f"{mine['passes_to_target'] / budget:.2f}x step's whole budget "
+            f"({'<=' if fast else '>'} {PAPER_MAX_RATIO})"
+        )
+    else:
+        fast = ratio <= PAPER_MAX_RATIO
+        speed = f"passes to target {ratio:.2f}x step's ({'<=' if fast else '>'} {PAPER_MAX_RATIO})"
+    reason = f"{speed}; {accuracy}"
+    verdict = "PASS" if fast and close else "FAIL"
+    return {"ratio": ratio, "accuracy_gap": gap, "verdict": verdict, "reason": reason}
+
+
+def format_study(summary: Mapping[str, Any]) -> str:
+    """``report.format_table`` plus the study's header and the paper-test verdict."""
+    study = summary.get("study", {})
+    lines = []
+    if study:
+        lines.append(f"### {study['setting']}: {study['description']}\n")
+        source = "finder" if study["config"].get("lr_max", "auto") == "auto" else "given"
+        lines.append(
+            f"Seeds {study['seeds']}; lr_max per seed ({source}): "
+            + ", ".join(f"{v:.3g}" for v in study["lr_max"].values())
+            + ".\n"
+        )
+    lines.append(report.format_table(summary))
+    test = summary.get("paper_test")
+    if test:
+        lines.append(
+            f"Paper test (accelat <= {PAPER_MAX_RATIO} x step's passes to target, "
+            f"final robust acc within 1 point of the best): **{test['verdict']}** "
+            f"({test['reason']}).\n"
+        )
+    lines.append(format_seeds(summary))
+    if study.get("note"):
+        lines.append(study["note"] + "\n")
+    return "\n".join(lines)
+
+
+def format_seeds(summary: Mapping[str, Any]) -> str:
+    """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
+    accuracy (%), so a null in the main table can be read back to the seed that missed."""
+    width = max(len(p["seeds"]) for p in summary["policies"].values())
+    first = next(iter(summary["policies"].values()))["seeds"]
+    head = [f"seed {s['seed']}" for s in first] + [""] * (width - len(first))
+    lines = [
+        "Per seed: passes to target (k) / final robust test accuracy (%).\n",
+        "| policy | " + " | ".join(head) + " |",
+        "|---|" + "---|" * width,
+    ]
+    for name, p in summary["policies"].items():
+        cells = []
+        for seed in p["seeds"]:
+            passes = seed["passes_to_target"]
+            reached = "-" if passes is None else f"{passes / 1000:.1f}"
+            cells.append(f"{reached} / {100 * seed['final_robust_acc']:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- workers (top level so that a process pool can pickle them) ---------------------------------
+def _find_lr(task: tuple[dict[str, Any], str, int]) -> float:
+    import torch
+
+    from accelat_train.loop import TrainConfig, find_lr, prepare
+
+    config, out, threads = task
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(**dict(config, lr_max="auto"))
+    result = find_lr(prepare(cfg))
+    value = float(result.suggestion.lr_max)
+    result.plot(Path(out) / f"lr_find_seed{cfg.seed}.png")
+    report.write_json(
+        Path(out) / f"lr_find_seed{cfg.seed}.json",
+        {"lr_max": value, "lr_min": float(result.suggestion.lr_min), "steps": len(result.lrs)},
+    )
+    return value
+
+
+def _train_one(task: tuple[dict[str, Any], int]) -> tuple[str, float]:
+    import torch
+
+    from accelat_train.loop import TrainConfig, train
+
+    config, threads = task
+    torch.set_num_threads(threads)
+    run_dir = Path(config["out"])
+    if (run_dir / "report.json").is_file():
+        return str(run_dir), 0.0
+    start = time.perf_counter()
+    train(TrainConfig(**config), quiet=True, resume=(run_dir / "checkpoint.pt").exists())
+    return str(run_dir), time.perf_counter() - start
+
+
+def _map(fn, tasks: list, jobs: int) -> list:  # type: ignore[no-untyped-def,type-arg]
+    """``[fn(t) for t in tasks]``, in ``jobs`` processes when ``jobs > 1``."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [fn(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(fn, tasks))
+
+
+def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+# -- command line --------------------------------------------------------------------------------
+_OVERRIDABLE = {
+    "lr_max": float,
+    "epochs": int,
+    "train_size": int,
+    "val_size": int,
+    "monitor_size": int,
+    "eval_size": int,
+    "eval_steps": int,
+    "lr_find_steps": int,
+    "batch_size": int,
+    "data_dir": str,
+    "device": str,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), required=True)
+    parser.add_argument("--seeds", default="0,1,2", help="comma list (default 0,1,2)")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="subset of the grid")
+    parser.add_argument("--out", help="study directory (default runs/acceleration/<setting>)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--threads", type=int, help="torch threads per job")
+    parser.add_argument("--img-dir", default=str(IMG_DIR), help="where <setting>.png goes")
+    for key, kind in _OVERRIDABLE.items():
+        what = "one lr_max for every policy (skips the finder)" if key == "lr_max" else "override"
+        parser.add_argument("--" + key.replace("_", "-"), type=kind, help=what)
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        parser.error(f"--seeds must be a comma list of integers, got {args.seeds!r}")
+    overrides = {k: getattr(args, k) for k in _OVERRIDABLE if getattr(args, k) is not None}
+    out = args.out or str(ROOT / "runs" / "acceleration" / args.setting)
+    try:
+        run_setting(
+            args.setting,
+            seeds,
+            out,
+            policies=[p for p in args.policies.split(",") if p],
+            overrides=overrides,
+            jobs=args.jobs,
+            threads=args.threads,
+            img_dir=args.img_dir,
+        )
+    except ValueError as exc:
+        print(f"acceleration: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
