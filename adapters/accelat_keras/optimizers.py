@@ -111,16 +111,8 @@ class Adam(VariableMomentum, keras.optimizers.Adam):
 
 
 @keras.saving.register_keras_serializable(package="accelat")
-class AdamW(VariableMomentum, keras.optimizers.AdamW):
-    """``keras.optimizers.AdamW`` with ``beta_1`` (its momentum) held in a variable."""
+class AdamW(Adam, keras.optimizers.AdamW):
+    """``keras.optimizers.AdamW`` with ``beta_1`` (its momentum) held in a variable.
 
-    @property
-    def beta_1(self) -> keras.Variable:
-        return self.momentum_variable
-
-    @beta_1.setter
-    def beta_1(self, value: float) -> None:
-        self._set_momentum_value("beta_1", value)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "beta_1": float(self.momentum_variable)}
+    The variable-backed ``beta_1`` comes from :class:`Adam`; the update is Keras' AdamW.
+    """
