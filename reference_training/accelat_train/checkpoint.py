@@ -35,7 +35,8 @@ class CheckpointError(ValueError):
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temp file next to ``path``, then atomically move it to ``path``.
 
-    If ``write`` raises, the temp file is removed and ``path`` is left as it was.
+    If ``write`` raises, the temp file is removed and ``path`` is left as it was. The file
+    gets mode 0644 (mkstemp's 0600 would hide reports and shared caches from other users).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

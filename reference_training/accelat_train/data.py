@@ -29,16 +29,16 @@ import os
 import pickle
 import re
 import tarfile
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from accelat_train.checkpoint import atomic_write
 
 DATASET_NAMES = ("digits", "cifar10", "cifar100")
 
@@ -283,7 +283,7 @@ def _download(name: str, root: Path) -> Path:
         payload = response.read()
     if hashlib.md5(payload).hexdigest() != md5:
         raise ValueError(f"download of {url} is corrupt (md5 mismatch); try again")
-    _atomic_write(target, lambda f: f.write(payload))
+    atomic_write(target, lambda f: f.write(payload))
     return target
 
 
@@ -440,7 +440,7 @@ def _cached(name: str, source: Path, cache: Path, decode: Callable[[], _Decoded]
     train, test, classes = decode()
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        _atomic_write(
+        atomic_write(
             path,
             lambda f: np.savez(
                 f,
@@ -454,21 +454,6 @@ def _cached(name: str, source: Path, cache: Path, decode: Callable[[], _Decoded]
     except OSError:
         pass  # a read-only cache costs speed, not correctness
     return train, test, classes
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write via a temp file in the same directory, fsync, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0o600 would hide a shared cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------ loader

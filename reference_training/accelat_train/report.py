@@ -28,9 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from accelat_core import Policy, Schedule
+from accelat_train.checkpoint import atomic_write, atomic_write_text
 
 #: Fraction of the best final robust validation accuracy that defines the default target.
 TARGET_FRACTION = 0.95
@@ -365,10 +364,6 @@ def plot_policy(
 
 
 # -- helpers ---------------------------------------------------------------------------
-# mkstemp creates 0600 files; a report is meant to be read by others like any output file.
-_FILE_MODE = 0o644
-
-
 def _read_report(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "report.json"
     if not path.is_file():
@@ -428,35 +423,9 @@ def _run_title(config: Mapping[str, Any]) -> str:
 
 def _save(fig: Figure, path: Path) -> None:
     """Save a PNG atomically: a crash never leaves a half-written image under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically (temp file, fsync, rename)."""
-    _write_atomic(Path(path), json.dumps(data, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
