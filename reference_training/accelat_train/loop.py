@@ -87,15 +87,6 @@ from accelat_train.checkpoint import (
     save_checkpoint,
 )
 
-METHOD_NAMES = (
-    "free",
-    "fgsm-rs",
-    "pgd",
-    "foolbox-pgd",
-    "foolbox-fgsm",
-    "foolbox-deepfool",
-    "natural",
-)
 POLICY_NAMES = (
     "constant",
     "step",
@@ -463,6 +454,7 @@ METHODS: dict[str, type[Method]] = {
         NaturalMethod,
     )
 }
+METHOD_NAMES = tuple(METHODS)
 
 
 def make_method(cfg: TrainConfig, **kwargs: Any) -> Method:
