@@ -9,6 +9,7 @@ policy through ``PolicyScheduler``'s metric sync, so every rank holds the same l
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -95,7 +96,16 @@ def gather_objects(info: DistInfo, obj: object) -> list[object]:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group: collect garbage first, then destroy it.
+
+    A DDP wrapper caught in a reference cycle keeps its gloo group alive until interpreter
+    exit, and tearing it down there while a peer is still connected aborts the process
+    ("terminate called without an active exception"). Collecting first lets it go while
+    the interpreter is whole. Callers on the success path wait at :func:`barrier` before
+    this, so no rank leaves while another still works.
+    """
     if info.active and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -866,7 +866,10 @@ def train(cfg: TrainConfig, *, quiet: bool = False, resume: bool = False) -> Pat
     cfg.validate()
     info = distributed.init_from_env(resolve_device(cfg.device).type)
     try:
-        return _train(cfg, info, quiet=quiet or not info.is_main, resume=resume)
+        run_dir = _train(cfg, info, quiet=quiet or not info.is_main, resume=resume)
+        # Every rank waits for rank 0's test evaluation and report before any leaves.
+        distributed.barrier(info)
+        return run_dir
     finally:
         distributed.shutdown(info)
 

@@ -56,6 +56,41 @@ def test_batch_interval_steps_once_per_batch_and_second_fit_continues_the_clock(
     assert history.history["learning_rate"] == [policy.at(5).lr, policy.at(8).lr]
 
 
+class BatchLosses(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+def test_batch_interval_metric_policy_steps_on_each_batch_logs():
+    policy = _accelat(mode="min", min_gain=0.05)
+    callback = accelat_keras.PolicyCallback(policy, monitor="loss", interval="batch")
+    model = small_classifier(keras.optimizers.SGD(learning_rate=1.0))
+    losses, recorder = BatchLosses(), Recorder()
+    x, y = blobs(96)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback, losses, recorder])
+    replay = _accelat(mode="min", min_gain=0.05)
+    expected = [replay.lr] + [replay.step(loss).lr for loss in losses.losses[:-1]]
+    assert len(expected) == 24 and recorder.lrs == _f32(expected)
+    replay.step(losses.losses[-1])
+    assert policy.state_dict() == replay.state_dict()
+    assert len(set(expected)) > 1
+
+
+def test_only_a_metric_driven_batch_policy_has_a_batch_end_hook():
+    # Keras dispatches batch-end callbacks in a background thread only when no callback
+    # overrides on_train_batch_end; a policy without a metric must not cost that.
+    def hook(callback):
+        return keras.src.utils.python_utils.is_default(callback.on_train_batch_end)
+
+    assert hook(accelat_keras.PolicyCallback(OneCycle(0.1, 10), interval="batch"))
+    assert hook(accelat_keras.PolicyCallback(_accelat(), interval="epoch"))
+    assert not hook(accelat_keras.PolicyCallback(_accelat(), monitor="loss", interval="batch"))
+
+
 def test_metric_driven_policy_gets_logs_monitor_and_its_lr_reaches_the_optimizer():
     policy = _accelat(mode="min")
     model = small_classifier(keras.optimizers.SGD(learning_rate=1.0))

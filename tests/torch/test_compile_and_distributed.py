@@ -71,6 +71,7 @@ WORKER = textwrap.dedent(
             lrs.append(opt.param_groups[0]["lr"])
         trajectories[str(sync)] = lrs
     print(json.dumps(trajectories))
+    dist.barrier()  # leave together: a rank that exits while its peer is connected can abort
     dist.destroy_process_group()
     """
 )
