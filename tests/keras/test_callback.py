@@ -246,3 +246,28 @@ def test_momentum_reaches_accelat_sgd_inside_a_loss_scale_optimizer():
     )
     assert float(inner.momentum_variable) == np.float32(policy.at(2).momentum)
     assert float(inner.learning_rate) == np.float32(policy.at(2).lr)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute only")
+def test_mirrored_variables_under_a_tf_distribute_strategy_get_every_value():
+    import tensorflow as tf
+
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = one_weight_model(accelat_keras.SGD(learning_rate=1.0, momentum=0.9))
+    optimizer = model.optimizer
+    assert isinstance(optimizer.learning_rate.value, tf.distribute.DistributedValues)
+    seen = []
+
+    class Read(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(
+                (float(optimizer.learning_rate.value.numpy()),
+                 float(optimizer.momentum_variable.value.numpy()))
+            )  # fmt: skip
+
+    policy = OneCycle(0.1, total_steps=8)
+    x, y = ones(16)
+    callback = accelat_keras.PolicyCallback(policy, interval="batch")
+    model.fit(x, y, batch_size=2, verbose=0, callbacks=[callback, Read()])
+    hypers = [policy.at(t) for t in range(8)]
+    assert seen == [(float(np.float32(h.lr)), float(np.float32(h.momentum))) for h in hypers]
