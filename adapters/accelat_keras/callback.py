@@ -48,6 +48,8 @@ class PolicyCallback(keras.callbacks.Callback):
       ``b`` when batch ``b + 1`` begins (or the epoch ends): the same values reach the same
       batches, and the callback has no batch-end hook, whose mere presence makes Keras
       convert every batch's logs synchronously instead of in its background thread.
+      A callback that reads the lr when a batch begins sees the new value if it is listed
+      after this one.
     * The learning rate must be a variable (a float ``learning_rate``): a
       ``LearningRateSchedule``, ``PolicySchedule`` included, is an error.
 
