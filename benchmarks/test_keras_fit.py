@@ -15,11 +15,11 @@ batches per epoch) for 5 epochs:
 
 ``test_callback_work_per_batch`` times what the callback adds to one batch (a policy step
 and its variable assignments) outside ``fit``, where ``fit``'s run-to-run noise (often
-+-10 % on two cores) does not drown it.
+±15 % on two cores) does not drown it.
 
 Target: the callback adds <= 5 % to a batch. Model and optimizer are built and traced once
 before timing; each round re-fits the same compiled model. On a model this small, where a
-batch takes ~1.6 ms, the ``schedule`` variant is the way to schedule the lr per batch at
+batch takes ~1.5 ms, the ``schedule`` variant is the way to schedule the lr per batch at
 no cost.
 """
 
