@@ -24,17 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "core"))
-from strategies_fixed import (
-    constants,
-    cyclicals,
-    exponential_decays,
-    free_ats,
-    linear_decays,
-    one_cycles,
-    papers,
-    step_decays,
-    warm_restarts,
-)
+from strategies_fixed import FIXED_SHAPES
 from strategies_metric import (
     accelat_policies,
     base_policies,
@@ -54,15 +44,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 KINDS = {
-    "Constant": constants(),
-    "StepDecay": step_decays(),
-    "StepDecay.free_at": free_ats(),
-    "LinearDecay": linear_decays(),
-    "ExponentialDecay": exponential_decays(),
-    "OneCycle": one_cycles(),
-    "OneCycle.paper": papers(),
-    "Cyclical": cyclicals(),
-    "WarmRestarts": warm_restarts(),
+    **FIXED_SHAPES,
     "RangeTest": range_tests(),
     "AccelAT": accelat_policies(),
     "Warmup": warmups(base_policies()),

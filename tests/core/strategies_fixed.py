@@ -131,19 +131,24 @@ def constants() -> st.SearchStrategy[Constant]:
     return st.builds(Constant, lr=lrs)
 
 
+# Every fixed-shape policy and preset, by test id: the one list the property tests, the
+# three-framework test and fixed_policies() draw from.
+FIXED_SHAPES: dict[str, st.SearchStrategy[Schedule]] = {
+    "StepDecay": step_decays(),
+    "LinearDecay": linear_decays(),
+    "ExponentialDecay": exponential_decays(),
+    "OneCycle": one_cycles(),
+    "Cyclical": cyclicals(),
+    "WarmRestarts": warm_restarts(),
+    "StepDecay.free_at": free_ats(),
+    "OneCycle.paper": papers(),
+    "Constant": constants(),
+}
+
+
 def fixed_policies() -> st.SearchStrategy[Schedule]:
     """A random valid instance of one of the fixed-shape policies or presets."""
-    return st.one_of(
-        step_decays(),
-        linear_decays(),
-        exponential_decays(),
-        one_cycles(),
-        cyclicals(),
-        warm_restarts(),
-        free_ats(),
-        papers(),
-        constants(),
-    )
+    return st.one_of(*FIXED_SHAPES.values())
 
 
 class Bounds(NamedTuple):

@@ -8,18 +8,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies_fixed import (
-    constants,
-    cyclicals,
-    exponential_decays,
-    fixed_policy_bounds,
-    free_ats,
-    linear_decays,
-    one_cycles,
-    papers,
-    step_decays,
-    warm_restarts,
-)
+from strategies_fixed import FIXED_SHAPES, fixed_policy_bounds
 
 from accelat_core import (
     Cyclical,
@@ -34,18 +23,7 @@ from accelat_core import (
 )
 from accelat_core.policies.exponential_decay import LR_FLOOR
 
-STRATEGIES = {
-    "StepDecay": step_decays(),
-    "StepDecay.free_at": free_ats(),
-    "LinearDecay": linear_decays(),
-    "ExponentialDecay": exponential_decays(),
-    "OneCycle": one_cycles(),
-    "OneCycle.paper": papers(),
-    "Cyclical": cyclicals(),
-    "WarmRestarts": warm_restarts(),
-    "Constant": constants(),
-}
-each_policy = pytest.mark.parametrize("strategy", STRATEGIES.values(), ids=STRATEGIES.keys())
+each_policy = pytest.mark.parametrize("strategy", FIXED_SHAPES.values(), ids=FIXED_SHAPES.keys())
 
 # Per-class properties run for nine strategies; a third of the profile's examples each keeps
 # the file within its time budget while every class still sees ~100 random instances.
