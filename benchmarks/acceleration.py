@@ -4,10 +4,10 @@ Run: ``python -m benchmarks.acceleration --setting digits|cifar10-cpu|cifar10-gp
 [--seeds 0,1,2] [--out DIR] [--jobs 2]``. Results: ``docs/benchmarks.md``.
 
 Every policy of the grid trains with the same seed, data, model, method, attack budget and
-epoch budget, through the pipeline's own ``accelat_train.loop.train`` (the machinery of
+epoch budget, through the pipeline's own ``accelat_train.run.train`` (the machinery of
 ``accelat compare``). Per seed the lr finder runs once (the "paper" reading of the range
 test on the adversarial loss) and every policy of that seed starts from its ``lr_max``;
-the policies themselves are ``accelat_train.loop.build_policy``'s defaults, the same rules
+the policies themselves are ``accelat_train.policies.build_policy``'s defaults, the same rules
 for every dataset, nothing tuned here:
 
 constant, step (Free AT's /10 at 50 % and 75 % of the budget), onecycle (the paper's
@@ -33,22 +33,20 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from accelat_train import report
+from accelat_train import plots, report
+from accelat_train.compare import compare, stderr_log
+from accelat_train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 IMG_DIR = ROOT / "docs" / "img"
 
 POLICIES = ("constant", "step", "onecycle", "cyclical", "restarts", "plateau", "accelat")
-FIXED_SHAPE = ("constant", "step", "onecycle", "cyclical", "restarts")
-BASELINE = "step"
 #: The paper's claim, as tested: passes to target <= this fraction of step's ...
 PAPER_MAX_RATIO = 0.5
 #: ... with a final robust test accuracy no more than this below the best policy's.
@@ -199,44 +197,18 @@ def _run_variant(
     log: bool,
     setting: Setting,
 ) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
-
-    # 1. One lr finder per seed (skipped when lr_max is given), cached in out/.
-    lr_max: dict[int, float] = {}
-    todo = []
-    for seed in seeds:
-        cached = out / f"lr_find_seed{seed}.json"
-        if config.get("lr_max", "auto") != "auto":
-            lr_max[seed] = float(config["lr_max"])
-        elif cached.is_file():
-            lr_max[seed] = float(json.loads(cached.read_text())["lr_max"])
-        else:
-            todo.append((dict(config, seed=seed), str(out), threads))
-    for seed, value in zip([t[0]["seed"] for t in todo], _map(_find_lr, todo, jobs), strict=True):
-        lr_max[seed] = value
-        if log:
-            print(f"[{label}] seed {seed}: lr finder suggests lr_max {value:.4g}", file=sys.stderr)
-
-    # 2. Every policy for every seed, same config but the policy.
-    tasks = []
-    runs: dict[str, list[str]] = {name: [] for name in policies}
-    for seed in seeds:
-        for name in policies:
-            run_dir = out / name / f"seed{seed}"
-            runs[name].append(str(run_dir))
-            cfg = dict(config, seed=seed, policy=name, lr_max=lr_max[seed], out=str(run_dir))
-            tasks.append((cfg, threads))
-    for run_dir, seconds in _map(_train_one, tasks, jobs):
-        if log:
-            print(f"[{label}] done {run_dir} ({seconds:.0f} s)", file=sys.stderr)
-
-    # 3. The comparison.
-    fixed = [n for n in policies if n in FIXED_SHAPE]
-    summary = report.compare_summary(
-        runs, baseline=BASELINE if BASELINE in policies else None, fixed_shape=fixed
-    )
+    base = TrainConfig(**config)
+    summary = compare(
+        base, policies, seeds, out, jobs=jobs, threads=threads,
+        log=stderr_log if log else None,
+    )  # fmt: skip
+    lr_max = {
+        str(seed): json.loads((out / policies[0] / f"seed{seed}" / "config.json").read_text())[
+            "lr_max"
+        ]
+        for seed in seeds
+    }
     summary["paper_test"] = paper_test(summary)
     summary["study"] = {
         "setting": label,
@@ -245,7 +217,7 @@ def _run_variant(
         "config": _jsonable(config),
         "seeds": list(seeds),
         "policies": list(policies),
-        "lr_max": {str(k): v for k, v in lr_max.items()},
+        "lr_max": lr_max,
         "jobs": jobs,
         "torch_threads_per_job": threads,
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -257,9 +229,9 @@ def _run_variant(
     table = format_study(summary)
     (out / "compare.md").write_text(table, encoding="utf-8")
     title = f"{label}: robust val acc vs gradient passes (mean of {len(seeds)} seed(s))"
-    report.plot_compare(summary, out / "compare.png", title=title)
+    plots.plot_compare(summary, out / "compare.png", title=title)
     if img_dir is not None:
-        report.plot_compare(summary, Path(img_dir) / f"{label}.png", title=title)
+        plots.plot_compare(summary, Path(img_dir) / f"{label}.png", title=title)
     if log:
         print(table)
     return summary
@@ -357,48 +329,6 @@ def format_seeds(summary: Mapping[str, Any]) -> str:
             cells.append(f"{reached} / {100 * seed['final_robust_acc']:.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-# -- workers (top level so that a process pool can pickle them) ---------------------------------
-def _find_lr(task: tuple[dict[str, Any], str, int]) -> float:
-    import torch
-
-    from accelat_train.loop import TrainConfig, find_lr, prepare
-
-    config, out, threads = task
-    torch.set_num_threads(threads)
-    cfg = TrainConfig(**dict(config, lr_max="auto"))
-    result = find_lr(prepare(cfg))
-    value = float(result.suggestion.lr_max)
-    result.plot(Path(out) / f"lr_find_seed{cfg.seed}.png")
-    report.write_json(
-        Path(out) / f"lr_find_seed{cfg.seed}.json",
-        {"lr_max": value, "lr_min": float(result.suggestion.lr_min), "steps": len(result.lrs)},
-    )
-    return value
-
-
-def _train_one(task: tuple[dict[str, Any], int]) -> tuple[str, float]:
-    import torch
-
-    from accelat_train.loop import TrainConfig, train
-
-    config, threads = task
-    torch.set_num_threads(threads)
-    run_dir = Path(config["out"])
-    if (run_dir / "report.json").is_file():
-        return str(run_dir), 0.0
-    start = time.perf_counter()
-    train(TrainConfig(**config), quiet=True, resume=(run_dir / "checkpoint.pt").exists())
-    return str(run_dir), time.perf_counter() - start
-
-
-def _map(fn, tasks: list, jobs: int) -> list:  # type: ignore[no-untyped-def,type-arg]
-    """``[fn(t) for t in tasks]``, in ``jobs`` processes when ``jobs > 1``."""
-    if jobs <= 1 or len(tasks) <= 1:
-        return [fn(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, tasks))
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,12 +35,14 @@ def mean_over_ranks(value: float) -> float:
 
     With two ranks passing 0.5 and 0.6, both get ``(0.5 + 0.6) / 2``.
     """
-    # NCCL reduces only CUDA tensors; every other backend here takes CPU tensors.
-    device = (
-        torch.device("cuda", torch.cuda.current_device())
-        if dist.get_backend() == "nccl"
-        else torch.device("cpu")
-    )
-    buf = torch.tensor([value], dtype=torch.float64, device=device)
+    buf = torch.tensor([value], dtype=torch.float64, device=comm_device())
     dist.all_reduce(buf, op=dist.ReduceOp.SUM)
     return buf.item() / dist.get_world_size()
+
+
+def comm_device() -> torch.device:
+    """Where the default group's collectives take their tensors: the current CUDA device
+    for NCCL (it reduces only CUDA tensors), the CPU for every other backend (gloo)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

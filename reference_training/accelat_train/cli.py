@@ -13,8 +13,10 @@ Also ``python -m accelat_train ...``; DDP training on N processes (GPUs, or gloo
 
     torchrun --nproc_per_node N -m accelat_train.cli train --dataset cifar10 ... --out runs/ddp
 
-Invalid flags are rejected before any work with exit code 2; a run stopped by a NaN/inf
-loss exits with code 3.
+Every run flag comes from a :class:`~accelat_train.config.TrainConfig` field (its type,
+default and help), so ``accelat train --help`` lists them all with their defaults. Invalid
+flags are rejected before any work with exit code 2; a run stopped by a NaN/inf loss exits
+with code 3.
 """
 
 from __future__ import annotations
@@ -25,146 +27,72 @@ import json
 import math
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from accelat_train import distributed
-from accelat_train.loop import (
-    AMP_NAMES,
-    METHOD_NAMES,
-    MONITOR_NAMES,
+from accelat_train.config import (
+    NONNEGATIVE,
     POLICY_NAMES,
+    POSITIVE,
     TrainConfig,
-    TrainingDiverged,
+    names,
+    parse_eps,
+    parse_lr_max,
 )
+from accelat_train.run import TrainingDiverged
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
 DEMO_POLICIES = "constant,step,onecycle,accelat"
+#: ``accelat demo``: a small CNN on digits, sized to finish in about a minute on two cores.
+DEMO_DEFAULTS = {
+    "model": "cnn",
+    "method": "free",
+    "eps": 0.1,
+    "epochs": 8,
+    "batch_size": 64,
+    "eval_steps": 10,
+    "monitor_steps": 3,
+    "lr_find_steps": 60,
+    "device": "cpu",
+    # A model this small runs fastest on one thread (and shares the machine).
+    "threads": 1,
+}
+#: Fields each subcommand sets itself (per run, or plural in compare).
+_OWN_FLAGS = ("policy", "policy_config", "seed", "out", "lr_find")
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
-# -- argument types (each error names the flag through argparse) ---------------------------
-def _fraction(text: str) -> float:
-    """``0.1``, ``8/255``: a float parsed exactly as written."""
-    try:
-        value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number or fraction like 8/255"
-        ) from None
-    return value
+# -- the parser, derived from TrainConfig -------------------------------------------------------
+def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, **override: Any) -> None:
+    meta = {k: v for k, v in f.metadata.items() if k != "flag"}
+    if callable(meta.get("choices")):
+        meta["choices"] = meta["choices"]()
+    meta.update(override)
+    if meta.get("action") is None and "type" not in meta and "choices" not in meta:
+        meta["type"] = str
+    group.add_argument("--" + f.name.replace("_", "-"), default=f.default, **meta)
 
 
-def _eps(text: str) -> float:
-    value = _fraction(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is outside (0, 1] (pixels lie in [0, 1])")
-    return value
-
-
-def _eps_list(text: str) -> list[float]:
-    return [_eps(t) for t in text.split(",") if t.strip()]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _lr_max(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
-    value = _fraction(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a finite number > 0")
-    return value
-
-
-def _names(options: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> list[str]:
-        names = [t.strip() for t in text.split(",") if t.strip()]
-        bad = [n for n in names if n not in options]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: unknown {', '.join(bad) or 'empty list'}; "
-                f"choose from {', '.join(options)}"
-            )
-        return names
-
-    return parse
-
-
-def _seed_list(text: str) -> list[int]:
-    return [_nonneg_int(t) for t in text.split(",") if t.strip()]
-
-
-# -- the parser ----------------------------------------------------------------------------
 def _run_flags(defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
-    """Flags shared by train, compare, lr-find and demo."""
-    from accelat_train.attacks import ATTACK_NAMES
-    from accelat_train.data import DATASET_NAMES
-    from accelat_train.models import MODEL_NAMES
-
-    p = argparse.ArgumentParser(add_help=False)
+    """Flags shared by train, compare, lr-find and demo: one per TrainConfig field."""
+    p = argparse.ArgumentParser(add_help=False, formatter_class=_FORMATTER)
     g = p.add_argument_group("run")
-    g.add_argument("--dataset", choices=DATASET_NAMES, default="digits")
-    g.add_argument("--data-dir", help="CIFAR python layout, image folder or .tar.gz")
-    g.add_argument("--download", action="store_true", help="fetch CIFAR if --data-dir lacks it")
-    g.add_argument("--model", choices=MODEL_NAMES, default="cnn")
-    g.add_argument("--method", choices=METHOD_NAMES, default="free")
-    g.add_argument(
-        "--eps", type=_eps, default=8 / 255, help="L-inf radius in [0,1] pixels, e.g. 8/255"
-    )
-    g.add_argument("--replays", type=_positive_int, help="Free AT replays m (default 4; free only)")
-    g.add_argument("--pgd-steps", type=_positive_int, default=7)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in _OWN_FLAGS and f.metadata.get("flag", True):
+            _add_field(g, f)
     g.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
-    g.add_argument("--lr-max", type=_lr_max, default="auto", help="'auto' runs the lr finder")
-    g.add_argument("--epochs", type=_positive_int, default=10, help="epoch-equivalents")
-    g.add_argument("--batch-size", type=_positive_int, default=128)
-    g.add_argument("--train-size", type=_positive_int)
-    g.add_argument("--val-size", type=_nonneg_int)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--monitor", choices=MONITOR_NAMES, default="robust_val_acc")
-    g.add_argument("--monitor-steps", type=_positive_int, default=5, help="PGD steps per epoch")
-    g.add_argument("--monitor-size", type=_positive_int, default=500, help="val images attacked")
-    g.add_argument("--eval-every", type=_nonneg_int, default=0, help="test eval cadence (0: end)")
-    g.add_argument("--attacks", type=_names(ATTACK_NAMES), default=["linfpgd"])
-    g.add_argument("--eval-steps", type=_positive_int, default=20)
-    g.add_argument("--eval-size", type=_positive_int, help="test images in the evaluations")
-    g.add_argument("--amp", choices=AMP_NAMES, help="CUDA mixed precision (ignored on CPU)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the network")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--weight-decay", type=float, default=5e-4)
-    g.add_argument("--nesterov", action="store_true")
-    g.add_argument("--co-check", action="store_true", help="fgsm-rs: stop on catastrophic overfit")
-    g.add_argument("--lr-find-steps", type=_positive_int, default=100)
-    g.add_argument(
-        "--window", type=_positive_int, help="AccelAT window (default epochs//5 in 1..5)"
-    )
-    g.add_argument(
-        "--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)"
-    )
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--threads", type=POSITIVE, help="CPU threads for torch (None: torch's)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
     if defaults:
         p.set_defaults(**defaults)
     return p
+
+
+def _field(name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,73 +104,72 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = _run_flags()
 
-    t = sub.add_parser("train", parents=[run], help="train one run")
-    t.add_argument("--policy", choices=POLICY_NAMES, default="accelat")
-    t.add_argument("--seed", type=_nonneg_int, default=0)
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    def command(name: str, help: str, parents: list[argparse.ArgumentParser]) -> Any:
+        return sub.add_parser(name, parents=parents, help=help, formatter_class=_FORMATTER)
 
-    c = sub.add_parser("compare", parents=[run], help="train several policies, same budget")
-    c.add_argument("--policies", type=_names(POLICY_NAMES), default=DEMO_POLICIES.split(","))
-    c.add_argument("--seeds", type=_seed_list, default=[0])
-    c.add_argument("--target", type=float, help="robust val acc target (default: 95%% of best)")
-    c.add_argument("--out", required=True)
+    t = command("train", "train one run", [run])
+    own = t.add_argument_group("this run")
+    _add_field(own, _field("policy"))
+    _add_field(own, _field("seed"))
+    own.add_argument("--out", required=True, help="run directory")
+    own.add_argument("--resume", action="store_true", help="continue the run in --out")
 
-    f = sub.add_parser("lr-find", parents=[run], help="lr range test on the adversarial loss")
-    f.add_argument("--seed", type=_nonneg_int, default=0)
+    c = command("compare", "train several policies, same budget", [run])
+    _comparison_flags(c, out_default=None)
+
+    f = command("lr-find", "lr range test on the adversarial loss", [run])
+    _add_field(f, _field("seed"))
     f.add_argument("--out", required=True, help="directory for lr_find.png")
 
-    e = sub.add_parser("eval", help="Foolbox evaluation of a trained run on the test set")
-    e.add_argument("--checkpoint", required=True, help="run directory or its checkpoint.pt")
-    e.add_argument("--attacks", type=_names(_attack_names()), default=["linfpgd"])
-    e.add_argument("--eps", type=_eps_list, help="comma list, default: the run's eps")
-    e.add_argument("--steps", type=_positive_int, default=20)
-    e.add_argument("--eval-size", type=_positive_int)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--data-dir")
+    _eval_flags(command("eval", "robust evaluation of a trained run on its test set", []))
 
-    pp = sub.add_parser("plot-policy", help="plot a policy's lr (and momentum) shape")
-    pp.add_argument("--policy", choices=POLICY_NAMES, default="onecycle")
-    pp.add_argument("--policy-config")
-    pp.add_argument("--steps", type=_positive_int, default=1000)
-    pp.add_argument("--lr-max", type=_lr_max, default=0.1)
+    pp = command("plot-policy", "plot a policy's lr (and momentum) shape", [])
+    pp.add_argument("--policy", choices=POLICY_NAMES, default="onecycle", help="policy name")
+    pp.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
+    pp.add_argument("--steps", type=POSITIVE, default=1000, help="steps to plot")
+    pp.add_argument("--lr-max", type=parse_lr_max, default=0.1, help="peak lr")
     pp.add_argument("--out", required=True, help="PNG path")
 
-    d = sub.add_parser(
+    d = command(
         "demo",
-        parents=[
-            _run_flags(
-                {
-                    "model": "cnn",
-                    "method": "free",
-                    "eps": 0.1,
-                    "epochs": 8,
-                    "batch_size": 64,
-                    "eval_steps": 10,
-                    "monitor_steps": 3,
-                    "lr_find_steps": 60,
-                    "device": "cpu",
-                    # A model this small runs fastest on one thread (and shares the machine).
-                    "threads": 1,
-                }
-            )
-        ],
-        help="compare constant, step, onecycle and accelat on digits (CPU, ~1 min)",
+        "compare constant, step, onecycle and accelat on digits (CPU, ~1 min)",
+        [_run_flags(DEMO_DEFAULTS)],
     )
-    d.add_argument("--policies", type=_names(POLICY_NAMES), default=DEMO_POLICIES.split(","))
-    d.add_argument("--seeds", type=_seed_list, default=[0])
-    d.add_argument("--target", type=float)
-    d.add_argument("--out", default="accelat-demo")
+    _comparison_flags(d, out_default="accelat-demo")
     return parser
 
 
-def _attack_names() -> tuple[str, ...]:
+def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
+    p.add_argument(
+        "--policies", type=names(POLICY_NAMES), default=DEMO_POLICIES.split(","),
+        help="comma list of policies",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=_seed_list, default=[0], help="comma list of seeds")
+    p.add_argument("--target", type=float, help="robust val acc target (None: 95%% of best)")
+    p.add_argument("--out", required=out_default is None, default=out_default, help="directory")
+
+
+def _eval_flags(e: argparse.ArgumentParser) -> None:
     from accelat_train.attacks import ATTACK_NAMES
 
-    return ATTACK_NAMES
+    e.add_argument("--checkpoint", required=True, help="run directory or a checkpoint in one")
+    e.add_argument("--attacks", type=names(ATTACK_NAMES), default=["linfpgd"], help="comma list")
+    e.add_argument("--eps", type=_eps_list, help="comma list (None: the run's eps)")
+    e.add_argument("--steps", type=POSITIVE, default=20, help="attack steps")
+    e.add_argument("--eval-size", type=POSITIVE, help="test images (None: all)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("--data-dir", help="where the run's data lie now (None: as trained)")
 
 
-# -- turning flags into a config -----------------------------------------------------------
+def _eps_list(text: str) -> list[float]:
+    return [parse_eps(t) for t in text.split(",") if t.strip()]
+
+
+def _seed_list(text: str) -> list[int]:
+    return [NONNEGATIVE(t) for t in text.split(",") if t.strip()]
+
+
+# -- turning flags into a config ----------------------------------------------------------------
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
     """A validated TrainConfig; every problem is a ``parser.error`` (exit 2) naming the flag."""
     if args.replays is not None and args.method != "free":
@@ -253,51 +180,16 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error(f"--data-dir {args.data_dir}: no such file or directory")
     if args.dataset != "digits" and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
-    if args.device.split(":")[0] not in ("auto", "cpu", "cuda"):
-        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: CUDA is not available on this machine")
-    policy_config = None
+    _check_device(args.device, parser)
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name) and f.name not in ("policy_config", "lr_find")
+    }
+    values["attacks"] = tuple(values["attacks"])
     if args.policy_config is not None:
-        policy_config = _read_policy_config(args.policy_config, parser)
-    cfg = TrainConfig(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        download=args.download,
-        model=args.model,
-        method=args.method,
-        eps=args.eps,
-        replays=args.replays,
-        pgd_steps=args.pgd_steps,
-        policy=getattr(args, "policy", "accelat"),
-        policy_config=policy_config,
-        lr_max=args.lr_max,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        train_size=args.train_size,
-        val_size=args.val_size,
-        seed=getattr(args, "seed", 0),
-        device=args.device,
-        out=args.out,
-        monitor=args.monitor,
-        monitor_steps=args.monitor_steps,
-        monitor_size=args.monitor_size,
-        eval_every=args.eval_every,
-        attacks=tuple(args.attacks),
-        eval_steps=args.eval_steps,
-        eval_size=args.eval_size,
-        amp=args.amp,
-        compile=args.compile,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        nesterov=args.nesterov,
-        co_check=args.co_check,
-        lr_find_steps=args.lr_find_steps,
-        window=args.window,
-    )
+        values["policy_config"] = _read_policy_config(args.policy_config, parser)
+    cfg = TrainConfig(**values)
     try:
         cfg.validate()
     except ValueError as exc:
@@ -309,8 +201,18 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return cfg
 
 
+def _check_device(device: str, parser: argparse.ArgumentParser) -> None:
+    if device.split(":")[0] not in ("auto", "cpu", "cuda"):
+        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error(f"--device {device}: CUDA is not available on this machine")
+
+
 def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    from accelat_train.loop import build_policy_from_config
+    from accelat_train.policies import build_policy_from_config
 
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -325,11 +227,11 @@ def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str,
     return config
 
 
-# -- subcommands ---------------------------------------------------------------------------
+# -- subcommands --------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from accelat_train.loop import train
+    from accelat_train.run import train
 
     cfg = config_from_args(args, parser)
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
@@ -346,11 +248,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from accelat_train.loop import find_lr, prepare
+    from accelat_train.lr_finder import find_lr
+    from accelat_train.setup import prepare
 
     cfg = config_from_args(args, parser)
-    setup = prepare(cfg)
-    result = find_lr(setup)
+    result = find_lr(prepare(cfg))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     png = result.plot(out / "lr_find.png")
@@ -365,50 +267,17 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from accelat_train import report
-    from accelat_train.loop import find_lr, prepare, train
+    from accelat_train.compare import compare, stderr_log
 
     base = config_from_args(args, parser)
     if base.policy_config is not None:
         parser.error("--policy-config does not apply to compare; it takes --policies")
-    out = Path(args.out)
-    runs: dict[str, list[Path]] = {name: [] for name in args.policies}
     start = time.perf_counter()
-    for seed in args.seeds:
-        seeded = dataclasses.replace(base, seed=seed)
-        lr_max = seeded.lr_max
-        if lr_max == "auto":
-            # One range test per seed; every policy of this seed starts from its lr_max.
-            result = find_lr(prepare(seeded))
-            lr_max = float(result.suggestion.lr_max)
-            shared = {
-                "lr_max": lr_max,
-                "lr_min": float(result.suggestion.lr_min),
-                "method": result.suggestion.method,
-                "steps": len(result.lrs),
-                "shared_by": list(args.policies),
-            }
-            seeded = dataclasses.replace(seeded, lr_find=shared)
-            out.mkdir(parents=True, exist_ok=True)
-            result.plot(out / f"lr_find_seed{seed}.png")
-            if not args.quiet:
-                print(f"seed {seed}: lr finder suggests lr_max {lr_max:.4g}", file=sys.stderr)
-        for name in args.policies:
-            run_dir = out / name / f"seed{seed}"
-            cfg = dataclasses.replace(seeded, policy=name, lr_max=lr_max, out=str(run_dir))
-            resume = (run_dir / "checkpoint.pt").exists()
-            if not args.quiet:
-                print(f"training {name} (seed {seed}) -> {run_dir}", file=sys.stderr)
-            runs[name].append(train(cfg, quiet=args.quiet, resume=resume))
-    fixed = [n for n in args.policies if n not in ("accelat", "plateau")]
-    baseline = "step" if "step" in args.policies else None
-    summary = report.compare_summary(
-        {k: [str(p) for p in v] for k, v in runs.items()},
-        target=args.target,
-        baseline=baseline,
-        fixed_shape=fixed,
-    )
-    report.write_json(out / "compare.json", summary)
-    report.plot_compare(summary, out / "compare.png")
+    summary = compare(
+        base, args.policies, args.seeds, args.out, target=args.target, quiet=args.quiet,
+        log=None if args.quiet else stderr_log,
+    )  # fmt: skip
+    out = Path(args.out)
     print(report.format_table(summary))
     print(
         f"wrote {out / 'compare.json'} and {out / 'compare.png'} "
@@ -420,51 +289,33 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from accelat_train.checkpoint import CheckpointError, load_checkpoint
-    from accelat_train.loop import as_tensors, eval_subset, evaluate_test, resolve_device
+    from accelat_train.checkpoint import CheckpointError
+    from accelat_train.evaluation import eval_subset, evaluate_test
+    from accelat_train.load import load_run
+    from accelat_train.setup import resolve_device
 
-    path = Path(args.checkpoint)
-    run_dir = path if path.is_dir() else path.parent
-    ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        parser.error(f"--checkpoint {args.checkpoint}: no config.json in {run_dir}")
     try:
-        state = load_checkpoint(ckpt_path)
+        run = load_run(args.checkpoint, device=resolve_device(args.device), data_dir=args.data_dir)
     except CheckpointError as exc:
         parser.error(f"--checkpoint: {exc}")
-    saved = json.loads(config_path.read_text(encoding="utf-8"))
-    from accelat_train.data import load_splits
-    from accelat_train.models import NormalizedModel, build_model
-
-    device = resolve_device(args.device)
-    splits = load_splits(
-        saved["dataset"],
-        args.data_dir or saved.get("data_dir"),
-        train_size=saved.get("train_size"),
-        val_size=saved.get("val_size"),
-        seed=saved.get("seed", 0),
-    )
-    _, height, _, channels = splits.train.x.shape
-    net = build_model(saved["model"], len(splits.classes), in_channels=channels, image_size=height)
-    model = NormalizedModel(net, splits.mean, splits.std)
-    model.load_state_dict(state["model"])
-    model.to(device)
-    x, y = as_tensors(splits.test, device)
-    x, y = eval_subset(x, y, args.eval_size)
-    eps = args.eps or [float(saved["eps"])]
+    x, y = eval_subset(*_full_test(run), args.eval_size)
+    eps = args.eps or [float(run.config["eps"])]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        result = evaluate_test(model, x, y, args.attacks, eps, steps=args.steps)
-    print(
-        json.dumps({"checkpoint": str(ckpt_path), "epoch": int(state["epoch"]), **result}, indent=2)
-    )
+        result = evaluate_test(run.model, x, y, args.attacks, eps, steps=args.steps)
+    print(json.dumps({"checkpoint": str(run.checkpoint), "epoch": run.epoch, **result}, indent=2))
     return 0
 
 
+def _full_test(run: Any) -> tuple[Any, Any]:
+    from accelat_train.evaluation import as_tensors
+
+    return as_tensors(run.splits.test, next(run.model.parameters()).device)
+
+
 def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from accelat_train import report
-    from accelat_train.loop import build_policy, build_policy_from_config
+    from accelat_train import plots
+    from accelat_train.policies import build_policy, build_policy_from_config
 
     if args.policy_config is not None:
         policy = build_policy_from_config(_read_policy_config(args.policy_config, parser))
@@ -479,7 +330,7 @@ def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         metrics = [0.6 * (1 - math.exp(-i / max(1, args.steps / 8))) for i in range(args.steps)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report.plot_policy(policy, args.steps, out, metrics=metrics)
+    plots.plot_policy(policy, args.steps, out, metrics=metrics)
     print(out)
     return 0
 

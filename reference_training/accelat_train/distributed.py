@@ -19,6 +19,8 @@ from typing import NoReturn
 import torch
 import torch.distributed as dist
 
+from accelat_torch.distributed import comm_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -67,7 +69,7 @@ def broadcast_float(info: DistInfo, value: float) -> float:
     """Rank 0's ``value`` on every rank (float64)."""
     if not info.active:
         return value
-    buf = torch.tensor([value], dtype=torch.float64, device=_comm_device())
+    buf = torch.tensor([value], dtype=torch.float64, device=comm_device())
     dist.broadcast(buf, src=0)
     return float(buf.item())
 
@@ -76,7 +78,7 @@ def sum_over_ranks(info: DistInfo, values: list[float]) -> list[float]:
     """Element-wise sum of ``values`` over ranks (float64); the values themselves alone."""
     if not info.active:
         return values
-    buf = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    buf = torch.tensor(values, dtype=torch.float64, device=comm_device())
     dist.all_reduce(buf, op=dist.ReduceOp.SUM)
     return buf.tolist()
 
@@ -132,10 +134,3 @@ def exit_rank(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _comm_device() -> torch.device:
-    # NCCL reduces only CUDA tensors; gloo takes CPU tensors.
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")

@@ -218,3 +218,68 @@ def test_invalid_policy_config_exits_2_in_a_subprocess(tmp_path):
     assert done.returncode == 2
     assert "--policy-config" in done.stderr and "p.json" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_load_run_gives_back_the_model_and_test_images_of_the_report(trained):
+    from accelat_train import load_run
+
+    run = load_run(trained)
+    x, y = run.test_data()
+    assert x.shape == (40, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert not run.model.training
+    with torch.no_grad():
+        accuracy = (run.model(x).argmax(1) == y).float().mean().item()
+    assert accuracy == pytest.approx(run.report["final"]["clean_acc"], abs=1e-12)
+    assert run.epoch == 6 and [r["epoch"] for r in run.metrics] == [1, 2, 3, 4, 5, 6]
+    assert run.config["policy"] == "onecycle"
+    # A checkpoint file inside the run dir names the same run.
+    assert load_run(trained / "checkpoint.pt").epoch == 6
+
+
+def test_load_run_names_a_corrupt_or_foreign_checkpoint(trained, tmp_path):
+    from accelat_train import load_run
+    from accelat_train.checkpoint import CheckpointError
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained, run_dir)
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="checkpoint.pt"):
+        load_run(run_dir)
+    torch.save({"model": {}}, run_dir / "foreign.pt")
+    with pytest.raises(CheckpointError, match="foreign.pt"):
+        load_run(run_dir / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_run(tmp_path)
+    with pytest.raises(ValueError, match="which must be one of last, best"):
+        load_run(run_dir, which="first")
+
+
+def test_eval_reports_a_corrupt_checkpoint_with_exit_2(trained, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained, run_dir)
+    (run_dir / "checkpoint.pt").write_bytes(b"\x00" * 10)
+    done = _accelat("eval", "--checkpoint", str(run_dir), "--device", "cpu")
+    assert done.returncode == 2
+    assert "--checkpoint" in done.stderr and "checkpoint.pt" in done.stderr
+
+
+def test_train_help_shows_every_option_with_its_default():
+    from accelat_train.cli import build_parser
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = train_parser.format_help()
+    assert "--lr-find-steps LR_FIND_STEPS" in text and "(default: 100)" in text
+    for action in train_parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help line"
+    import dataclasses
+
+    from accelat_train import TrainConfig
+
+    flags = {a.dest for a in train_parser._actions}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "lr_find":
+            assert f.name in flags, f"TrainConfig.{f.name} has no flag"
+            if f.name not in ("out", "policy_config"):
+                assert train_parser.get_default(f.name) == f.default, f.name

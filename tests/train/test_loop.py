@@ -10,17 +10,14 @@ import torch
 from torch import nn
 
 from accelat_core import OneCycle, StepDecay
-from accelat_train.data import DeviceLoader, load_splits
-from accelat_train.loop import (
-    METHODS,
-    FreeMethod,
-    TrainConfig,
-    _stream,
-    build_policy,
-    make_method,
-    train,
-)
+from accelat_train.config import TrainConfig
+from accelat_train.data import load_splits
+from accelat_train.loader import DeviceLoader
+from accelat_train.methods import METHODS, FreeMethod
 from accelat_train.models import NormalizedModel, build_model
+from accelat_train.policies import build_policy
+from accelat_train.run import train
+from accelat_train.setup import make_method, stream
 
 torch.set_num_threads(1)
 
@@ -148,7 +145,7 @@ def test_epoch_equivalents_cut_a_running_stream_of_loader_epochs():
     per_epoch = -(-len(loader) // 3)  # free with m = 3: 3 minibatches per epoch-equivalent
     consumed = 0
     for _ in range(6):
-        chunk = list(_stream(loader, consumed, per_epoch))
+        chunk = list(stream(loader, consumed, per_epoch))
         assert len(chunk) == per_epoch
         for (cx, cy), (fx, fy) in zip(chunk, flat[consumed : consumed + per_epoch], strict=True):
             assert torch.equal(cx, fx) and torch.equal(cy, fy)
@@ -246,10 +243,10 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
 
 @pytest.mark.slow
 def test_catastrophic_overfitting_check_stops_and_keeps_the_previous_epoch(tmp_path, monkeypatch):
-    from accelat_train import loop
+    from accelat_train import evaluation
     from accelat_train.checkpoint import load_checkpoint
 
-    real = loop.pgd_accuracy
+    real = evaluation.pgd_accuracy
     scripted = iter([0.9, 0.5, 0.5])  # the check batch's PGD accuracy: -40 points at epoch 2
 
     def pgd_accuracy(model, x, y, eps, steps, *, seed, batch_size=500):
@@ -257,7 +254,7 @@ def test_catastrophic_overfitting_check_stops_and_keeps_the_previous_epoch(tmp_p
             return next(scripted)
         return real(model, x, y, eps, steps, seed=seed, batch_size=batch_size)
 
-    monkeypatch.setattr(loop, "pgd_accuracy", pgd_accuracy)
+    monkeypatch.setattr(evaluation, "pgd_accuracy", pgd_accuracy)
     cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant")
     run_dir = train(cfg, quiet=True)
     assert [r["epoch"] for r in _rows(run_dir)] == [1]

@@ -1,0 +1,269 @@
+"""``TrainConfig``: everything that defines a run, its validation, and the flags it makes.
+
+Each field carries its command-line help (and, where the flag is not a plain ``int``/``str``,
+its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.cli` derives
+every ``accelat train`` flag, its type, default and help from this one place: a new option is
+a new field here.
+
+>>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, lr_max=0.05)
+>>> cfg.validate(); cfg.num_replays
+4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from accelat_core._validate import choice
+from accelat_train.methods import METHOD_NAMES
+
+POLICY_NAMES = (
+    "constant",
+    "step",
+    "linear",
+    "exponential",
+    "onecycle",
+    "cyclical",
+    "restarts",
+    "accelat",
+    "plateau",
+)
+MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
+AMP_NAMES = ("bf16", "fp16")
+DEVICE_KINDS = ("auto", "cpu", "cuda")
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+CONFIG_NAME = "config.json"
+
+
+# -- flag parsers (each error names the flag through argparse) -------------------------------
+def fraction(text: str) -> float:
+    """``0.1``, ``8/255``: a float parsed exactly as written."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number or fraction like 8/255"
+        ) from None
+
+
+def parse_eps(text: str) -> float:
+    value = fraction(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside (0, 1] (pixels lie in [0, 1])")
+    return value
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """A parser of integers ``>= lo``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {lo}")
+        return value
+
+    parse.__name__ = f"int>={lo}"
+    return parse
+
+
+def parse_lr_max(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    value = fraction(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a finite number > 0")
+    return value
+
+
+def names(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[str], list[str]]:
+    """A parser of comma lists drawn from ``options`` (or a function returning them)."""
+
+    def parse(text: str) -> list[str]:
+        allowed = options() if callable(options) else options
+        chosen = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [n for n in chosen if n not in allowed]
+        if bad or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: unknown {', '.join(bad) or 'empty list'}; "
+                f"choose from {', '.join(allowed)}"
+            )
+        return chosen
+
+    return parse
+
+
+def _dataset_names() -> tuple[str, ...]:
+    from accelat_train.data import DATASET_NAMES  # numpy/sklearn: only when flags are built
+
+    return DATASET_NAMES
+
+
+def _model_names() -> tuple[str, ...]:
+    from accelat_train.models import MODEL_NAMES
+
+    return MODEL_NAMES
+
+
+def _attack_names() -> tuple[str, ...]:
+    from accelat_train.attacks import ATTACK_NAMES
+
+    return ATTACK_NAMES
+
+
+def _opt(default: Any, help: str, **flag: Any) -> Any:
+    """A dataclass field whose metadata is its flag: ``help`` plus argparse keywords
+    (``type``, ``choices`` — a tuple or a function returning one — ``action``), or
+    ``flag=False`` for a field with no flag of its own."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
+POSITIVE = int_at_least(1)
+NONNEGATIVE = int_at_least(0)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; written resolved to ``config.json``.
+
+    ``epochs`` are epoch-equivalents; ``replays`` only applies to ``method="free"``
+    (None there means 4); ``lr_max`` is a float or ``"auto"`` (lr finder on the adversarial
+    loss); ``eval_every`` = 0 evaluates the test set only at the end.
+    """
+
+    dataset: str = _opt("digits", "data set", choices=_dataset_names)
+    data_dir: str | None = _opt(None, "CIFAR python layout, image folder or .tar.gz")
+    download: bool = _opt(False, "fetch CIFAR if --data-dir lacks it", action="store_true")
+    model: str = _opt("cnn", "network", choices=_model_names)
+    method: str = _opt("free", "adversarial training method", choices=METHOD_NAMES)
+    eps: float = _opt(8 / 255, "L-inf radius in [0,1] pixels, e.g. 8/255", type=parse_eps)
+    replays: int | None = _opt(None, "Free AT replays m (None: 4; free only)", type=POSITIVE)
+    pgd_steps: int = _opt(7, "PGD steps of the pgd method", type=POSITIVE)
+    policy: str = _opt("accelat", "lr policy", choices=POLICY_NAMES)
+    policy_config: dict[str, Any] | None = _opt(
+        None, "JSON file with an accelat_core policy config", flag=False
+    )
+    lr_max: float | str = _opt("auto", "peak lr; 'auto' runs the lr finder", type=parse_lr_max)
+    epochs: int = _opt(10, "epoch-equivalents", type=POSITIVE)
+    batch_size: int = _opt(128, "minibatch size", type=POSITIVE)
+    train_size: int | None = _opt(None, "training images (None: all)", type=POSITIVE)
+    val_size: int | None = _opt(
+        None, "validation images held out of training (None: per data set)", type=NONNEGATIVE
+    )
+    seed: int = _opt(0, "seed of data order, init and attacks", type=NONNEGATIVE)
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    out: str = _opt("runs/run", "run directory")
+    monitor: str = _opt("robust_val_acc", "metric the policy reads", choices=MONITOR_NAMES)
+    monitor_steps: int = _opt(5, "PGD steps of the per-epoch monitor", type=POSITIVE)
+    monitor_size: int = _opt(500, "validation images the monitor attacks", type=POSITIVE)
+    eval_every: int = _opt(0, "test evaluation every N epochs (0: at the end)", type=NONNEGATIVE)
+    attacks: tuple[str, ...] = _opt(
+        ("linfpgd",), "comma list of attacks of the test evaluation", type=names(_attack_names)
+    )
+    eval_steps: int = _opt(20, "steps of the test attacks", type=POSITIVE)
+    eval_size: int | None = _opt(None, "test images evaluated (None: all)", type=POSITIVE)
+    amp: str | None = _opt(None, "CUDA mixed precision (ignored on CPU)", choices=AMP_NAMES)
+    compile: bool = _opt(False, "torch.compile the network", action="store_true")
+    momentum: float = _opt(0.9, "SGD momentum", type=float)
+    weight_decay: float = _opt(5e-4, "SGD weight decay", type=float)
+    nesterov: bool = _opt(False, "Nesterov momentum", action="store_true")
+    co_check: bool = _opt(False, "fgsm-rs: stop on catastrophic overfitting", action="store_true")
+    lr_find_steps: int = _opt(100, "batches of the lr range test", type=int_at_least(5))
+    window: int | None = _opt(None, "AccelAT window (None: epochs//5 in 1..5)", type=POSITIVE)
+    #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
+    lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field, its value and the allowed values."""
+        choice("method", self.method, METHOD_NAMES)
+        choice("monitor", self.monitor, MONITOR_NAMES)
+        if self.policy_config is None:
+            choice("policy", self.policy, POLICY_NAMES)
+        if not (isinstance(self.eps, (int, float)) and 0 < self.eps <= 1):
+            raise ValueError(f"eps must be in (0, 1] (pixels in [0, 1]), got {self.eps!r}")
+        if self.replays is not None and self.method != "free":
+            raise ValueError(
+                f"replays applies only to method 'free', got replays={self.replays!r} "
+                f"with method {self.method!r}"
+            )
+        self._validate_counts()
+        if self.lr_max != "auto" and not (
+            isinstance(self.lr_max, (int, float)) and math.isfinite(self.lr_max) and self.lr_max > 0
+        ):
+            raise ValueError(f"lr_max must be 'auto' or a finite float > 0, got {self.lr_max!r}")
+        if self.amp is not None:
+            choice("amp", self.amp, AMP_NAMES)
+        choice("device", self.device.split(":")[0], DEVICE_KINDS)
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.co_check and self.method != "fgsm-rs":
+            raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
+        if self.policy_config is not None:
+            from accelat_train.policies import build_policy_from_config
+
+            build_policy_from_config(self.policy_config)  # raises on an invalid config
+
+    def _validate_counts(self) -> None:
+        for name, lo in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("pgd_steps", 1),
+            ("monitor_steps", 1),
+            ("monitor_size", 1),
+            ("eval_every", 0),
+            ("eval_steps", 1),
+            ("lr_find_steps", 5),
+            ("seed", 0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+        for name in ("replays", "train_size", "val_size", "eval_size", "window"):
+            value = getattr(self, name)
+            lo = 0 if name == "val_size" else 1
+            if value is not None and (not isinstance(value, int) or value < lo):
+                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+
+    @property
+    def num_replays(self) -> int:
+        return (4 if self.replays is None else self.replays) if self.method == "free" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["attacks"] = list(self.attacks)
+        return d
+
+
+# Fields that may differ between a run and its resumption.
+RESUME_FREE = frozenset(
+    {"device", "eval_every", "lr_max", "lr_find", "attacks", "eval_steps", "eval_size", "out"}
+)
+
+
+def check_resume_config(cfg: TrainConfig, saved: dict[str, Any], run_dir: Path) -> None:
+    """Raise ``ValueError`` listing every field in which ``cfg`` differs from the saved run."""
+    current = cfg.to_json()
+    diffs = [
+        f"{k}: saved {saved.get(k)!r}, given {v!r}"
+        for k, v in current.items()
+        if k not in RESUME_FREE and saved.get(k) != v
+    ]
+    if cfg.lr_max != "auto" and saved.get("lr_max") != cfg.lr_max:
+        diffs.append(f"lr_max: saved {saved.get('lr_max')!r}, given {cfg.lr_max!r}")
+    if diffs:
+        raise ValueError(
+            f"--resume: the flags differ from the run in {run_dir}: " + "; ".join(diffs)
+        )

@@ -1,0 +1,154 @@
+"""Clean and robust accuracy: the per-epoch monitor, the catastrophic-overfitting check, and
+the final test evaluation.
+
+The monitor steers the schedule from a validation split held out of the training set: clean
+accuracy on all of it, and accuracy under our PGD-``monitor_steps`` (random start, seeded per
+epoch) on its first ``monitor_size`` images. The final evaluation runs the configured attacks
+on a fixed subset of the test set.
+
+>>> x, y = torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+>>> [t.shape[0] for t in eval_subset(x, y, 2)]
+[2, 2]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from accelat_train import attacks
+
+#: fgsm-rs catastrophic-overfitting check: stop when PGD accuracy on a fixed batch drops
+#: by more than this from one epoch to the next (Wong et al. 2020 use 0.2).
+CO_DROP = 0.2
+#: PGD steps of the catastrophic-overfitting check.
+CO_STEPS = 10
+
+
+def as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """An ``ArrayData`` split as ``(x float32 N x C x H x W in [0, 1], y int64)`` on ``device``."""
+    x = torch.from_numpy(data.x).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+    return x.contiguous(), torch.from_numpy(data.y).long().to(device)
+
+
+def eval_subset(
+    x: torch.Tensor, y: torch.Tensor, size: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random subset of ``size`` examples (all when None).
+
+    Random, not the first ``size``: an image-folder test split is sorted by class, so its
+    first 300 CIFAR images are all airplanes. The same subset for every run and ``accelat eval``.
+    """
+    if size is None or size >= len(y):
+        return x, y
+    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:size]
+    keep = keep.to(y.device)
+    return x[keep], y[keep]
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A generator seed that depends only on (seed, epoch, stream)."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """``attacks.clean_accuracy``, or NaN for an empty split (a run with ``val_size=0``)."""
+    return float("nan") if len(y) == 0 else float(attacks.clean_accuracy(model, x, y))
+
+
+def pgd_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    *,
+    seed: int,
+    batch_size: int = 500,
+) -> float:
+    """Accuracy under our PGD-``steps`` (eval mode, random start from ``seed``)."""
+    if len(y) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    correct = 0
+    try:
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            x_adv = attacks.pgd(model, xb, yb, eps, steps, generator=generator)
+            with torch.no_grad():
+                correct += int((model(x_adv).argmax(1) == yb).sum().item())
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+    return correct / len(y)
+
+
+class Monitor:
+    """The per-epoch validation metrics of one run: ``measure(model, epoch)`` returns
+    ``{"val_acc", "robust_val_acc"}``."""
+
+    def __init__(
+        self, val: tuple[torch.Tensor, torch.Tensor], *, size: int, steps: int, eps: float,
+        seed: int,
+    ) -> None:  # fmt: skip
+        self.val_x, self.val_y = val
+        self.mon_x, self.mon_y = self.val_x[:size], self.val_y[:size]
+        self.steps, self.eps, self.seed = steps, eps, seed
+
+    def measure(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        val_acc = clean_accuracy(model, self.val_x, self.val_y)
+        robust = pgd_accuracy(
+            model, self.mon_x, self.mon_y, self.eps, self.steps,
+            seed=epoch_seed(self.seed, epoch, 2),
+        )  # fmt: skip
+        return {"val_acc": val_acc, "robust_val_acc": robust}
+
+
+class OverfitCheck:
+    """FGSM-RS's catastrophic-overfitting check (Wong et al. 2020): PGD-10 accuracy on one
+    fixed training batch each epoch; ``fired(model, epoch)`` is True once it fell by more
+    than :data:`CO_DROP` since the previous epoch. ``previous`` is saved for resume."""
+
+    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], eps: float, seed: int) -> None:
+        self.x, self.y = batch
+        self.eps, self.seed = eps, seed
+        self.previous: float | None = None
+
+    def fired(self, model: nn.Module, epoch: int) -> bool:
+        acc = pgd_accuracy(
+            model, self.x, self.y, self.eps, CO_STEPS, seed=epoch_seed(self.seed, epoch, 3)
+        )
+        fired = self.previous is not None and self.previous - acc > CO_DROP
+        self.previous = acc
+        return fired
+
+
+def evaluate_test(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack_names: tuple[str, ...] | list[str],
+    eps: float | list[float],
+    *,
+    steps: int = 20,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The final evaluation: clean accuracy and Foolbox robust accuracy per attack and eps.
+
+    ``{"clean_acc", "robust_acc" (first attack, first eps), "attacks": {name: {eps: acc}}}``
+    with eps keys as ``str(float)``.
+    """
+    eps_list = [float(e) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+    clean = attacks.clean_accuracy(model, x, y)
+    results: dict[str, dict[str, float]] = {}
+    for name in attack_names:
+        accs = attacks.robust_accuracy(model, x, y, name, eps_list, steps=steps, progress=progress)
+        results[name] = {str(float(e)): float(a) for e, a in accs.items()}
+    first = results[attack_names[0]][str(eps_list[0])]
+    return {"clean_acc": float(clean), "robust_acc": first, "attacks": results}

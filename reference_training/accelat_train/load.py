@@ -1,0 +1,106 @@
+"""A public way back to a trained model: ``load_run(path)``.
+
+>>> from accelat_train import load_run
+>>> run = load_run("runs/a")  # doctest: +SKIP
+>>> x, y = run.test_data()  # doctest: +SKIP
+>>> (run.model(x).argmax(1) == y).float().mean()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from accelat_train.checkpoint import CheckpointError, load_checkpoint
+from accelat_train.config import CHECKPOINT_NAME, CONFIG_NAME
+
+BEST_NAME = "best.pt"
+WHICH = {"last": CHECKPOINT_NAME, "best": BEST_NAME}
+
+
+@dataclass
+class Run:
+    """A trained run: its model (eval mode; NCHW float images in [0, 1], normalisation
+    inside), ``config.json`` as a dict, the ``metrics.jsonl`` rows, ``report.json`` (None
+    for an unfinished run), the checkpoint's ``epoch`` and the path it was loaded from."""
+
+    model: nn.Module
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    report: dict[str, Any] | None
+    epoch: int
+    checkpoint: Path
+    splits: Any = field(default=None, repr=False)  # the run's data, read once
+
+    def test_data(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's test split as ``(x, y)``: the same images its report was computed on
+        (``eval_size`` of them, the fixed subset every evaluation uses)."""
+        from accelat_train.evaluation import as_tensors, eval_subset
+
+        x, y = as_tensors(self.splits.test, torch.device(device))
+        return eval_subset(x, y, self.config.get("eval_size"))
+
+
+def load_run(
+    path: str | Path,
+    which: str = "last",
+    *,
+    device: str | torch.device = "cpu",
+    data_dir: str | None = None,
+) -> Run:
+    """Load the run in directory ``path`` (or the checkpoint file ``path`` inside one).
+
+    ``which="last"`` loads ``checkpoint.pt``, ``"best"`` the best robust-validation epoch's
+    ``best.pt``; a file path names the checkpoint itself. ``data_dir`` overrides the run's
+    own (for ``test_data`` on a machine where the data lie elsewhere). A missing, corrupt or
+    foreign checkpoint raises :class:`~accelat_train.checkpoint.CheckpointError` naming it.
+    """
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent
+    ckpt_path = run_dir / WHICH[which] if path.is_dir() else path
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file():
+        raise CheckpointError(f"{path}: no {CONFIG_NAME} in {run_dir}")
+    state = load_checkpoint(ckpt_path)
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    splits = _splits(config, data_dir)
+    model = _model(config, splits)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
+    model.to(torch.device(device)).eval()
+    from accelat_train import report
+
+    metrics = report.read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
+    report_path = run_dir / "report.json"
+    report_dict = json.loads(report_path.read_text()) if report_path.is_file() else None
+    epoch = int(state["epoch"])
+    return Run(model, config, metrics, report_dict, epoch, ckpt_path, splits)
+
+
+def _splits(config: dict[str, Any], data_dir: str | None) -> Any:
+    from accelat_train.data import load_splits
+
+    return load_splits(
+        config["dataset"],
+        data_dir or config.get("data_dir"),
+        train_size=config.get("train_size"),
+        val_size=config.get("val_size"),
+        seed=config.get("seed", 0),
+    )
+
+
+def _model(config: dict[str, Any], splits: Any) -> nn.Module:
+    from accelat_train.models import NormalizedModel, build_model
+
+    _, height, _, channels = splits.train.x.shape
+    net = build_model(config["model"], len(splits.classes), in_channels=channels, image_size=height)
+    return NormalizedModel(net, splits.mean, splits.std)

@@ -1,0 +1,281 @@
+"""Adversarial training methods: one ``Method`` per way of making a batch's training examples.
+
+``Method.train_batch(model, optimizer, x, y) -> BatchStats`` runs one minibatch (Free AT: its
+``replays`` updates) and counts its gradient passes: forward + backward of one image = 1
+pass, counted by a forward hook on the network for every forward run with autograd enabled
+(natural 1/img, free 1/img/replay, fgsm-rs 2/img, pgd ``k+1``/img, Foolbox attacks whatever
+they run). A forward alone (an evaluation) is 1/3 pass; :mod:`accelat_train.evaluation`
+counts those.
+
+To add a method: subclass :class:`Method`, set ``name``, define ``_adversarial`` (or
+``_train`` for one that updates more than once per batch), and add it to :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from accelat_train import attacks
+
+
+class BatchStats(NamedTuple):
+    """One ``train_batch``: summed loss and correct count over ``n`` adversarial examples
+    (``images x replays`` for Free AT) and the gradient ``passes`` it cost."""
+
+    loss_sum: float
+    correct: int
+    n: int
+    passes: int
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss was NaN or inf; raised before the backward pass."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(f"loss is {value}")
+        self.value = value
+
+
+class TrainingDiverged(RuntimeError):
+    """A run stopped on a NaN/inf loss; the message gives the epoch and batch."""
+
+
+class Method:
+    """One adversarial training method: ``train_batch(model, optimizer, x, y) -> BatchStats``.
+
+    ``x`` holds images in [0, 1] (B x C x H x W), ``model`` normalises inside
+    (``NormalizedModel``, possibly wrapped in DDP). Attacks run on the unwrapped model;
+    the weight update goes through ``model``. ``after_update`` (if set) runs after each
+    ``optimizer.step()`` (the loop steps per-update schedulers there). Randomness (random
+    starts) comes from ``generator``, which the loop reseeds per epoch.
+    """
+
+    name = ""
+    replays = 1
+
+    def __init__(
+        self,
+        eps: float,
+        *,
+        pgd_steps: int = 7,
+        amp: str | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.eps = float(eps)
+        self.pgd_steps = pgd_steps
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
+        self.scaler = scaler
+        self.generator = generator
+        self.after_update: Callable[[], None] | None = None
+
+    # The loop's hooks ---------------------------------------------------------------------
+    def train_batch(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    ) -> BatchStats:
+        counter = PassCounter(network(model))
+        try:
+            loss_sum, correct, n = self._train(model, optimizer, x, y)
+        finally:
+            counter.close()
+        return BatchStats(loss_sum, correct, n, counter.count)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # What each method defines -------------------------------------------------------------
+    def _train(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[float, int, int]:
+        return self._update(model, optimizer, self._adversarial(model, x, y), y)
+
+    def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # Shared pieces ------------------------------------------------------------------------
+    def _autocast(self, x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=self.amp_dtype)
+
+    def _update(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x_in: torch.Tensor,
+        y: torch.Tensor,
+        extra_grad: torch.Tensor | None = None,
+    ) -> tuple[float, int, int]:
+        """Forward, finite-loss check, backward, optimizer step; ``(loss_sum, correct, n)``."""
+        with self._autocast(x_in):
+            logits = model(x_in)
+            loss = F.cross_entropy(logits, y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(value)
+        optimizer.zero_grad(set_to_none=True)
+        if extra_grad is not None:
+            extra_grad.grad = None
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if self.after_update is not None:
+            self.after_update()
+        n = y.shape[0]
+        correct = int((logits.detach().argmax(1) == y).sum().item())
+        return value * n, correct, n
+
+
+class NaturalMethod(Method):
+    """Plain training on clean images: 1 pass per image."""
+
+    name = "natural"
+
+    def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class FreeMethod(Method):
+    """Free AT (Shafahi et al. 2019): each minibatch replayed ``replays`` times.
+
+    One backward gives both the weight gradient and the gradient ``g`` on the perturbation;
+    after each replay ``delta <- clip(delta + eps * sign(g), -eps, eps)``. The input is
+    ``clip(x + delta, 0, 1)``. ``delta`` is one persistent buffer the size of the batch,
+    carried from minibatch to minibatch (a smaller last batch uses its first rows).
+    """
+
+    name = "free"
+
+    def __init__(self, eps: float, *, replays: int = 4, **kwargs: Any) -> None:
+        super().__init__(eps, **kwargs)
+        self.replays = replays
+        self.delta: torch.Tensor | None = None
+
+    def _train(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[float, int, int]:
+        n = x.shape[0]
+        if self.delta is None or self.delta.shape[0] < n or self.delta.shape[1:] != x.shape[1:]:
+            self.delta = torch.zeros_like(x, requires_grad=True)
+        elif self.delta.device != x.device:
+            self.delta = self.delta.detach().to(x.device).requires_grad_(True)
+        loss_sum, correct, total = 0.0, 0, 0
+        for _ in range(self.replays):
+            x_adv = (x + self.delta[:n]).clamp(0.0, 1.0)
+            s, c, k = self._update(model, optimizer, x_adv, y, extra_grad=self.delta)
+            loss_sum, correct, total = loss_sum + s, correct + c, total + k
+            with torch.no_grad():
+                grad = self.delta.grad[:n]
+                # A GradScaler step that overflowed leaves inf/NaN here; sign(NaN) is NaN.
+                step = torch.nan_to_num(grad, nan=0.0).sign_().mul_(self.eps)
+                self.delta[:n].add_(step).clamp_(-self.eps, self.eps)
+            self.delta.grad = None
+        return loss_sum, correct, total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.delta is None else {"delta": self.delta.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        delta = state.get("delta")
+        self.delta = None if delta is None else delta.clone().requires_grad_(True)
+
+
+class FgsmRsMethod(Method):
+    """ "Fast is better than free" (Wong et al. 2020): FGSM from a uniform random start,
+    step ``1.25 eps``, projected; 2 passes per image."""
+
+    name = "fgsm-rs"
+
+    def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast(x):
+            return attacks.fgsm_rs(unwrap(model), x, y, self.eps, generator=self.generator)
+
+
+class PgdMethod(Method):
+    """Madry et al. PGD-k training: random start, ``k = pgd_steps`` steps of ``2.5 eps / k``;
+    ``k + 1`` passes per image."""
+
+    name = "pgd"
+
+    def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast(x):
+            return attacks.pgd(
+                unwrap(model), x, y, self.eps, self.pgd_steps, generator=self.generator
+            )
+
+
+class FoolboxMethod(Method):
+    """Each minibatch attacked by a Foolbox attack against the current model."""
+
+    attack = ""
+
+    def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        steps = self.pgd_steps if self.attack == "linfpgd" else 20
+        x_adv = attacks.foolbox_adversarial(unwrap(model), x, y, self.attack, self.eps, steps=steps)
+        return x_adv.detach()
+
+
+class FoolboxPgdMethod(FoolboxMethod):
+    name, attack = "foolbox-pgd", "linfpgd"
+
+
+class FoolboxFgsmMethod(FoolboxMethod):
+    name, attack = "foolbox-fgsm", "fgsm"
+
+
+class FoolboxDeepFoolMethod(FoolboxMethod):
+    name, attack = "foolbox-deepfool", "deepfool"
+
+
+METHODS: dict[str, type[Method]] = {
+    m.name: m
+    for m in (
+        FreeMethod,
+        FgsmRsMethod,
+        PgdMethod,
+        FoolboxPgdMethod,
+        FoolboxFgsmMethod,
+        FoolboxDeepFoolMethod,
+        NaturalMethod,
+    )
+}
+METHOD_NAMES = tuple(METHODS)
+
+
+class PassCounter:
+    """Adds the batch size of every forward of ``net`` run with autograd enabled."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.count = 0
+        self._handle = net.register_forward_hook(self._hook)
+
+    def _hook(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        if torch.is_grad_enabled():
+            self.count += int(inputs[0].shape[0])
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The NormalizedModel inside a DDP wrapper (attacks must not run through DDP)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def network(model: nn.Module) -> nn.Module:
+    inner = unwrap(model)
+    return getattr(inner, "net", inner)

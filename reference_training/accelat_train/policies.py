@@ -1,0 +1,179 @@
+"""The trainer's default policies: what each ``--policy`` name means, and when it steps.
+
+Default policies, all built from ``lr_max`` (the lr finder's suggestion when
+``lr_max="auto"``) with the same rules for every dataset:
+
+====================  =========================================================
+constant              ``Constant(lr_max)``
+step                  ``StepDecay.free_at(lr_max, T)``: /10 at 50 % and 75 % of T
+linear                ``LinearDecay(lr_max, lr_max / 1000, T)``
+exponential           ``ExponentialDecay(lr_max, rate=1e-3, decay_steps=T)`` (to lr_max/1000)
+onecycle              ``OneCycle.paper(lr_max, T)``
+cyclical              ``Cyclical(lr_max / 10, lr_max, step_size_up=T // 4)``: two cycles
+restarts              ``WarmRestarts(lr_max, T / 7, lr_max / 1000, period_mult=2)``: 3 cycles
+accelat               ``AccelAT(lr_max, lr_max / 1000, min_gain=0.005, factor=0.5, window=w)``
+plateau               torch ``ReduceLROnPlateau(mode="max", factor=0.5, patience=w,
+                      threshold=0.005, threshold_mode="abs", min_lr=lr_max / 1000)``
+====================  =========================================================
+
+with ``w = clamp(epochs // 5, 1, 5)``. The released AccelAT code uses ``min_gain=0.005``,
+``window=cooldown=5`` epochs, ``lr_min = lr_max / 1000`` and ``factor=0.8`` for runs of
+50-500 epochs; our runs are 5-30 epochs, so the window scales with the budget (5 from 25
+epochs on) and the factor is 0.5 so that a cut is felt within a short run.
+
+A fixed-shape policy steps once per weight update (a Free AT replay is an update), with
+``total_steps = epochs x updates per epoch``; a metric-driven policy (AccelAT) and
+``plateau`` step once per epoch with the monitored value (:class:`TrainerSchedule`).
+
+>>> build_policy("step", 0.1, total_steps=100, epochs=10).at(60).lr
+0.01
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from accelat_core import (
+    AccelAT,
+    Constant,
+    Cyclical,
+    ExponentialDecay,
+    LinearDecay,
+    OneCycle,
+    Policy,
+    StepDecay,
+    WarmRestarts,
+    from_config,
+)
+from accelat_torch import PolicyScheduler
+from accelat_train.config import POLICY_NAMES
+
+if TYPE_CHECKING:
+    from accelat_train.config import TrainConfig
+
+#: Policies that step once per epoch on the monitored metric (the rest are fixed shapes).
+METRIC_DRIVEN = ("accelat", "plateau")
+#: AccelAT defaults (see the module docstring for the reasoning).
+ACCELAT_MIN_GAIN = 0.005
+ACCELAT_FACTOR = 0.5
+LR_MIN_RATIO = 1e-3
+
+
+def default_window(epochs: int) -> int:
+    """AccelAT window (and plateau patience) for a budget: ``clamp(epochs // 5, 1, 5)``."""
+    return max(1, min(5, epochs // 5))
+
+
+def build_policy(
+    name: str, lr_max: float, *, total_steps: int, epochs: int, window: int | None = None
+) -> Policy:
+    """The named default policy (not ``plateau``); ``total_steps`` counts weight updates."""
+    lr_min = lr_max * LR_MIN_RATIO
+    if name == "constant":
+        return Constant(lr_max)
+    if name == "step":
+        return StepDecay.free_at(lr_max, max(4, total_steps))
+    if name == "linear":
+        return LinearDecay(lr_max, lr_min, total_steps)
+    if name == "exponential":
+        return ExponentialDecay(lr_max, rate=LR_MIN_RATIO, decay_steps=total_steps)
+    if name == "onecycle":
+        return OneCycle.paper(lr_max, total_steps)
+    if name == "cyclical":
+        return Cyclical(lr_max / 10, lr_max, step_size_up=max(1, total_steps // 4))
+    if name == "restarts":
+        period = max(1.0, total_steps / 7)  # a restart lasts at least one step
+        return WarmRestarts(lr_max, period=period, lr_min=lr_min, period_mult=2.0)
+    if name == "accelat":
+        return AccelAT(
+            lr_max,
+            lr_min,
+            min_gain=ACCELAT_MIN_GAIN,
+            factor=ACCELAT_FACTOR,
+            window=window or default_window(epochs),
+        )
+    raise ValueError(f"policy must be one of {POLICY_NAMES}, got {name!r}")
+
+
+def build_policy_from_config(config: dict[str, Any]) -> Policy:
+    """``accelat_core.from_config`` with the error naming the config."""
+    if not isinstance(config, dict):
+        raise ValueError(f"policy config must be a JSON object, got {config!r:.100}")
+    try:
+        return from_config(config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"invalid policy config {json.dumps(config)[:200]}: {exc}") from None
+
+
+class TrainerSchedule:
+    """The scheduler in use and when it steps: per update (fixed-shape) or per epoch."""
+
+    def __init__(
+        self, cfg: TrainConfig, optimizer: torch.optim.Optimizer, lr_max: float | None, total: int
+    ) -> None:
+        self.plateau = cfg.policy_config is None and cfg.policy == "plateau"
+        window = cfg.window or default_window(cfg.epochs)
+        if self.plateau:
+            assert lr_max is not None
+            for group in optimizer.param_groups:
+                group["lr"] = lr_max
+            self.policy = None
+            self.scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer,
+                mode="max",
+                factor=ACCELAT_FACTOR,
+                patience=window,
+                threshold=ACCELAT_MIN_GAIN,
+                threshold_mode="abs",
+                min_lr=lr_max * LR_MIN_RATIO,
+            )
+            self.per_epoch = True
+        else:
+            if cfg.policy_config is not None:
+                policy = build_policy_from_config(cfg.policy_config)
+            else:
+                assert lr_max is not None
+                policy = build_policy(
+                    cfg.policy, lr_max, total_steps=total, epochs=cfg.epochs, window=window
+                )
+            self.policy = policy
+            self.scheduler = PolicyScheduler(optimizer, policy, momentum="auto")
+            self.per_epoch = policy.needs_metric
+        self.optimizer = optimizer
+
+    def after_update(self) -> None:
+        if not self.per_epoch:
+            self.scheduler.step()
+
+    def after_epoch(self, epoch: int, metric: float) -> dict[str, Any] | None:
+        """Step a per-epoch scheduler with ``metric``; the decision it took, if any."""
+        if not self.per_epoch:
+            return None
+        old = self.optimizer.param_groups[0]["lr"]
+        if self.plateau:
+            best = self.scheduler.best
+            self.scheduler.step(metric)
+            new = self.optimizer.param_groups[0]["lr"]
+            if new != old:
+                return {"index": epoch - 1, "gain": metric - best, "old_lr": old, "new_lr": new}
+            return None
+        before = len(getattr(self.policy, "decisions", []))
+        self.scheduler.step(metric)
+        decisions = getattr(self.policy, "decisions", [])
+        if len(decisions) > before:
+            d = decisions[-1]
+            return {"index": d.evaluation, "gain": d.gain, "old_lr": d.old_lr, "new_lr": d.new_lr}
+        return None
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(getattr(self.scheduler, "should_stop", False))
+
+    def state_json(self) -> str:
+        return json.dumps(self.scheduler.state_dict())
+
+    def load_state_json(self, text: str) -> None:
+        self.scheduler.load_state_dict(json.loads(text))

@@ -1,0 +1,358 @@
+"""The epoch loop: train, monitor, let the policy decide, save; then the final evaluation.
+
+Units and conventions (they matter for comparing policies):
+
+- **Epoch = epoch-equivalent.** One epoch is one pass of gradient work over the training
+  set. For Free AT with ``m`` replays it is ``ceil(len(loader) / m)`` minibatches, each
+  replayed ``m`` times, taken from a running stream of loader epochs (the next epoch
+  continues where this one stopped), so every method does about ``len(loader)`` weight
+  updates per epoch.
+- **Gradient passes** are counted by :mod:`accelat_train.methods`; under DDP the count is
+  summed over ranks.
+- **Scheduler unit**: see :mod:`accelat_train.policies`.
+
+A run directory holds ``config.json``, one ``metrics.jsonl`` line and an atomic
+``checkpoint.pt`` per epoch, and after the final test evaluation ``report.json`` and
+``curves.png``.
+
+>>> from accelat_train import TrainConfig, train
+>>> train(TrainConfig(dataset="digits", eps=0.1, epochs=2, out="runs/a"))  # doctest: +SKIP
+PosixPath('runs/a')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from accelat_train import distributed, hooks, report, resume
+from accelat_train.checkpoint import atomic_write_text, load_checkpoint
+from accelat_train.config import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    METRICS_NAME,
+    TrainConfig,
+    check_resume_config,
+)
+from accelat_train.evaluation import (
+    CO_DROP,
+    Monitor,
+    OverfitCheck,
+    as_tensors,
+    epoch_seed,
+    eval_subset,
+    evaluate_test,
+)
+from accelat_train.lr_finder import find_lr
+from accelat_train.methods import NonFiniteLoss
+from accelat_train.policies import TrainerSchedule
+from accelat_train.resume import RunState
+from accelat_train.setup import Setup, prepare, resolve_device, stream
+
+
+class TrainingDiverged(RuntimeError):
+    """A run stopped on a NaN/inf loss; the message gives the epoch and batch."""
+
+
+def train(cfg: TrainConfig, *, quiet: bool = False, resume: bool = False) -> Path:
+    """Train ``cfg`` into ``cfg.out``; return the run dir.
+
+    ``resume=True`` continues from ``checkpoint.pt`` (or starts afresh if there is none)
+    and reproduces the uninterrupted run's metrics on CPU. Raises
+    :class:`TrainingDiverged` on a NaN/inf loss (the last checkpoint is kept).
+    """
+    cfg.validate()
+    info = distributed.init_from_env(resolve_device(cfg.device).type)
+    try:
+        run_dir = _train(cfg, info, quiet=quiet or not info.is_main, resume=resume)
+        # Every rank waits for rank 0's test evaluation and report before any leaves.
+        distributed.barrier(info)
+        return run_dir
+    finally:
+        distributed.shutdown(info)
+
+
+def _train(cfg: TrainConfig, info: distributed.DistInfo, *, quiet: bool, resume: bool) -> Path:
+    if cfg.method == "free":
+        cfg = dataclasses.replace(cfg, replays=cfg.num_replays)
+    cfg, checkpoint = _open_run(cfg, resume)
+    setup = prepare(cfg, dist_info=info)
+    cfg, lr_max, found = _resolve_lr_max(cfg, setup)
+    loop = EpochLoop(cfg, setup, lr_max, quiet=quiet)
+    loop.start(checkpoint, found)
+    for epoch in loop.epochs():
+        row = loop.train_epoch(epoch)
+        if loop.overfitted(epoch):
+            break
+        row["decision"] = loop.schedule.after_epoch(epoch, row["monitor_value"])
+        loop.evaluate_test_every(row, epoch)
+        loop.save(row)
+        if loop.schedule.should_stop:
+            break
+    return loop.finish()
+
+
+def _open_run(cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The config to run (the saved lr_max on resume) and the checkpoint to resume from."""
+    run_dir = Path(cfg.out)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if not ckpt_path.exists():
+        return cfg, None
+    if not resume:
+        raise ValueError(
+            f"{run_dir} already holds a run ({ckpt_path.name}); pass --resume to continue it "
+            "or choose another --out"
+        )
+    checkpoint = load_checkpoint(ckpt_path)
+    saved = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+    check_resume_config(cfg, saved, run_dir)
+    return dataclasses.replace(cfg, lr_max=saved["lr_max"]), checkpoint
+
+
+def _resolve_lr_max(
+    cfg: TrainConfig, setup: Setup
+) -> tuple[TrainConfig, float | None, dict[str, Any] | None]:
+    """``lr_max`` as a float (the finder's suggestion for ``"auto"``; None with a policy
+    config, which carries its own), and the finder's record when it ran."""
+    if cfg.policy_config is not None:
+        return cfg, None, None
+    if cfg.lr_max != "auto":
+        return cfg, float(cfg.lr_max), None
+    info = setup.dist
+    result = find_lr(setup)
+    lr_max = distributed.broadcast_float(info, float(result.suggestion.lr_max))
+    found = {
+        "lr_max": lr_max,
+        "lr_min": float(result.suggestion.lr_min),
+        "method": "paper",
+        "steps": len(result.lrs),
+    }
+    if info.is_main:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        result.plot(Path(cfg.out) / "lr_find.png")
+    return dataclasses.replace(cfg, lr_max=lr_max), lr_max, found
+
+
+class EpochLoop:
+    """One run's training state between epochs: its setup, schedule, monitor and counters."""
+
+    def __init__(
+        self, cfg: TrainConfig, setup: Setup, lr_max: float | None, *, quiet: bool
+    ) -> None:
+        self.cfg, self.setup, self.quiet = cfg, setup, quiet
+        self.info = setup.dist
+        self.run_dir = Path(cfg.out)
+        self.ckpt_path = self.run_dir / CHECKPOINT_NAME
+        self.metrics_path = self.run_dir / METRICS_NAME
+        total = cfg.epochs * setup.updates_per_epoch
+        self.schedule = TrainerSchedule(cfg, setup.optimizer, lr_max, total)
+        self.state = RunState()
+        self._remember_hyper()
+        setup.method.after_update = self._after_update
+        device = setup.device
+        self.monitor = Monitor(
+            as_tensors(setup.splits.val, device), size=cfg.monitor_size,
+            steps=cfg.monitor_steps, eps=cfg.eps, seed=cfg.seed,
+        )  # fmt: skip
+        self.test = eval_subset(*as_tensors(setup.splits.test, device), cfg.eval_size)
+        self.co = (
+            OverfitCheck(next(setup.loader.epoch(0)), cfg.eps, cfg.seed) if cfg.co_check else None
+        )
+        self.inject = hooks.nan_injection()
+        self.lrs: list[float] = []
+        self.bar: Any = None
+
+    def _remember_hyper(self) -> None:
+        group = self.setup.optimizer.param_groups[0]
+        momentum = group.get("momentum")
+        self.state.last_lr = float(group["lr"])
+        self.state.last_momentum = None if momentum is None else float(momentum)
+
+    def _after_update(self) -> None:
+        self._remember_hyper()
+        self.schedule.after_update()
+
+    # -- the loop's steps ----------------------------------------------------------------
+    def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
+        """Restore ``checkpoint``, or write a fresh run's ``config.json``."""
+        if checkpoint is not None:
+            self.state = resume.restore(checkpoint, self.ckpt_path, self.setup, self.schedule)
+            if self.co is not None:
+                self.co.previous = self.state.co_prev
+            if self.info.is_main:
+                resume.truncate(self.metrics_path, self.state.metrics_bytes)
+        elif self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            resolved = self.cfg.to_json()
+            resolved["lr_find"] = found or self.cfg.lr_find
+            resolved["world_size"] = self.info.world_size
+            resolved["resolved_device"] = str(self.setup.device)
+            resolved["updates_per_epoch"] = self.setup.updates_per_epoch
+            atomic_write_text(self.run_dir / CONFIG_NAME, json.dumps(resolved, indent=2) + "\n")
+            self.metrics_path.write_bytes(b"")
+        distributed.barrier(self.info)
+
+    def epochs(self) -> Any:
+        from tqdm.auto import tqdm  # tqdm.auto pulls in IPython probing: only when training
+
+        self.bar = tqdm(
+            range(self.state.epoch + 1, self.cfg.epochs + 1),
+            desc="epochs",
+            initial=self.state.epoch,
+            total=self.cfg.epochs,
+            disable=True if self.quiet else None,
+            leave=False,
+        )
+        return self.bar
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch of training and the monitor; the epoch's metrics row."""
+        setup, cfg, state = self.setup, self.cfg, self.state
+        setup.method.generator = torch.Generator(device=setup.device).manual_seed(
+            epoch_seed(cfg.seed, epoch, 1)
+        )
+        _sync(setup.device)
+        t0 = time.perf_counter()
+        sums = _train_batches(setup, epoch, state.consumed, self.inject, self.ckpt_path, self.quiet)
+        state.seconds += time.perf_counter() - t0
+        state.consumed += setup.batches_per_epoch
+        loss_sum, correct, n, passes = distributed.sum_over_ranks(self.info, list(sums))
+        state.passes += int(passes)
+        distributed.broadcast_buffers(self.info, setup.model)
+        measured = self.monitor.measure(setup.model, epoch)
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": state.last_lr,
+            "momentum": state.last_momentum,
+            "passes": state.passes,
+            "seconds": round(state.seconds, 6),
+            "train_loss": loss_sum / n,
+            "train_adv_acc": correct / n,
+            **measured,
+            "monitor": cfg.monitor,
+        }
+        row["monitor_value"] = row[cfg.monitor]
+        return row
+
+    def overfitted(self, epoch: int) -> bool:
+        """FGSM-RS's check fired: the previous epoch's weights are restored."""
+        if self.co is None or not self.co.fired(self.setup.model, epoch):
+            return False
+        if self.info.is_main:
+            from tqdm.auto import tqdm
+
+            tqdm.write(
+                f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the check "
+                f"batch fell by more than {CO_DROP:.0%}; keeping epoch {epoch - 1}"
+            )
+        if self.ckpt_path.exists():
+            self.setup.model.load_state_dict(load_checkpoint(self.ckpt_path)["model"])
+        return True
+
+    def evaluate_test_every(self, row: dict[str, Any], epoch: int) -> None:
+        """The test evaluation at ``eval_every`` epochs (the last epoch's is the final one)."""
+        cfg = self.cfg
+        row["test_clean_acc"] = None
+        row["test_robust_acc"] = None
+        due = cfg.eval_every and epoch % cfg.eval_every == 0 and epoch < cfg.epochs
+        if self.info.is_main and due:
+            result = evaluate_test(
+                self.setup.model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps
+            )
+            row["test_clean_acc"] = result["clean_acc"]
+            row["test_robust_acc"] = result["robust_acc"]
+
+    def save(self, row: dict[str, Any]) -> None:
+        """Append ``row`` to metrics.jsonl, then write the checkpoint (rank 0)."""
+        self.lrs.append(row["lr"])
+        state = self.state
+        state.co_prev = None if self.co is None else self.co.previous
+        # Each rank's method state (Free AT's perturbation is per shard) goes to rank 0.
+        method_states = distributed.gather_objects(self.info, self.setup.method.state_dict())
+        if self.info.is_main:
+            line = json.dumps(row, allow_nan=False)
+            state.metrics_bytes = resume.append_line(self.metrics_path, line)
+            state.epoch = row["epoch"]
+            resume.save(self.ckpt_path, self.setup, self.schedule, state, method_states)
+            self.bar.set_postfix(
+                lr=f"{row['lr']:.3g}",
+                rval=f"{row['robust_val_acc']:.3f}",
+                val=f"{row['val_acc']:.3f}",
+            )
+        distributed.barrier(self.info)
+
+    def finish(self) -> Path:
+        """Close the bar, run the final test evaluation and write the report (rank 0)."""
+        self.bar.close()
+        hooks.dump_rank(self.info.rank, self.setup.model, self.lrs)
+        if self.info.is_main:
+            cfg = self.cfg
+            final = evaluate_test(
+                self.setup.model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps,
+                # attacks' bar is always on when asked for; ask only on a terminal.
+                progress=not self.quiet and sys.stderr.isatty(),
+            )  # fmt: skip
+            report.write_run_report(self.run_dir, final)
+        return self.run_dir
+
+
+def _train_batches(
+    setup: Setup,
+    epoch: int,
+    consumed: int,
+    inject: tuple[int, int] | None,
+    ckpt_path: Path,
+    quiet: bool,
+) -> tuple[float, int, int, int]:
+    """One epoch-equivalent's batches: ``(loss_sum, correct, n, passes)`` summed."""
+    from tqdm.auto import tqdm
+
+    setup.model.train()
+    setup.train_model.train()
+    loss_sum, correct, n, passes = 0.0, 0, 0, 0
+    batches = tqdm(
+        stream(setup.loader, consumed, setup.batches_per_epoch),
+        desc=f"epoch {epoch}",
+        total=setup.batches_per_epoch,
+        disable=True if quiet else None,
+        leave=False,
+    )
+    for b, (x, y) in enumerate(batches, start=1):
+        if inject == (epoch, b):
+            x = torch.full_like(x, float("nan"))
+        try:
+            stats = setup.method.train_batch(setup.train_model, setup.optimizer, x, y)
+        except NonFiniteLoss as exc:
+            raise _diverged(setup, exc, epoch, b, ckpt_path) from None
+        loss_sum += stats.loss_sum
+        correct += stats.correct
+        n += stats.n
+        passes += stats.passes
+    _sync(setup.device)
+    return loss_sum, correct, n, passes
+
+
+def _diverged(
+    setup: Setup, exc: NonFiniteLoss, epoch: int, batch: int, ckpt_path: Path
+) -> TrainingDiverged:
+    kept = (
+        f"{ckpt_path} (epoch {resume.checkpoint_epoch(ckpt_path)})"
+        if ckpt_path.exists()
+        else "none yet"
+    )
+    return TrainingDiverged(
+        f"loss is {exc.value} at epoch {epoch} batch {batch} "
+        f"(method {setup.cfg.method}, lr {setup.optimizer.param_groups[0]['lr']:.4g}); "
+        f"stopping; last good checkpoint: {kept}"
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

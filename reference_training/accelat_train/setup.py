@@ -1,0 +1,143 @@
+"""Setting a run up: device, data, model, optimizer and method for a ``TrainConfig``.
+
+>>> setup = prepare(TrainConfig(dataset="digits", eps=0.1, lr_max=0.05))  # doctest: +SKIP
+>>> setup.updates_per_epoch  # doctest: +SKIP
+44
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from accelat_train import distributed
+from accelat_train.config import TrainConfig
+from accelat_train.data import load_splits
+from accelat_train.loader import DeviceLoader
+from accelat_train.methods import METHODS, FreeMethod, Method
+from accelat_train.models import NormalizedModel, build_model
+
+
+@dataclass
+class Setup:
+    """Data, model, optimizer and method of a run, ready to train (before any scheduler)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    dist: distributed.DistInfo
+    splits: Any
+    loader: DeviceLoader
+    model: nn.Module  # NormalizedModel, uncompiled: what is saved and evaluated
+    train_model: nn.Module  # what the method trains through (compiled / DDP-wrapped)
+    optimizer: torch.optim.Optimizer
+    method: Method
+    scaler: torch.amp.GradScaler | None
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return self.batches_per_epoch * self.method.replays
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.loader) // self.method.replays)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA where available, else CPU; asking for absent CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def make_method(cfg: TrainConfig, **kwargs: Any) -> Method:
+    """The configured method; ``kwargs`` (amp, scaler, generator) pass through."""
+    cls = METHODS[cfg.method]
+    if cls is FreeMethod:
+        return FreeMethod(cfg.eps, replays=cfg.num_replays, pgd_steps=cfg.pgd_steps, **kwargs)
+    return cls(cfg.eps, pgd_steps=cfg.pgd_steps, **kwargs)
+
+
+def prepare(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) -> Setup:
+    """Load the data and build model, optimizer and method for ``cfg`` (seeded)."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    info = dist_info or distributed.DistInfo()
+    if info.active and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    amp = cfg.amp
+    if amp is not None and device.type != "cuda":
+        warnings.warn(f"--amp {amp} needs CUDA; training in float32 on {device}", stacklevel=2)
+        amp = None
+    splits = load_splits(
+        cfg.dataset,
+        cfg.data_dir,
+        train_size=cfg.train_size,
+        val_size=cfg.val_size,
+        seed=cfg.seed,
+        download=cfg.download,
+    )
+    loader = DeviceLoader(
+        splits.train,
+        cfg.batch_size,
+        device=device,
+        augment=splits.augment,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+    model, train_model = _models(cfg, splits, device, info)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr_max if isinstance(cfg.lr_max, float) else 0.1,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    method = make_method(cfg, amp=amp, scaler=scaler, generator=generator)
+    return Setup(cfg, device, info, splits, loader, model, train_model, optimizer, method, scaler)
+
+
+def _models(
+    cfg: TrainConfig, splits: Any, device: torch.device, info: distributed.DistInfo
+) -> tuple[nn.Module, nn.Module]:
+    """The seeded model, and what training runs through (compiled, DDP-wrapped)."""
+    torch.manual_seed(cfg.seed)
+    _, height, _, channels = splits.train.x.shape
+    net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
+    model = NormalizedModel(net, splits.mean, splits.std).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    train_model: nn.Module = model
+    if cfg.compile:
+        # The compiled net shares the parameters; the plain model is what is saved.
+        train_model = NormalizedModel(torch.compile(model.net), splits.mean, splits.std).to(device)
+    if info.active:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
+    return model, train_model
+
+
+def stream(loader: DeviceLoader, start: int, count: int | None) -> Iterator[Any]:
+    """``count`` batches (None: endless) from loader epochs 0, 1, ... after skipping ``start``."""
+    per_epoch = len(loader)
+    epoch, skip = divmod(start, per_epoch)
+    taken = 0
+    while count is None or taken < count:
+        for i, batch in enumerate(loader.epoch(epoch)):
+            if i < skip:
+                continue
+            yield batch
+            taken += 1
+            if count is not None and taken == count:
+                return
+        epoch, skip = epoch + 1, 0

@@ -1,0 +1,143 @@
+"""Golden outputs of fixed-seed CPU runs, recorded before the trainer's redesign.
+
+``python -m tests.train.golden_runs record`` writes ``tests/train/golden.json`` from the code
+as it is; ``test_golden.py`` reruns the same commands and compares. What is compared: each
+run's ``metrics.jsonl`` rows and ``report.json`` without their ``seconds`` fields, and a
+sha256 of the final weights in ``checkpoint.pt``; for ``compare``, ``compare.json`` without
+its seconds fields and every run's weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+GOLDEN = Path(__file__).with_name("golden.json")
+
+COMMON = [
+    "--dataset", "digits", "--eps", "0.1", "--batch-size", "50", "--train-size", "300",
+    "--val-size", "60", "--monitor-size", "60", "--monitor-steps", "2", "--eval-size", "60",
+    "--eval-steps", "3", "--device", "cpu", "--quiet", "--threads", "1", "--epochs", "4",
+]  # fmt: skip
+
+#: name -> (extra flags of ``accelat train``, resumed through a NaN stop at epoch 3)
+TRAIN_RUNS: dict[str, tuple[list[str], bool]] = {
+    "free-accelat": (["--method", "free", "--replays", "2", "--policy", "accelat",
+                      "--lr-max", "0.05", "--window", "1"], False),
+    "free-step": (["--method", "free", "--replays", "2", "--policy", "step",
+                   "--lr-max", "0.05"], False),
+    "free-plateau": (["--method", "free", "--replays", "2", "--policy", "plateau",
+                      "--lr-max", "0.05", "--window", "1"], False),
+    "free-auto": (["--method", "free", "--replays", "2", "--policy", "onecycle",
+                   "--lr-max", "auto", "--lr-find-steps", "20"], False),
+    "fgsm-rs": (["--method", "fgsm-rs", "--policy", "onecycle", "--lr-max", "0.05",
+                 "--co-check"], False),
+    "pgd": (["--method", "pgd", "--pgd-steps", "2", "--policy", "cyclical",
+             "--lr-max", "0.05"], False),
+    "resumed": (["--method", "free", "--replays", "2", "--policy", "restarts",
+                 "--lr-max", "0.05"], True),
+}  # fmt: skip
+
+COMPARE = ["--method", "free", "--replays", "2", "--policies", "step,accelat", "--seeds", "0,1",
+           "--lr-max", "auto", "--lr-find-steps", "20"]  # fmt: skip
+
+DDP = ["--method", "free", "--replays", "2", "--policy", "accelat", "--lr-max", "0.05",
+       "--window", "1"]  # fmt: skip
+
+
+def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    cmd = [sys.executable, "-m", "accelat_train.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _strip(value: Any) -> Any:
+    """``value`` without any key that names seconds (timings differ run to run)."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if "seconds" not in k and k != "out"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _weights(run_dir: Path) -> str:
+    import torch
+
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True, map_location="cpu")
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state["model"].items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _run_record(run_dir: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    report = json.loads((run_dir / "report.json").read_text())
+    report["config"] = {k: v for k, v in report["config"].items() if k not in ("out", "data_dir")}
+    return {"metrics": _strip(rows), "report": _strip(report), "weights": _weights(run_dir)}
+
+
+def _ok(done: subprocess.CompletedProcess) -> None:
+    if done.returncode != 0:
+        raise RuntimeError(f"exit {done.returncode}: {done.stderr[-3000:]}")
+
+
+def run_train(name: str, base: Path) -> dict[str, Any]:
+    extra, resumed = TRAIN_RUNS[name]
+    out = base / name
+    args = ["train", *COMMON, *extra, "--out", str(out)]
+    if resumed:
+        stopped = _cli(args, env={"ACCELAT_INJECT_NAN_AT": "3:2"})
+        assert stopped.returncode == 3, stopped.stderr[-2000:]
+        args.append("--resume")
+    _ok(_cli(args))
+    return _run_record(out)
+
+
+def run_compare(base: Path) -> dict[str, Any]:
+    out = base / "compare"
+    _ok(_cli(["compare", *COMMON, *COMPARE, "--out", str(out)]))
+    summary = json.loads((out / "compare.json").read_text())
+    weights = {
+        f"{p}/seed{s}": _weights(out / p / f"seed{s}") for p in ("step", "accelat") for s in (0, 1)
+    }
+    return {"compare": _strip(_drop_paths(summary)), "weights": weights}
+
+
+def run_ddp(base: Path) -> dict[str, Any]:
+    out = base / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1"]
+    cmd += ["--nproc_per_node", "2", "-m", "accelat_train.cli", "train", *COMMON, *DDP]
+    cmd += ["--out", str(out)]
+    _ok(subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600))
+    return _run_record(out)
+
+
+def _drop_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_paths(v) for k, v in value.items() if k not in ("run", "runs", "out")}
+    if isinstance(value, list):
+        return [_drop_paths(v) for v in value]
+    return value
+
+
+def collect(base: Path) -> dict[str, Any]:
+    records = {name: run_train(name, base) for name in TRAIN_RUNS}
+    records["compare"] = run_compare(base)
+    records["ddp"] = run_ddp(base)
+    return records
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["record"]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = collect(Path(tmp))
+    GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {GOLDEN}")
