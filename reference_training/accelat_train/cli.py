@@ -153,6 +153,11 @@ def _eval_flags(e: argparse.ArgumentParser) -> None:
     from accelat_train.attacks import ATTACK_NAMES
 
     e.add_argument("--checkpoint", required=True, help="run directory or a checkpoint in one")
+    e.add_argument(
+        "--which", choices=("last", "best"), default="last",
+        help="with a run directory: its last epoch (checkpoint.pt) or best.pt",
+    )  # fmt: skip
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--attacks", type=names(ATTACK_NAMES), default=["linfpgd"], help="comma list")
     e.add_argument("--eps", type=_eps_list, help="comma list (None: the run's eps)")
     e.add_argument("--steps", type=POSITIVE, default=20, help="attack steps")
@@ -295,7 +300,10 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from accelat_train.setup import resolve_device
 
     try:
-        run = load_run(args.checkpoint, device=resolve_device(args.device), data_dir=args.data_dir)
+        run = load_run(
+            args.checkpoint, args.which, device=resolve_device(args.device),
+            data_dir=args.data_dir,
+        )  # fmt: skip
     except CheckpointError as exc:
         parser.error(f"--checkpoint: {exc}")
     x, y = eval_subset(*_full_test(run), args.eval_size)
@@ -303,8 +311,27 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         result = evaluate_test(run.model, x, y, args.attacks, eps, steps=args.steps)
-    print(json.dumps({"checkpoint": str(run.checkpoint), "epoch": run.epoch, **result}, indent=2))
+    result = {"checkpoint": str(run.checkpoint), "epoch": run.epoch, "images": len(y), **result}
+    print(json.dumps(result, indent=2) if args.json else eval_table(result))
     return 0
+
+
+def eval_table(result: dict[str, Any]) -> str:
+    """``accelat eval``'s result as an aligned table: one row per attack (and worst case),
+    one column per eps."""
+    eps = list(next(iter(result["attacks"].values())))
+    rows = [(name, [accs[e] for e in eps]) for name, accs in result["attacks"].items()]
+    if "worst_case" in result and len(rows) > 1:
+        rows.append(("worst case", [result["worst_case"][e] for e in eps]))
+    width = max(len("attack"), *(len(name) for name, _ in rows))
+    lines = [
+        f"{result['checkpoint']} (epoch {result['epoch']}), {result['images']} test images",
+        f"clean accuracy {100 * result['clean_acc']:.1f} %",
+        f"{'attack':<{width}}  " + "  ".join(f"eps {float(e):<8.4g}" for e in eps),
+    ]
+    for name, accs in rows:
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{100 * a:>10.1f} %" for a in accs))
+    return "\n".join(lines)
 
 
 def _full_test(run: Any) -> tuple[Any, Any]:

@@ -1,10 +1,8 @@
-"""Reports: one run's report.json and curves.png, the comparison of several policies, policy plots.
+"""Reports: one run's report.json (and curves.png), the comparison of several policies.
 
 Everything here reads the files a run leaves behind (``config.json``, ``metrics.jsonl``,
-``report.json``), so a comparison can be rebuilt long after the runs ended. Plots use
-matplotlib's object API with the Agg canvas (no pyplot, no global figure state); each plot
-function saves a PNG and returns the :class:`~matplotlib.figure.Figure` it drew, so callers
-and tests can read the plotted data back.
+``report.json``), so a comparison can be rebuilt long after the runs ended. The figures are
+drawn by :mod:`accelat_train.plots`; this module only asks it for a run's ``curves.png``.
 
 The comparison rule (``compare_summary``), in one place:
 
@@ -25,18 +23,14 @@ The comparison rule (``compare_summary``), in one place:
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
-from accelat_core import Policy, Schedule
-from accelat_train.checkpoint import atomic_write, atomic_write_text
+from accelat_train import plots
+from accelat_train.checkpoint import atomic_write_text
 
 #: Fraction of the best final robust validation accuracy that defines the default target.
 TARGET_FRACTION = 0.95
@@ -81,12 +75,22 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_run_report(run_dir: str | Path, final: Mapping[str, Any]) -> dict[str, Any]:
+def write_run_report(
+    run_dir: str | Path,
+    final: Mapping[str, Any],
+    *,
+    best: Mapping[str, Any] | None = None,
+    rollback: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write ``report.json`` and ``curves.png`` into ``run_dir``; return the report dict.
 
     ``final`` is the final test evaluation: ``{"clean_acc", "robust_acc", "attacks"}``.
     The report holds the run's config, its length (epochs, cumulative gradient passes,
-    training seconds), the best robust validation accuracy and ``final``.
+    training seconds), the best robust validation accuracy and ``final``. With ``best``
+    (``{"epoch", "robust_val_acc", "test"}``: the best checkpoint and its test evaluation)
+    it also holds ``best`` and ``robust_overfitting_gap`` = best minus final robust
+    validation accuracy; with ``rollback`` (``{"epoch", "restored_epoch"}``) the fgsm-rs
+    overfitting check's rollback as ``co_check``.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -103,49 +107,16 @@ def write_run_report(run_dir: str | Path, final: Mapping[str, Any]) -> dict[str,
         "best_robust_val_acc": max(float(r["robust_val_acc"]) for r in rows),
         "final": dict(final),
     }
-    write_json(run_dir / "report.json", report)
-    _save(run_curves_figure(rows, title=_run_title(config)), run_dir / "curves.png")
-    return report
-
-
-def run_curves_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
-    """Four panels against cumulative gradient passes: lr, momentum, loss, accuracies.
-
-    Vertical dotted lines mark the epochs where a metric-driven policy cut the lr.
-    """
-    passes = [r["passes"] for r in rows]
-    fig = Figure(figsize=(10, 7), layout="constrained")
-    (ax_lr, ax_m), (ax_loss, ax_acc) = fig.subplots(2, 2, sharex=True)
-    ax_lr.plot(passes, [r["lr"] for r in rows], marker=".", label="lr")
-    ax_lr.set_ylabel("learning rate (end of epoch)")
-    momentum = [r.get("momentum") for r in rows]
-    if any(m is not None for m in momentum):
-        ax_m.plot(passes, [math.nan if m is None else m for m in momentum], marker=".")
-    else:
-        ax_m.text(
-            0.5, 0.5, "momentum not driven", ha="center", va="center", transform=ax_m.transAxes
+    if best is not None:
+        report["best"] = dict(best)
+        report["robust_overfitting_gap"] = float(best["robust_val_acc"]) - float(
+            last["robust_val_acc"]
         )
-    ax_m.set_ylabel("momentum")
-    ax_loss.plot(passes, [r["train_loss"] for r in rows], marker=".", label="train (adversarial)")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend()
-    for key, label in (
-        ("val_acc", "clean val"),
-        ("robust_val_acc", "robust val"),
-        ("train_adv_acc", "train (adversarial)"),
-    ):
-        ax_acc.plot(passes, [r[key] for r in rows], marker=".", label=label)
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.legend()
-    for r in rows:
-        if r.get("decision"):
-            for ax in (ax_lr, ax_acc):
-                ax.axvline(r["passes"], color="grey", linestyle=":", linewidth=1)
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("gradient passes (images)")
-    if title:
-        fig.suptitle(title)
-    return fig
+    if rollback is not None:
+        report["co_check"] = {"fired": True, **rollback}
+    write_json(run_dir / "report.json", report)
+    plots.save_png(plots.run_curves_figure(rows, title=_run_title(config)), run_dir / "curves.png")
+    return report
 
 
 # -- comparison ------------------------------------------------------------------------
@@ -184,15 +155,7 @@ def compare_summary(
     ``final_*_acc`` are the test-set figures from each run's report.json; ``curve`` is the
     robust validation accuracy per epoch, averaged over seeds (cut to the shortest run).
     """
-    if not runs:
-        raise ValueError("runs must name at least one policy, got an empty mapping")
-    loaded: dict[str, list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]] = {}
-    for name, dirs in runs.items():
-        if isinstance(dirs, (str, Path)) or not dirs:
-            raise ValueError(f"runs[{name!r}] must be a non-empty list of run dirs, got {dirs!r}")
-        loaded[name] = [(Path(d), _read_report(d), read_metrics(d)) for d in dirs]
-    _check_same_setup(loaded)
-
+    loaded = _load_runs(runs)
     final_val = {
         name: statistics.fmean(float(rows[-1]["robust_val_acc"]) for _, _, rows in group)
         for name, group in loaded.items()
@@ -203,59 +166,10 @@ def compare_summary(
     else:
         rule = "given"
     target = float(target)
-
-    policies: dict[str, dict[str, Any]] = {}
-    for name, group in loaded.items():
-        seeds = []
-        for run_dir, report, rows in group:
-            hit = passes_to_target(rows, target)
-            seeds.append(
-                {
-                    "run": str(run_dir),
-                    "seed": report.get("config", {}).get("seed"),
-                    "passes_to_target": None if hit is None else hit[0],
-                    "seconds_to_target": None if hit is None else hit[1],
-                    "final_clean_acc": float(report["final"]["clean_acc"]),
-                    "final_robust_acc": float(report["final"]["robust_acc"]),
-                    "final_robust_val_acc": float(rows[-1]["robust_val_acc"]),
-                }
-            )
-        entry: dict[str, Any] = {}
-        for key in ("passes_to_target", "seconds_to_target"):
-            values = [s[key] for s in seeds]
-            complete = all(v is not None for v in values)
-            entry[key] = statistics.fmean(values) if complete else None
-            entry[f"{key}_std"] = _std(values) if complete else None
-        entry["reached"] = sum(s["passes_to_target"] is not None for s in seeds)
-        for key in ("final_clean_acc", "final_robust_acc"):
-            values = [s[key] for s in seeds]
-            entry[key] = statistics.fmean(values)
-            entry[f"{key}_std"] = _std(values)
-        entry["final_robust_val_acc"] = final_val[name]
-        entry["runs"] = [s["run"] for s in seeds]
-        entry["seeds"] = seeds
-        entry["curve"] = _mean_curve([rows for _, _, rows in group])
-        policies[name] = entry
-
-    notes = []
-    if baseline is not None and baseline not in policies:
-        notes.append(f"baseline {baseline!r} is not among the policies; ratio_to_baseline is null")
-    fixed = [n for n in fixed_shape if n in policies]
-    reaching_fixed = [n for n in fixed if policies[n]["passes_to_target"] is not None]
-    best_fixed = min(reaching_fixed, key=lambda n: policies[n]["passes_to_target"], default=None)
-    if fixed and best_fixed is None:
-        notes.append("no fixed-shape policy reached the target on every seed")
-    base = policies.get(baseline, {}).get("passes_to_target") if baseline is not None else None
-    best = policies[best_fixed]["passes_to_target"] if best_fixed is not None else None
-    for name, entry in policies.items():
-        mine = entry["passes_to_target"]
-        entry["ratio_to_baseline"] = _ratio(mine, base)
-        entry["ratio_to_best_fixed"] = _ratio(mine, best)
-        if entry["reached"] < len(entry["seeds"]):
-            notes.append(
-                f"{name}: {entry['reached']} of {len(entry['seeds'])} seeds reached the target;"
-                " passes/seconds to target are null"
-            )
+    policies = {
+        name: _policy_entry(group, target, final_val[name]) for name, group in loaded.items()
+    }
+    best_fixed, notes = _add_ratios(policies, baseline, fixed_shape)
     return {
         "target": target,
         "target_rule": rule,
@@ -296,74 +210,85 @@ def format_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_compare(summary: Mapping[str, Any], path: str | Path, *, title: str = "") -> Figure:
-    """Robust validation accuracy against gradient passes, one curve per policy (seed mean).
-
-    A dashed horizontal line marks the target. Saves a PNG at ``path``; returns the figure.
-    """
-    fig = Figure(figsize=(8, 5), layout="constrained")
-    ax = fig.subplots()
-    for name, p in summary["policies"].items():
-        curve = p["curve"]
-        n = len(p["seeds"])
-        ax.plot(curve["passes"], curve["robust_val_acc"], marker=".", label=f"{name} (n={n})")
-    ax.axhline(summary["target"], color="black", linestyle="--", linewidth=1, label="target")
-    ax.set_xlabel("gradient passes (images)")
-    ax.set_ylabel("robust validation accuracy")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    _save(fig, Path(path))
-    return fig
-
-
-def plot_policy(
-    policy: Policy,
-    steps: int,
-    path: str | Path,
-    *,
-    metrics: Sequence[float] | None = None,
-    title: str = "",
-) -> Figure:
-    """The lr (and momentum, if driven) of ``policy`` over ``steps`` steps (the paper's figs 6-11).
-
-    A fixed-shape policy is drawn from its closed form ``at(0) .. at(steps - 1)``. Any other
-    policy is deep-copied (the caller's object is not advanced) and stepped: the value before
-    the first step, then ``step(metrics[i])`` for ``i < steps - 1``. A metric-driven policy
-    needs ``metrics`` with at least ``steps - 1`` values. Saves a PNG; returns the figure.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if isinstance(policy, Schedule):
-        hypers = [policy.at(t) for t in range(steps)]
-    else:
-        if policy.needs_metric and (metrics is None or len(metrics) < steps - 1):
-            have = "none" if metrics is None else len(metrics)
-            raise ValueError(
-                f"{type(policy).__name__} is metric-driven: plot_policy needs metrics with at "
-                f"least steps - 1 = {steps - 1} values, got {have}"
-            )
-        clone = copy.deepcopy(policy)
-        hypers = [clone.hyper]
-        for i in range(steps - 1):
-            hypers.append(clone.step(None if metrics is None else float(metrics[i])))
-    t = list(range(steps))
-    momentum = [h.momentum for h in hypers]
-    drives_momentum = any(m is not None for m in momentum)
-    fig = Figure(figsize=(7, 5 if drives_momentum else 3), layout="constrained")
-    axes = fig.subplots(2 if drives_momentum else 1, 1, sharex=True, squeeze=False)[:, 0]
-    axes[0].plot(t, [h.lr for h in hypers], label="lr")
-    axes[0].set_ylabel("learning rate")
-    if drives_momentum:
-        axes[1].plot(t, [math.nan if m is None else m for m in momentum], color="tab:orange")
-        axes[1].set_ylabel("momentum")
-    axes[-1].set_xlabel("step")
-    axes[0].set_title(title or repr(policy))
-    _save(fig, Path(path))
-    return fig
-
-
 # -- helpers ---------------------------------------------------------------------------
+# One run as compare_summary reads it: (run dir, its report.json, its metrics.jsonl rows).
+_Run = tuple[Path, dict[str, Any], list[dict[str, Any]]]
+
+
+def _load_runs(runs: Mapping[str, Sequence[str | Path]]) -> dict[str, list[_Run]]:
+    """Every run of every policy, read from disk and checked to share one setup."""
+    if not runs:
+        raise ValueError("runs must name at least one policy, got an empty mapping")
+    loaded: dict[str, list[_Run]] = {}
+    for name, dirs in runs.items():
+        if isinstance(dirs, (str, Path)) or not dirs:
+            raise ValueError(f"runs[{name!r}] must be a non-empty list of run dirs, got {dirs!r}")
+        loaded[name] = [(Path(d), _read_report(d), read_metrics(d)) for d in dirs]
+    _check_same_setup(loaded)
+    return loaded
+
+
+def _policy_entry(group: Sequence[_Run], target: float, final_val: float) -> dict[str, Any]:
+    """One policy's compare.json entry, all but its ratios: the seeds and their mean ± std."""
+    seeds = [_seed_entry(run_dir, report, rows, target) for run_dir, report, rows in group]
+    entry: dict[str, Any] = {}
+    for key in ("passes_to_target", "seconds_to_target"):
+        entry[key], entry[f"{key}_std"] = _mean_std([s[key] for s in seeds])
+    entry["reached"] = sum(s["passes_to_target"] is not None for s in seeds)
+    for key in ("final_clean_acc", "final_robust_acc"):
+        entry[key], entry[f"{key}_std"] = _mean_std([s[key] for s in seeds])
+    entry["final_robust_val_acc"] = final_val
+    entry["runs"] = [s["run"] for s in seeds]
+    entry["seeds"] = seeds
+    entry["curve"] = _mean_curve([rows for _, _, rows in group])
+    return entry
+
+
+def _seed_entry(
+    run_dir: Path, report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], target: float
+) -> dict[str, Any]:
+    hit = passes_to_target(rows, target)
+    return {
+        "run": str(run_dir),
+        "seed": report.get("config", {}).get("seed"),
+        "passes_to_target": None if hit is None else hit[0],
+        "seconds_to_target": None if hit is None else hit[1],
+        "final_clean_acc": float(report["final"]["clean_acc"]),
+        "final_robust_acc": float(report["final"]["robust_acc"]),
+        "final_robust_val_acc": float(rows[-1]["robust_val_acc"]),
+    }
+
+
+def _add_ratios(
+    policies: Mapping[str, dict[str, Any]], baseline: str | None, fixed_shape: Iterable[str]
+) -> tuple[str | None, list[str]]:
+    """Set every entry's ``ratio_to_baseline`` and ``ratio_to_best_fixed``.
+
+    Returns the best fixed-shape policy (fewest mean passes to target; None if none reached
+    it on every seed) and the notes on what could not be compared.
+    """
+    notes = []
+    if baseline is not None and baseline not in policies:
+        notes.append(f"baseline {baseline!r} is not among the policies; ratio_to_baseline is null")
+    fixed = [n for n in fixed_shape if n in policies]
+    reaching_fixed = [n for n in fixed if policies[n]["passes_to_target"] is not None]
+    best_fixed = min(reaching_fixed, key=lambda n: policies[n]["passes_to_target"], default=None)
+    if fixed and best_fixed is None:
+        notes.append("no fixed-shape policy reached the target on every seed")
+    base = policies.get(baseline, {}).get("passes_to_target") if baseline is not None else None
+    best = policies[best_fixed]["passes_to_target"] if best_fixed is not None else None
+    for name, entry in policies.items():
+        mine = entry["passes_to_target"]
+        entry["ratio_to_baseline"] = _ratio(mine, base)
+        entry["ratio_to_best_fixed"] = _ratio(mine, best)
+        if entry["reached"] < len(entry["seeds"]):
+            notes.append(
+                f"{name}: {entry['reached']} of {len(entry['seeds'])} seeds reached the target;"
+                " passes/seconds to target are null"
+            )
+    return best_fixed, notes
+
+
 def _read_report(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "report.json"
     if not path.is_file():
@@ -371,7 +296,7 @@ def _read_report(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _check_same_setup(loaded: Mapping[str, list[tuple[Path, dict[str, Any], Any]]]) -> None:
+def _check_same_setup(loaded: Mapping[str, list[_Run]]) -> None:
     """Refuse to compare runs that differ in data, model, method or budget."""
     seen: dict[str, tuple[Any, Path]] = {}
     for group in loaded.values():
@@ -398,8 +323,11 @@ def _mean_curve(runs: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, list[f
     }
 
 
-def _std(values: Sequence[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof=1; 0 for one value), or (None, None) if any value is None."""
+    if any(v is None for v in values):
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -419,11 +347,6 @@ def _pm(mean: float | None, std: float | None, *, scale: float = 1.0, digits: in
 def _run_title(config: Mapping[str, Any]) -> str:
     parts = [str(config[k]) for k in ("dataset", "model", "method", "policy") if k in config]
     return " / ".join(parts)
-
-
-def _save(fig: Figure, path: Path) -> None:
-    """Save a PNG atomically: a crash never leaves a half-written image under the final name."""
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def write_json(path: str | Path, data: Any) -> None:

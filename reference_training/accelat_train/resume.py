@@ -1,4 +1,5 @@
-"""Resume bookkeeping: one ``RunState`` saved into and restored from ``checkpoint.pt``.
+"""Resume and best-checkpoint bookkeeping: one ``RunState`` saved into and restored from
+``checkpoint.pt``, and ``best.pt``.
 
 A checkpoint holds the model, optimizer, scheduler (JSON policy state), every rank's method
 state (Free AT's perturbation is per shard), the GradScaler, the torch RNG and the
@@ -6,12 +7,18 @@ state (Free AT's perturbation is per shard), the GradScaler, the torch RNG and t
 epoch's ``metrics.jsonl`` line. ``metrics_bytes`` is that file's length then: a resumed run
 cuts lines written after the checkpoint, so the file never holds an epoch twice.
 
+``best.pt`` holds the weights of the epoch with the highest robust validation accuracy so
+far (a tie keeps the earlier epoch), with that ``epoch`` and ``robust_val_acc``, against
+robust overfitting (Rice et al. 2020). It is written before ``checkpoint.pt``: a run killed
+between the two redoes the epoch on resume and writes the same ``best.pt`` again.
+
 >>> RunState().epoch
 0
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +43,9 @@ class RunState:
     last_lr: float | None = None  # the hyperparameters of the last weight update
     last_momentum: float | None = None
     metrics_bytes: int = 0
+    best_epoch: int | None = None  # the epoch saved in best.pt
+    best_robust_val_acc: float | None = None
+    rollback: dict[str, Any] | None = None  # the overfitting check's rollback, when it fired
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> RunState:
@@ -48,6 +58,8 @@ class RunState:
             last_lr=float(ckpt["last_lr"]),
             last_momentum=ckpt.get("last_momentum"),
             metrics_bytes=int(ckpt["metrics_bytes"]),
+            best_epoch=ckpt.get("best_epoch"),
+            best_robust_val_acc=ckpt.get("best_robust_val_acc"),
         )
 
     def as_checkpoint(self) -> dict[str, Any]:
@@ -60,7 +72,22 @@ class RunState:
             "last_lr": self.last_lr,
             "last_momentum": self.last_momentum,
             "co_prev": self.co_prev,
+            "best_epoch": self.best_epoch,
+            "best_robust_val_acc": self.best_robust_val_acc,
         }
+
+    def improves(self, robust_val_acc: float) -> bool:
+        """Is ``robust_val_acc`` a new maximum (NaN never is; a tie is not)?"""
+        if not math.isfinite(robust_val_acc):
+            return False
+        return self.best_robust_val_acc is None or robust_val_acc > self.best_robust_val_acc
+
+
+def save_best(path: Path, model: torch.nn.Module, epoch: int, robust_val_acc: float) -> None:
+    """Write ``best.pt`` atomically: the weights, their epoch and robust val accuracy."""
+    save_checkpoint(
+        path, {"model": model.state_dict(), "epoch": epoch, "robust_val_acc": robust_val_acc}
+    )
 
 
 def save(

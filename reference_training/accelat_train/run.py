@@ -22,6 +22,7 @@ PosixPath('runs/a')
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import sys
@@ -49,9 +50,11 @@ from accelat_train.evaluation import (
     eval_subset,
     evaluate_test,
 )
+from accelat_train.load import BEST_NAME
 from accelat_train.lr_finder import find_lr
 from accelat_train.methods import NonFiniteLoss
 from accelat_train.policies import TrainerSchedule
+from accelat_train.progress import Progress, epoch_line
 from accelat_train.resume import RunState
 from accelat_train.setup import Setup, prepare, resolve_device, stream
 
@@ -93,6 +96,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo, *, quiet: bool, resume:
         row["decision"] = loop.schedule.after_epoch(epoch, row["monitor_value"])
         loop.evaluate_test_every(row, epoch)
         loop.save(row)
+        loop.log(row)
         if loop.schedule.should_stop:
             break
     return loop.finish()
@@ -150,6 +154,7 @@ class EpochLoop:
         self.run_dir = Path(cfg.out)
         self.ckpt_path = self.run_dir / CHECKPOINT_NAME
         self.metrics_path = self.run_dir / METRICS_NAME
+        self.best_path = self.run_dir / BEST_NAME
         total = cfg.epochs * setup.updates_per_epoch
         self.schedule = TrainerSchedule(cfg, setup.optimizer, lr_max, total)
         self.state = RunState()
@@ -166,7 +171,7 @@ class EpochLoop:
         )
         self.inject = hooks.nan_injection()
         self.lrs: list[float] = []
-        self.bar: Any = None
+        self.progress = Progress(quiet=quiet)
 
     def _remember_hyper(self) -> None:
         group = self.setup.optimizer.param_groups[0]
@@ -198,18 +203,8 @@ class EpochLoop:
             self.metrics_path.write_bytes(b"")
         distributed.barrier(self.info)
 
-    def epochs(self) -> Any:
-        from tqdm.auto import tqdm  # tqdm.auto pulls in IPython probing: only when training
-
-        self.bar = tqdm(
-            range(self.state.epoch + 1, self.cfg.epochs + 1),
-            desc="epochs",
-            initial=self.state.epoch,
-            total=self.cfg.epochs,
-            disable=True if self.quiet else None,
-            leave=False,
-        )
-        return self.bar
+    def epochs(self) -> range:
+        return range(self.state.epoch + 1, self.cfg.epochs + 1)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One epoch of training and the monitor; the epoch's metrics row."""
@@ -219,7 +214,7 @@ class EpochLoop:
         )
         _sync(setup.device)
         t0 = time.perf_counter()
-        sums = _train_batches(setup, epoch, state.consumed, self.inject, self.ckpt_path, self.quiet)
+        sums = self._train_batches(epoch)
         state.seconds += time.perf_counter() - t0
         state.consumed += setup.batches_per_epoch
         loss_sum, correct, n, passes = distributed.sum_over_ranks(self.info, list(sums))
@@ -240,19 +235,51 @@ class EpochLoop:
         row["monitor_value"] = row[cfg.monitor]
         return row
 
+    def _train_batches(self, epoch: int) -> tuple[float, int, int, int]:
+        """One epoch-equivalent's batches: ``(loss_sum, correct, n, passes)`` summed."""
+        setup = self.setup
+        setup.model.train()
+        setup.train_model.train()
+        loss_sum, correct, n, passes = 0.0, 0, 0, 0
+        bar = self.progress.batches(
+            stream(setup.loader, self.state.consumed, setup.batches_per_epoch),
+            epoch=epoch, epochs=self.cfg.epochs, total=setup.batches_per_epoch,
+        )  # fmt: skip
+        for b, (x, y) in enumerate(bar, start=1):
+            if self.inject == (epoch, b):
+                x = torch.full_like(x, float("nan"))
+            try:
+                stats = setup.method.train_batch(setup.train_model, setup.optimizer, x, y)
+            except NonFiniteLoss as exc:
+                raise _diverged(setup, exc, epoch, b, self.ckpt_path) from None
+            loss_sum += stats.loss_sum
+            correct += stats.correct
+            n += stats.n
+            passes += stats.passes
+            bar.set_postfix(
+                lr=f"{self.state.last_lr:.3g}", loss=f"{loss_sum / n:.4f}",
+                adv_acc=f"{correct / n:.3f}",
+            )  # fmt: skip
+        _sync(setup.device)
+        return loss_sum, correct, n, passes
+
     def overfitted(self, epoch: int) -> bool:
-        """FGSM-RS's check fired: the previous epoch's weights are restored."""
+        """FGSM-RS's check fired: roll the model back to the best checkpoint (rank 0 reads
+        it; every rank restores the same weights) and say so."""
         if self.co is None or not self.co.fired(self.setup.model, epoch):
             return False
-        if self.info.is_main:
-            from tqdm.auto import tqdm
-
-            tqdm.write(
-                f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the check "
-                f"batch fell by more than {CO_DROP:.0%}; keeping epoch {epoch - 1}"
-            )
-        if self.ckpt_path.exists():
-            self.setup.model.load_state_dict(load_checkpoint(self.ckpt_path)["model"])
+        state = self.state
+        restored = state.best_epoch if self.best_path.exists() else None
+        if restored is not None:
+            self.setup.model.load_state_dict(load_checkpoint(self.best_path)["model"])
+        state.rollback = {"epoch": epoch, "restored_epoch": restored}
+        message = (
+            f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the check batch fell "
+            f"by more than {CO_DROP:.0%}; "
+            + (f"rolled back to the best epoch {restored}" if restored else "no epoch to keep")
+        )
+        if self.info.is_main and not self.quiet:
+            self.progress.write(message)
         return True
 
     def evaluate_test_every(self, row: dict[str, Any], epoch: int) -> None:
@@ -279,63 +306,42 @@ class EpochLoop:
             line = json.dumps(row, allow_nan=False)
             state.metrics_bytes = resume.append_line(self.metrics_path, line)
             state.epoch = row["epoch"]
+            if state.improves(row["robust_val_acc"]):
+                state.best_epoch, state.best_robust_val_acc = row["epoch"], row["robust_val_acc"]
+                resume.save_best(self.best_path, self.setup.model, *self.best())
             resume.save(self.ckpt_path, self.setup, self.schedule, state, method_states)
-            self.bar.set_postfix(
-                lr=f"{row['lr']:.3g}",
-                rval=f"{row['robust_val_acc']:.3f}",
-                val=f"{row['val_acc']:.3f}",
-            )
         distributed.barrier(self.info)
 
+    def best(self) -> tuple[int, float]:
+        return int(self.state.best_epoch), float(self.state.best_robust_val_acc)
+
+    def log(self, row: dict[str, Any]) -> None:
+        """The epoch's line: its monitor values and any decision the policy took."""
+        if self.info.is_main and not self.quiet:
+            self.progress.write(epoch_line(row, self.cfg.epochs))
+
     def finish(self) -> Path:
-        """Close the bar, run the final test evaluation and write the report (rank 0)."""
-        self.bar.close()
+        """The final test evaluation, of the last and of the best checkpoint, and the
+        report (rank 0)."""
         hooks.dump_rank(self.info.rank, self.setup.model, self.lrs)
         if self.info.is_main:
-            cfg = self.cfg
-            final = evaluate_test(
-                self.setup.model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps,
-                # attacks' bar is always on when asked for; ask only on a terminal.
-                progress=not self.quiet and sys.stderr.isatty(),
-            )  # fmt: skip
-            report.write_run_report(self.run_dir, final)
+            final = self._evaluate(self.setup.model)
+            best = None
+            if self.state.best_epoch is not None:
+                model = copy.deepcopy(self.setup.model)
+                model.load_state_dict(load_checkpoint(self.best_path)["model"])
+                epoch, value = self.best()
+                best = {"epoch": epoch, "robust_val_acc": value, "test": self._evaluate(model)}
+            report.write_run_report(self.run_dir, final, best=best, rollback=self.state.rollback)
         return self.run_dir
 
-
-def _train_batches(
-    setup: Setup,
-    epoch: int,
-    consumed: int,
-    inject: tuple[int, int] | None,
-    ckpt_path: Path,
-    quiet: bool,
-) -> tuple[float, int, int, int]:
-    """One epoch-equivalent's batches: ``(loss_sum, correct, n, passes)`` summed."""
-    from tqdm.auto import tqdm
-
-    setup.model.train()
-    setup.train_model.train()
-    loss_sum, correct, n, passes = 0.0, 0, 0, 0
-    batches = tqdm(
-        stream(setup.loader, consumed, setup.batches_per_epoch),
-        desc=f"epoch {epoch}",
-        total=setup.batches_per_epoch,
-        disable=True if quiet else None,
-        leave=False,
-    )
-    for b, (x, y) in enumerate(batches, start=1):
-        if inject == (epoch, b):
-            x = torch.full_like(x, float("nan"))
-        try:
-            stats = setup.method.train_batch(setup.train_model, setup.optimizer, x, y)
-        except NonFiniteLoss as exc:
-            raise _diverged(setup, exc, epoch, b, ckpt_path) from None
-        loss_sum += stats.loss_sum
-        correct += stats.correct
-        n += stats.n
-        passes += stats.passes
-    _sync(setup.device)
-    return loss_sum, correct, n, passes
+    def _evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
+        cfg = self.cfg
+        return evaluate_test(
+            model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps,
+            # attacks' bar is always on when asked for; ask only on a terminal.
+            progress=not self.quiet and sys.stderr.isatty(),
+        )  # fmt: skip
 
 
 def _diverged(

@@ -242,12 +242,12 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
 
 
 @pytest.mark.slow
-def test_catastrophic_overfitting_check_stops_and_keeps_the_previous_epoch(tmp_path, monkeypatch):
+def test_catastrophic_overfitting_check_rolls_back_to_the_best_checkpoint(tmp_path, monkeypatch):
     from accelat_train import evaluation
     from accelat_train.checkpoint import load_checkpoint
 
     real = evaluation.pgd_accuracy
-    scripted = iter([0.9, 0.5, 0.5])  # the check batch's PGD accuracy: -40 points at epoch 2
+    scripted = iter([0.9, 0.85, 0.4])  # the check batch's PGD accuracy: -45 points at epoch 3
 
     def pgd_accuracy(model, x, y, eps, steps, *, seed, batch_size=500):
         if steps == 10:  # the check batch (PGD-10), not the validation monitor (PGD-2)
@@ -255,10 +255,52 @@ def test_catastrophic_overfitting_check_stops_and_keeps_the_previous_epoch(tmp_p
         return real(model, x, y, eps, steps, seed=seed, batch_size=batch_size)
 
     monkeypatch.setattr(evaluation, "pgd_accuracy", pgd_accuracy)
+    _script_monitor(monkeypatch, [0.5, 0.3, 0.2])  # epoch 1 is the best
     cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant")
     run_dir = train(cfg, quiet=True)
-    assert [r["epoch"] for r in _rows(run_dir)] == [1]
-    kept = load_checkpoint(run_dir / "checkpoint.pt")
-    assert kept["epoch"] == 1
+    assert [r["epoch"] for r in _rows(run_dir)] == [1, 2]
+    assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 2
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["epoch"] == 1 and best["robust_val_acc"] == 0.5
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["epochs"] == 1
+    assert report["co_check"] == {"fired": True, "epoch": 3, "restored_epoch": 1}
+    # The final evaluation is of the rolled-back (best) weights.
+    assert report["final"] == report["best"]["test"]
+    assert report["epochs"] == 2
+
+
+def _script_monitor(monkeypatch, values):
+    """The monitor's robust_val_acc follows ``values`` (val_acc stays real)."""
+    from accelat_train import evaluation
+
+    real = evaluation.Monitor.measure
+    it = iter(values)
+
+    def measure(self, model, epoch):
+        return {**real(self, model, epoch), "robust_val_acc": next(it)}
+
+    monkeypatch.setattr(evaluation.Monitor, "measure", measure)
+
+
+@pytest.mark.slow
+def test_best_checkpoint_keeps_the_earlier_epoch_on_a_tie_and_its_weights(tmp_path, monkeypatch):
+    from accelat_train.checkpoint import load_checkpoint
+
+    _script_monitor(monkeypatch, [0.3, 0.5, 0.5, 0.4])
+    cfg = _tiny_cfg(tmp_path, policy="constant", epochs=4)
+    run_dir = train(cfg, quiet=True)
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["epoch"] == 2 and best["robust_val_acc"] == 0.5
+    # A constant-lr run stopped after 2 epochs holds exactly epoch 2's weights.
+    monkeypatch.undo()
+    _script_monitor(monkeypatch, [0.3, 0.5])
+    short = train(dataclasses.replace(cfg, epochs=2, out=str(tmp_path / "short")), quiet=True)
+    weights = load_checkpoint(short / "checkpoint.pt")["model"]
+    assert all(torch.equal(best["model"][k], weights[k]) for k in weights)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["best"]["epoch"] == 2 and report["best"]["robust_val_acc"] == 0.5
+    assert report["robust_overfitting_gap"] == pytest.approx(0.5 - 0.4, abs=1e-15)
+    assert set(report["best"]["test"]) >= {"clean_acc", "robust_acc", "attacks"}
+    from accelat_train import load_run
+
+    assert load_run(run_dir, "best").epoch == 2 and load_run(run_dir).epoch == 4

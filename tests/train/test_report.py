@@ -1,4 +1,7 @@
-"""report.py on synthetic run directories the tests write themselves (no training)."""
+"""report.py on synthetic run directories the tests write themselves (no training).
+
+The figures themselves are tested in test_plots.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from accelat_core import AccelAT, OneCycle, StepDecay
 from accelat_train import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -265,21 +267,6 @@ def test_write_run_report_writes_report_json_and_curves_png(tmp_path):
     assert (run / "curves.png").stat().st_mode & 0o777 == 0o644
 
 
-def test_run_curves_figure_plots_lr_against_passes():
-    rows = [
-        {"epoch": i + 1, "lr": lr, "momentum": None, "passes": 10 * (i + 1), "train_loss": 1.0,
-         "train_adv_acc": 0.1, "val_acc": 0.5, "robust_val_acc": 0.2,
-         "decision": {"index": 1} if i == 1 else None}
-        for i, lr in enumerate([0.1, 0.05, 0.05])
-    ]  # fmt: skip
-    fig = report.run_curves_figure(rows)
-    lr_line = fig.axes[0].get_lines()[0]
-    assert list(lr_line.get_xdata()) == [10, 20, 30]
-    assert list(lr_line.get_ydata()) == [0.1, 0.05, 0.05]
-    # the cut at epoch 2 is marked on the lr panel
-    assert [list(line.get_xdata()) for line in fig.axes[0].get_lines()[1:]] == [[20, 20]]
-
-
 def test_read_metrics_names_the_bad_line(tmp_path):
     run = make_run(tmp_path, "step", [0.1, 0.2])
     with (run / "metrics.jsonl").open("a") as f:
@@ -297,73 +284,3 @@ def test_read_metrics_returns_rows_in_order(tmp_path):
     rows = report.read_metrics(make_run(tmp_path, "step", [0.1, 0.2, 0.3]))
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert [r["robust_val_acc"] for r in rows] == [0.1, 0.2, 0.3]
-
-
-# -- plots ---------------------------------------------------------------------------------
-def test_plot_compare_draws_each_policys_seed_mean_curve(tmp_path):
-    runs = {
-        "step": [
-            make_run(tmp_path, "step", [0.2, 0.4], seed=0),
-            make_run(tmp_path, "step", [0.4, 0.6], seed=1),
-        ],
-        "accelat": [make_run(tmp_path, "accelat", [0.5, 0.5], seed=0)],
-    }
-    summary = report.compare_summary(runs, target=0.45)
-    fig = report.plot_compare(summary, tmp_path / "out" / "compare.png")
-    png = (tmp_path / "out" / "compare.png").read_bytes()
-    assert png.startswith(PNG_MAGIC) and len(png) > 1000
-    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert list(lines["step (n=2)"].get_xdata()) == [100_000, 200_000]
-    assert list(lines["step (n=2)"].get_ydata()) == pytest.approx([0.3, 0.5])
-    assert list(lines["accelat (n=1)"].get_ydata()) == [0.5, 0.5]
-    assert list(lines["target"].get_ydata()) == [0.45, 0.45]
-
-
-def test_plot_policy_draws_the_closed_form_of_a_fixed_shape_policy(tmp_path):
-    policy = OneCycle.paper(0.2, total_steps=100)
-    fig = report.plot_policy(policy, 100, tmp_path / "onecycle.png")
-    assert (tmp_path / "onecycle.png").read_bytes().startswith(PNG_MAGIC)
-    lr_line = fig.axes[0].get_lines()[0]
-    m_line = fig.axes[1].get_lines()[0]
-    assert list(lr_line.get_xdata()) == list(range(100))
-    assert list(lr_line.get_ydata()) == [policy.at(t).lr for t in range(100)]
-    assert list(m_line.get_ydata()) == [policy.at(t).momentum for t in range(100)]
-    # the paper's shape: lr_max / 10 -> lr_max at 45% -> lr_max / 10 at 90% -> lr_max / 1000
-    ys = lr_line.get_ydata()
-    assert ys[0] == pytest.approx(0.02)
-    assert max(ys) == pytest.approx(0.2) and ys[44] == pytest.approx(0.2)
-    assert ys[88] == pytest.approx(0.02)  # torch's three-phase end: 2 * 0.45 * 100 - 2
-    assert ys[-1] == pytest.approx(0.0002)
-    assert policy.t == 0  # the caller's policy is not advanced
-
-
-def test_plot_policy_without_momentum_has_a_single_panel(tmp_path):
-    policy = StepDecay(0.1, milestones=[3, 6])
-    fig = report.plot_policy(policy, 8, tmp_path / "step.png")
-    assert len(fig.axes) == 1
-    assert list(fig.axes[0].get_lines()[0].get_ydata()) == pytest.approx(
-        [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001]
-    )
-
-
-def test_plot_policy_steps_a_metric_driven_policy_on_the_given_metrics(tmp_path):
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2)
-    metrics = [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]
-    fig = report.plot_policy(policy, 7, tmp_path / "accelat.png", metrics=metrics)
-    # lr before any step, then after each evaluation: the plateau (gain 0 < 0.01 over the
-    # last 2 evaluations) at the 6th evaluation halves it
-    assert list(fig.axes[0].get_lines()[0].get_ydata()) == [0.1] * 6 + [0.05]
-    assert policy.evaluations == 0  # plotted on a copy
-    assert (tmp_path / "accelat.png").stat().st_size > 1000
-
-
-def test_plot_policy_metric_driven_without_metrics_is_an_error(tmp_path):
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2)
-    with pytest.raises(ValueError, match=r"AccelAT is metric-driven.*steps - 1 = 4.*got none"):
-        report.plot_policy(policy, 5, tmp_path / "x.png")
-    assert not (tmp_path / "x.png").exists()
-
-
-def test_plot_policy_rejects_nonpositive_steps(tmp_path):
-    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
-        report.plot_policy(StepDecay(0.1, milestones=[3]), 0, tmp_path / "x.png")
