@@ -297,6 +297,8 @@ def format_study(summary: Mapping[str, Any]) -> str:
             + ".\n"
         )
     lines.append(report.format_table(summary))
+    if len(study.get("seeds", [])) == 1:  # format_table adds the per-seed table for several
+        lines.append(report.format_seeds(summary))
     test = summary.get("paper_test")
     if test:
         lines.append(
@@ -304,31 +306,9 @@ def format_study(summary: Mapping[str, Any]) -> str:
             f"final robust acc within 1 point of the best): **{test['verdict']}** "
             f"({test['reason']}).\n"
         )
-    lines.append(format_seeds(summary))
     if study.get("note"):
         lines.append(study["note"] + "\n")
     return "\n".join(lines)
-
-
-def format_seeds(summary: Mapping[str, Any]) -> str:
-    """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
-    accuracy (%), so a null in the main table can be read back to the seed that missed."""
-    width = max(len(p["seeds"]) for p in summary["policies"].values())
-    first = next(iter(summary["policies"].values()))["seeds"]
-    head = [f"seed {s['seed']}" for s in first] + [""] * (width - len(first))
-    lines = [
-        "Per seed: passes to target (k) / final robust test accuracy (%).\n",
-        "| policy | " + " | ".join(head) + " |",
-        "|---|" + "---|" * width,
-    ]
-    for name, p in summary["policies"].items():
-        cells = []
-        for seed in p["seeds"]:
-            passes = seed["passes_to_target"]
-            reached = "-" if passes is None else f"{passes / 1000:.1f}"
-            cells.append(f"{reached} / {100 * seed['final_robust_acc']:.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

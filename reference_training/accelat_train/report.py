@@ -191,11 +191,13 @@ def format_table(summary: Mapping[str, Any]) -> str:
         "| robust test acc (%) | × " + str(summary.get("baseline")) + " | × best fixed |"
     )
     lines = [head, "|" + "---|" * 8]
+    several = max(len(p["seeds"]) for p in summary["policies"].values()) > 1
+    pm = _pm if several else (lambda mean, _std, **kw: _fmt(mean, **kw))
     for name, p in summary["policies"].items():
-        passes = _pm(p["passes_to_target"], p["passes_to_target_std"], scale=1e-3, digits=1)
-        seconds = _pm(p["seconds_to_target"], p["seconds_to_target_std"], digits=1)
-        clean = _pm(p["final_clean_acc"], p["final_clean_acc_std"], scale=100, digits=1)
-        robust = _pm(p["final_robust_acc"], p["final_robust_acc_std"], scale=100, digits=1)
+        passes = pm(p["passes_to_target"], p["passes_to_target_std"], scale=1e-3, digits=1)
+        seconds = pm(p["seconds_to_target"], p["seconds_to_target_std"], digits=1)
+        clean = pm(p["final_clean_acc"], p["final_clean_acc_std"], scale=100, digits=1)
+        robust = pm(p["final_robust_acc"], p["final_robust_acc_std"], scale=100, digits=1)
         reached = f"{p['reached']}/{len(p['seeds'])}"
         ratios = [_fmt(p.get(k), digits=2) for k in ("ratio_to_baseline", "ratio_to_best_fixed")]
         cells = [name, passes, seconds, reached, clean, robust, *ratios]
@@ -207,6 +209,29 @@ def format_table(summary: Mapping[str, Any]) -> str:
     if summary.get("best_fixed"):
         lines.append(f"Best fixed-shape policy: {summary['best_fixed']}.")
     lines.extend(f"Note: {n}" for n in summary.get("notes", []))
+    if several:
+        lines += ["", format_seeds(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def format_seeds(summary: Mapping[str, Any]) -> str:
+    """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
+    accuracy (%), so a null in the main table can be read back to the seed that missed."""
+    width = max(len(p["seeds"]) for p in summary["policies"].values())
+    first = next(iter(summary["policies"].values()))["seeds"]
+    head = [f"seed {s['seed']}" for s in first] + [""] * (width - len(first))
+    lines = [
+        "Per seed: passes to target (k) / final robust test accuracy (%).\n",
+        "| policy | " + " | ".join(head) + " |",
+        "|---|" + "---|" * width,
+    ]
+    for name, p in summary["policies"].items():
+        cells = []
+        for seed in p["seeds"]:
+            passes = seed["passes_to_target"]
+            reached = "-" if passes is None else f"{passes / 1000:.1f}"
+            cells.append(f"{reached} / {100 * seed['final_robust_acc']:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

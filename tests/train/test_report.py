@@ -243,6 +243,19 @@ def test_format_table_rows_show_mean_std_ratio_and_dash_for_unreached(tmp_path):
     )
     assert "| constant | - | - | 0/2 | 90.0 ± 0.0 | 50.0 ± 0.0 | - | - |" in lines
     assert "Target: robust validation accuracy ≥ 0.5000 (given)." in lines
+    # Several seeds: the per-seed table follows.
+    assert "| accelat | 200.0 / 50.0 | 200.0 / 50.0 |" in lines
+    assert "| constant | - / 50.0 | - / 50.0 |" in lines
+
+
+def test_format_table_with_one_seed_prints_plain_numbers_and_no_per_seed_table(tmp_path):
+    runs = {
+        "step": [make_run(tmp_path, "step", [0.1, 0.2, 0.3, 0.6])],
+        "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6], robust_acc=0.45)],
+    }
+    table = report.format_table(report.compare_summary(runs, target=0.5))
+    assert "±" not in table and "Per seed" not in table
+    assert "| accelat | 200.0 | 5.0 | 1/1 | 90.0 | 45.0 | 0.50 | - |" in table.splitlines()
 
 
 # -- one run -------------------------------------------------------------------------------
