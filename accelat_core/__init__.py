@@ -3,9 +3,24 @@
 Pure Python, standard library only. See README.md for the AccelAT semantics.
 """
 
-from accelat_core.compose import Join, Warmup
+from accelat_core.compose import (
+    Join,
+    JoinSchedule,
+    MetricJoin,
+    MetricWarmup,
+    Warmup,
+    WarmupSchedule,
+)
 from accelat_core.config import from_config, policy_names
-from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, Suggestion, suggest
+from accelat_core.finder import (
+    LRFindResult,
+    RangeTest,
+    RangeTestLog,
+    Suggestion,
+    curve_problem,
+    cycle_batches,
+    suggest,
+)
 from accelat_core.hyper import Hyper
 from accelat_core.policies.accelat import AccelAT, AccelATState, Decision
 from accelat_core.policies.constant import Constant
@@ -26,8 +41,11 @@ __all__ = [
     "ExponentialDecay",
     "Hyper",
     "Join",
+    "JoinSchedule",
     "LRFindResult",
     "LinearDecay",
+    "MetricJoin",
+    "MetricWarmup",
     "OneCycle",
     "Policy",
     "RangeTest",
@@ -37,6 +55,9 @@ __all__ = [
     "Suggestion",
     "WarmRestarts",
     "Warmup",
+    "WarmupSchedule",
+    "curve_problem",
+    "cycle_batches",
     "from_config",
     "policy_names",
     "suggest",

@@ -7,8 +7,10 @@ NaN and infinities: a policy must never be built into a state that can emit them
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def real(
@@ -19,16 +21,20 @@ def real(
     hi: float | None = None,
     lo_open: bool = False,
     hi_open: bool = False,
+    finite: bool = True,
 ) -> float:
-    """Return ``value`` as a finite float within the given bounds, or raise naming ``name``."""
+    """Return ``value`` as a float within the given bounds, or raise naming ``name``.
+
+    NaN and ints beyond float range are always refused; ``finite=False`` lets ±inf pass.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     try:
         v = float(value)
     except OverflowError:  # an int beyond float range
-        v = math.inf
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        v = math.nan
+    if math.isnan(v) or (finite and math.isinf(v)):
+        raise ValueError(f"{name} must be {'finite' if finite else 'a number'}, got {value!r}")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (
         hi is not None and (v > hi or (hi_open and v == hi))
     ):
@@ -45,7 +51,9 @@ def positive(name: str, value: Any) -> float:
     return real(name, value, lo=0.0, lo_open=True)
 
 
-#: The largest step count a policy accepts: beyond it, float arithmetic on steps is inexact.
+#: The largest step count a policy accepts, and the largest clock a state may carry: beyond
+#: 2**53 an int no longer converts to float exactly, and closed forms such as ``rate ** t``
+#: overflow.
 MAX_STEPS = 2**53
 
 
@@ -56,7 +64,9 @@ def integer(name: str, value: Any, *, lo: int | None = None, hi: int | None = No
     if lo is not None and value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
     if hi is not None and value > hi:
-        raise ValueError(f"{name} must be an integer <= {hi}, got {value!r}")
+        bound = "2**53" if hi == MAX_STEPS else str(hi)
+        allowed = f"<= {bound}" if lo is None else f"in [{lo}, {bound}]"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
     return int(value)
 
 
@@ -84,3 +94,15 @@ def lr_range(lo_name: str, lo: float, hi_name: str, hi: float) -> None:
     """Raise if the lower learning rate exceeds the upper one."""
     if lo > hi:
         raise ValueError(f"{lo_name} must be <= {hi_name}, got {lo_name}={lo!r} > {hi_name}={hi!r}")
+
+
+def saved(check: Callable[..., T], key: str, value: Any, **bounds: Any) -> T:
+    """``check(f"state['{key}']", value, **bounds)`` for a field of a saved state.
+
+    A malformed state is a ``ValueError`` whatever is wrong with it (the type included),
+    as ``Policy.load_state_dict`` promises.
+    """
+    try:
+        return check(f"state['{key}']", value, **bounds)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None

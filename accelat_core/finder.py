@@ -15,12 +15,12 @@ the ``(lr, loss)`` lists into an lr range. Frameworks run the test (``accelat_to
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from accelat_core._validate import choice, integer, positive, real
+from accelat_core._validate import MAX_STEPS, choice, integer, positive, real
 from accelat_core.config import register
 from accelat_core.hyper import Hyper
 from accelat_core.policy import Schedule
@@ -33,6 +33,14 @@ MIN_POINTS = 5
 DIVERGENCE = 4.0
 #: "paper": the loss has started to fall once it dropped by this fraction of its total drop.
 ONSET_FRACTION = 0.1
+#: :func:`curve_problem`: the loss never left its plateau when its smoothed value never fell
+#: more than this fraction (5 %) of the starting loss below it.
+PLATEAU_FRACTION = 0.05
+#: :func:`curve_problem`: the loss diverged at once when its smoothed minimum lies within this
+#: leading fraction (10 %) of the usable points and it then rose (by the plateau fraction).
+EARLY_FRACTION = 0.1
+
+T = TypeVar("T")
 
 
 @register
@@ -56,7 +64,7 @@ class RangeTest(Schedule):
             raise ValueError(
                 f"end_lr must be > start_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}"
             )
-        self._num_steps = integer("num_steps", num_steps, lo=2)
+        self._num_steps = integer("num_steps", num_steps, lo=2, hi=MAX_STEPS)
         self._mode = choice("mode", mode, ("exp", "linear"))
         self._last = self._num_steps - 1
         self._ratio = self._end_lr / self._start_lr
@@ -107,6 +115,10 @@ class LRFindResult:
     """What a framework's ``lr_find`` measured: the per-batch ``lrs`` and raw ``losses``,
     and :func:`suggest`'s reading of them (``suggestion.lr_max``, ``suggestion.lr_min``).
 
+    ``problem`` is :func:`curve_problem`'s reason why the curve carries no information
+    (``None`` for an informative one; ``informative`` says which), so a caller can refuse
+    to train on a suggestion read from a flat or at once diverging curve.
+
     ``plot`` needs matplotlib (imported only when called; the core itself stays
     standard-library only).
     """
@@ -114,6 +126,12 @@ class LRFindResult:
     suggestion: Suggestion
     lrs: list[float]
     losses: list[float]
+    problem: str | None = None
+
+    @property
+    def informative(self) -> bool:
+        """True unless :func:`curve_problem` found a reason (``problem``)."""
+        return self.problem is None
 
     def plot(self, path: str | Path) -> Path:
         """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
@@ -177,7 +195,28 @@ class RangeTestLog:
             suggest(self.lrs, self.losses, method=method, smooth=self.smooth),
             self.lrs,
             self.losses,
+            curve_problem(self.lrs, self.losses, smooth=self.smooth),
         )
+
+
+def cycle_batches(batches: Iterable[T], *, name: str = "batches") -> Iterator[T]:
+    """The items of ``batches`` for ever, iterating it again (not caching) each time it ends.
+
+    A range test may want more batches than one pass of a loader holds. Raises
+    ``ValueError("lr_find's <name> yielded no batches")`` when a pass yields nothing
+    (``name`` is the caller's argument name), instead of looping for ever.
+
+    >>> from itertools import islice
+    >>> list(islice(cycle_batches([1, 2]), 5))
+    [1, 2, 1, 2, 1]
+    """
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"lr_find's {name} yielded no batches")
 
 
 def smooth_losses(losses: Sequence[float], smooth: float) -> list[float]:
@@ -232,28 +271,7 @@ def suggest(
     (7, 3, True, True)
     """
     choice("method", method, METHODS)
-    beta = real("smooth", smooth, lo=0.0, hi=1.0, hi_open=True)
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
-        raise TypeError(f"lrs must be a sequence of numbers, got {type(lrs).__name__}")
-    if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
-        raise TypeError(f"losses must be a sequence of numbers, got {type(losses).__name__}")
-    if len(lrs) != len(losses):
-        raise ValueError(
-            f"lrs and losses must have the same length, got {len(lrs)} and {len(losses)}"
-        )
-    xs = [positive(f"lrs[{i}]", v) for i, v in enumerate(lrs)]
-    for i in range(1, len(xs)):
-        if xs[i] <= xs[i - 1]:
-            raise ValueError(
-                f"lrs must be strictly increasing, got lrs[{i - 1}]={xs[i - 1]!r} >= "
-                f"lrs[{i}]={xs[i]!r}"
-            )
-    ys = []
-    for i, v in enumerate(losses):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"losses[{i}] must be a real number, got {v!r}")
-        ys.append(float(v))
-
+    xs, ys, beta = _checked_curve(lrs, losses, smooth)
     smoothed = _cut(xs, ys, beta)
     n = len(smoothed)
     if n < MIN_POINTS:
@@ -263,7 +281,62 @@ def suggest(
             f"exceeds {DIVERGENCE:g}x its best); run the range test longer or from a lower "
             "start_lr"
         )
-    xs = xs[:n]
+    return _suggest(xs[:n], smoothed, method)
+
+
+def curve_problem(
+    lrs: Sequence[float], losses: Sequence[float], *, smooth: float = 0.98
+) -> str | None:
+    r"""``None`` for an informative range-test curve, else a one-sentence reason why not.
+
+    With :math:`s` the smoothed usable losses (cut as in :func:`suggest`), :math:`n`
+    their number, :math:`i^*` their argmin (the first on ties) and the scale
+    :math:`|s_0|` (the starting loss), in this order:
+
+    - fewer than ``MIN_POINTS`` (5) usable points: *"the loss diverged at once"*;
+    - :math:`i^* / n < 0.1` (``EARLY_FRACTION``) and then the loss rose,
+      :math:`\max_{i \ge i^*} s_i - s_{i^*} > 0.05\,|s_0|`: *"the loss diverged at once"*;
+    - :math:`s_0 - s_{i^*} \le 0.05\,|s_0|` (``PLATEAU_FRACTION``): *"the loss never left
+      its plateau"*.
+
+    The inputs are checked as :func:`suggest` checks them.
+
+    >>> lrs = [10 ** (k / 4 - 6) for k in range(20)]
+    >>> curve_problem(lrs, [1.0] * 20, smooth=0.0).split(":")[0]
+    'the loss never left its plateau'
+    >>> print(curve_problem(lrs, [1.0 - 0.04 * k for k in range(20)], smooth=0.0))
+    None
+    """
+    xs, ys, beta = _checked_curve(lrs, losses, smooth)
+    s = _cut(xs, ys, beta)
+    n = len(s)
+    if n < MIN_POINTS:
+        return (
+            f"the loss diverged at once: only {n} of {len(ys)} points are usable (at least "
+            f"{MIN_POINTS} are needed) before it turned NaN/inf or exceeded {DIVERGENCE:g}x "
+            "its best; start the range test at a lower start_lr."
+        )
+    best = min(range(n), key=s.__getitem__)
+    scale = abs(s[0])
+    if best / n < EARLY_FRACTION and max(s[best:]) - s[best] > PLATEAU_FRACTION * scale:
+        return (
+            f"the loss diverged at once: its smoothed minimum is point {best} of {n} usable "
+            f"ones, within the first {EARLY_FRACTION * 100:g} % of the curve; start the range "
+            "test at a lower start_lr."
+        )
+    drop = s[0] - s[best]
+    if drop <= PLATEAU_FRACTION * scale:
+        fell = 0.0 if scale == 0 else max(drop, 0.0) / scale
+        return (
+            f"the loss never left its plateau: its smoothed value fell at most {fell * 100:.1f} % "
+            f"below the starting loss {s[0]:g} (more than {PLATEAU_FRACTION * 100:g} % is needed)."
+        )
+    return None
+
+
+def _suggest(xs: list[float], smoothed: list[float], method: str) -> Suggestion:
+    """:func:`suggest`'s rules on the usable lrs and their smoothed losses."""
+    n = len(smoothed)
     best = min(range(n), key=smoothed.__getitem__)
 
     if method == "minimum":
@@ -294,6 +367,34 @@ def suggest(
     idx = max(start + int(third) + int(third / 2), 0)
     first = min(start + 1, idx)
     return Suggestion(xs[idx], xs[first], method, idx, first, tuple(smoothed))
+
+
+def _checked_curve(
+    lrs: Sequence[float], losses: Sequence[float], smooth: float
+) -> tuple[list[float], list[float], float]:
+    """The lrs and losses as float lists and the smoothing factor, checked; or raise."""
+    beta = real("smooth", smooth, lo=0.0, hi=1.0, hi_open=True)
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
+        raise TypeError(f"lrs must be a sequence of numbers, got {type(lrs).__name__}")
+    if isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
+        raise TypeError(f"losses must be a sequence of numbers, got {type(losses).__name__}")
+    if len(lrs) != len(losses):
+        raise ValueError(
+            f"lrs and losses must have the same length, got {len(lrs)} and {len(losses)}"
+        )
+    xs = [positive(f"lrs[{i}]", v) for i, v in enumerate(lrs)]
+    for i in range(1, len(xs)):
+        if xs[i] <= xs[i - 1]:
+            raise ValueError(
+                f"lrs must be strictly increasing, got lrs[{i - 1}]={xs[i - 1]!r} >= "
+                f"lrs[{i}]={xs[i]!r}"
+            )
+    ys = []
+    for i, v in enumerate(losses):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"losses[{i}] must be a real number, got {v!r}")
+        ys.append(float(v))
+    return xs, ys, beta
 
 
 def _cut(lrs: list[float], losses: list[float], beta: float) -> list[float]:

@@ -17,13 +17,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from accelat_core._validate import MAX_STEPS, integer, saved
 from accelat_core.hyper import Hyper
 
 #: Version of the ``state_dict`` layout. ``load_state_dict`` refuses newer versions.
 STATE_FORMAT = 1
-#: Largest clock a state may carry: beyond 2**53 an int no longer converts to float exactly,
-#: and closed forms such as ``rate ** t`` overflow.
-MAX_T = 2**53
 
 
 class Policy(ABC):
@@ -69,13 +67,22 @@ class Policy(ABC):
     def get_config(self) -> dict[str, Any]:
         """The constructor's keyword arguments as plain JSON values."""
 
+    @property
+    def policy_name(self) -> str:
+        """The name configs, states and reprs carry, which :func:`from_config` looks up.
+
+        The class's own name, except where a public constructor returns one of several
+        documented subclasses (``Warmup``, ``Join``): then the constructor's name.
+        """
+        return type(self).__name__
+
     def to_config(self) -> dict[str, Any]:
         """``{"policy": <name>, **get_config()}``; :func:`accelat_core.from_config` inverts it."""
-        return {"policy": type(self).__name__, **self.get_config()}
+        return {"policy": self.policy_name, **self.get_config()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return f"{self.policy_name}({args})"
 
     # -- state ----------------------------------------------------------------------
     @abstractmethod
@@ -90,7 +97,7 @@ class Policy(ABC):
         """``{"format": 1, "policy": <name>, "config": ..., "state": ...}``, JSON-serialisable."""
         return {
             "format": STATE_FORMAT,
-            "policy": type(self).__name__,
+            "policy": self.policy_name,
             "config": self.get_config(),
             "state": self._get_state(),
         }
@@ -107,7 +114,7 @@ class Policy(ABC):
             raise ValueError(
                 f"state_dict format must be an integer in [1, {STATE_FORMAT}], got {fmt!r}"
             )
-        name = type(self).__name__
+        name = self.policy_name
         if state_dict["policy"] != name:
             raise ValueError(
                 f"state_dict is for policy {state_dict['policy']!r}, cannot load it into {name}"
@@ -157,11 +164,14 @@ class Schedule(Policy):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         expect_keys("state", state, required={"t"})
-        t = state["t"]
-        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_T:
-            raise ValueError(f"state['t'] must be an integer in [0, 2**53], got {t!r}")
+        t = clock(state["t"])
         self.t = t
         self._hyper = self.at(t)
+
+
+def clock(t: Any) -> int:
+    """A saved clock ``state['t']``: an integer in ``[0, MAX_STEPS]``, or ``ValueError``."""
+    return saved(integer, "t", t, lo=0, hi=MAX_STEPS)
 
 
 def expect_keys(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import mul
 from typing import Any, NamedTuple
 
-from accelat_core._validate import choice, integer, positive, real
+from accelat_core._validate import MAX_STEPS, choice, integer, positive, real, saved
 from accelat_core.config import register
 from accelat_core.hyper import Hyper
 from accelat_core.policy import Policy, expect_keys
@@ -90,7 +91,33 @@ class AccelAT(Policy):
     A metric that is NaN/inf, ``None`` or not a real number raises ``ValueError`` naming
     the value and the evaluation (step-call) index. With ``nan_policy="skip"`` a NaN/inf
     metric is ignored instead (the history does not advance) and its step-call index is
-    appended to :attr:`skipped`; ``None`` and non-numbers still raise.
+    appended to :attr:`skipped`; ``None`` and non-numbers still raise. So is a finite
+    metric whose gain overflows (inf or NaN: the values it reads span more than the float
+    range): it raises ``ValueError`` naming the evaluation and the values, leaving the
+    state as it was, or with ``nan_policy="skip"`` it is skipped like a NaN.
+
+    **A noisy monitor** (opt-in). Write the gain as a weighted sum of the history it
+    reads, :math:`g = \sum_i c_i a_i` (``"endpoint"``: :math:`c = \pm(-1, 0, \dots, 0, 1)`).
+    Given the standard error of one metric value, either ``noise`` (:math:`\sigma_i =`
+    ``noise``, absolute units, >= 0) or ``samples`` (:math:`n` >= 2, for an accuracy in
+    [0, 1]: :math:`\sigma_i = \sqrt{p_i (1 - p_i) / n}` with :math:`p_i` the value
+    clamped to :math:`[1/n, 1 - 1/n]`), a decision cuts when
+
+    .. math:: g < \text{min\_gain} + z\,\sigma_g, \qquad
+        \sigma_g = \sqrt{\textstyle\sum_i c_i^2 \sigma_i^2}
+
+    (``noise``: computed as :math:`\text{noise} \cdot \sqrt{\sum_i c_i^2}`, a constant).
+    ``z`` (default 1) is any finite real; a negative one cuts less often than the paper
+    rule. With neither ``noise`` nor ``samples``, :math:`\sigma_g = 0` and the rule is
+    the paper's, bit for bit; :meth:`threshold` gives the right-hand side.
+
+    >>> q = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2, noise=0.01)
+    >>> round(q.threshold([0.5, 0.6, 0.7]), 6)  # 0.01 + 1 * 0.01 * sqrt(2)
+    0.024142
+    >>> [q.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.8, 0.72]]  # last gain 0.02 < 0.0241
+    [0.1, 0.1, 0.1, 0.1, 0.05]
+
+    (the paper rule, ``noise=None``, keeps 0.1: 0.02 >= ``min_gain``).
 
     The lr starts at ``lr_max``; momentum is not driven (``None``).
 
@@ -116,20 +143,25 @@ class AccelAT(Policy):
         gain: str = "endpoint",
         stop_patience: int | None = None,
         nan_policy: str = "raise",
+        noise: float | None = None,
+        samples: int | None = None,
+        z: float = 1.0,
     ) -> None:
         self._lr_max = positive("lr_max", lr_max)
         self._lr_min = real("lr_min", lr_min, lo=0.0, lo_open=True, hi=self._lr_max)
         self._min_gain = real("min_gain", min_gain)
         self._factor = real("factor", factor, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        self._window = integer("window", window, lo=1)
-        if self._window > MAX_WINDOW:
-            raise ValueError(f"window must be an integer in [1, {MAX_WINDOW}], got {window!r}")
-        self._cooldown_arg = None if cooldown is None else integer("cooldown", cooldown, lo=0)
-        self._warmup_arg = None if warmup is None else integer("warmup", warmup, lo=0)
+        self._window = integer("window", window, lo=1, hi=MAX_WINDOW)
+        self._cooldown_arg = (
+            None if cooldown is None else integer("cooldown", cooldown, lo=0, hi=MAX_STEPS)
+        )
+        self._warmup_arg = None if warmup is None else integer("warmup", warmup, lo=0, hi=MAX_STEPS)
         self._mode = choice("mode", mode, ("max", "min"))
         self._gain = choice("gain", gain, _GAINS)
         self._stop_patience = (
-            None if stop_patience is None else integer("stop_patience", stop_patience, lo=1)
+            None
+            if stop_patience is None
+            else integer("stop_patience", stop_patience, lo=1, hi=MAX_STEPS)
         )
         self._nan_policy = choice("nan_policy", nan_policy, ("raise", "skip"))
 
@@ -148,8 +180,37 @@ class AccelAT(Policy):
             # Least squares slope = sum((i - w/2) * y_i) / sum_j (j - w/2)^2 over i = 0..w.
             sxx = sum((i - w / 2) ** 2 for i in range(w + 1))
             self._weights = tuple(self._sign * w * (i - w / 2) / sxx for i in range(w + 1))
+        else:  # "endpoint" is computed as a difference; its weights serve the noise only
+            self._weights = (-self._sign,) + (0.0,) * (w - 1) + (self._sign,)
+        self._set_noise(noise, samples, z)
         self._state = AccelATState(lr=self._lr_max, history=deque(maxlen=self._needed))
         self._sync()
+
+    def _set_noise(self, noise: Any, samples: Any, z: Any) -> None:
+        """Validate the noise options and set the threshold the hot path compares with."""
+        self._noise = None if noise is None else real("noise", noise, lo=0.0)
+        self._samples = None if samples is None else integer("samples", samples, lo=2, hi=MAX_STEPS)
+        self._z = real("z", z)
+        if self._noise is not None and self._samples is not None:
+            raise ValueError(
+                f"give at most one of noise and samples, got noise={noise!r}, samples={samples!r}"
+            )
+        self._c2 = tuple(c * c for c in self._weights)
+        # sigma_g / noise, and an upper bound of sigma_g for samples (every sigma_i <= 1/2).
+        norm = math.sqrt(math.fsum(self._c2))
+        scale = self._noise if self._noise is not None else 0.5 if self._samples else 0.0
+        if not math.isfinite(abs(self._min_gain) + abs(self._z) * scale * norm):
+            raise ValueError(
+                f"min_gain + z * sigma_g overflows (min_gain={self._min_gain!r}, z={z!r}, "
+                f"noise={noise!r}): keep |min_gain| + |z| * noise * {norm:.6g} below 1.8e308"
+            )
+        if self._samples is not None:
+            # Decided per evaluation by _sample_threshold: the hot path's test never passes.
+            self._threshold = math.inf
+        elif self._noise is not None:
+            self._threshold = self._min_gain + self._z * (self._noise * norm)
+        else:
+            self._threshold = self._min_gain  # the paper's rule, exactly
 
     # -- the hot path -------------------------------------------------------------
     def step(self, metric: float | None = None) -> Hyper:
@@ -160,17 +221,24 @@ class AccelAT(Policy):
             if metric is None:
                 return self._hyper
         s = self._state
-        s.history.append(metric)
-        e = s.evaluations
-        s.evaluations = e + 1
-        if e < self._next_decision:
-            return self._hyper
         h = s.history
+        e = s.evaluations
+        if e < self._next_decision:
+            h.append(metric)
+            s.evaluations = e + 1
+            return self._hyper
+        oldest = h[0]  # kept to undo the append should the gain overflow
+        h.append(metric)
+        s.evaluations = e + 1
         if self._gain == "endpoint":
             g = self._sign * (h[-1] - h[0])
         else:
             g = sum(map(mul, self._weights, h))
-        if g >= self._min_gain:
+        if g - g != 0.0:  # inf or NaN: the values span more than the float range
+            return self._refuse(g, oldest)
+        if g >= self._threshold:
+            return self._hyper
+        if self._samples is not None and g >= self._sample_threshold(h):
             return self._hyper
         old = s.lr
         new = old * self._factor
@@ -206,6 +274,52 @@ class AccelAT(Policy):
             f"metric must be finite, got {metric!r} at evaluation {call} "
             "(pass nan_policy='skip' to ignore such evaluations)"
         )
+
+    def _refuse(self, gain: float, oldest: float) -> Hyper:
+        """Undo the append of a metric whose gain overflowed; then skip it or raise."""
+        s = self._state
+        h = s.history
+        values = list(h)
+        h.pop()
+        s.evaluations -= 1
+        if len(h) < min(s.evaluations, self._needed):
+            h.appendleft(oldest)
+        call = s.evaluations + len(s.skipped)
+        if self._nan_policy == "skip":
+            s.skipped.append(call)
+            return self._hyper
+        raise ValueError(
+            f"the gain at evaluation {call} overflows to {gain!r}: the values {values!r} span "
+            "more than the float range (pass nan_policy='skip' to ignore such evaluations)"
+        )
+
+    def _sample_threshold(self, history: Sequence[float]) -> float:
+        """``min_gain + z * sigma_g`` with ``sigma_i**2 = p_i (1 - p_i) / samples``."""
+        n = self._samples
+        assert n is not None
+        lo = 1.0 / n
+        hi = 1.0 - lo
+        var = 0.0
+        for c2, a in zip(self._c2, history, strict=True):
+            p = lo if a < lo else hi if a > hi else a
+            var += c2 * (p * (1.0 - p))
+        return self._min_gain + self._z * math.sqrt(var / n)
+
+    def threshold(self, history: Sequence[float] | None = None) -> float:
+        """The gain below which a decision on ``history`` cuts: ``min_gain + z * sigma_g``.
+
+        ``history`` is the gain's input, oldest first (as many values as the gain reads:
+        ``window + 1``, or ``2 * window`` for ``"windows"``); by default the current one.
+        Without ``noise`` and ``samples`` this is ``min_gain``.
+        """
+        values = list(self._state.history if history is None else history)
+        if len(values) != self._needed:
+            raise ValueError(
+                f"history must hold the {self._needed} values the gain reads, got {len(values)}"
+            )
+        if self._samples is None:
+            return self._threshold
+        return self._sample_threshold([real("history[]", v) for v in values])
 
     def _sync(self) -> None:
         """Refresh the values derived from the state (emitted hyper, next decision index)."""
@@ -249,6 +363,10 @@ class AccelAT(Policy):
             "gain": self._gain,
             "stop_patience": self._stop_patience,
             "nan_policy": self._nan_policy,
+            # The noise options appear only when given: the paper rule's config is as it was.
+            **({} if self._noise is None else {"noise": self._noise}),
+            **({} if self._samples is None else {"samples": self._samples}),
+            **({} if self._z == 1.0 else {"z": self._z}),
         }
 
     def _get_state(self) -> dict[str, Any]:
@@ -277,17 +395,17 @@ class AccelAT(Policy):
                 "decisions",
             },
         )
-        lr = _state_real("lr", state["lr"])
+        lr = saved(real, "lr", state["lr"])
         if not self._lr_min <= lr <= self._lr_max:
             raise ValueError(
                 f"state['lr'] must be in [lr_min, lr_max] = [{self._lr_min}, {self._lr_max}], "
                 f"got {lr!r}"
             )
-        evaluations = _state_int("evaluations", state["evaluations"], lo=0)
+        evaluations = saved(integer, "evaluations", state["evaluations"], lo=0, hi=MAX_STEPS)
         history = state["history"]
         if not isinstance(history, list):
             raise ValueError(f"state['history'] must be a list, got {history!r}")
-        history = [_state_real("history[]", v, finite=True) for v in history]
+        history = [saved(real, "history[]", v) for v in history]
         if len(history) != min(evaluations, self._needed):
             raise ValueError(
                 f"state['history'] must hold min(evaluations, {self._needed}) = "
@@ -295,16 +413,16 @@ class AccelAT(Policy):
             )
         last_drop = state["last_drop"]
         if last_drop is not None:
-            last_drop = _state_int("last_drop", last_drop, lo=0)
+            last_drop = saved(integer, "last_drop", last_drop, lo=0)
             if last_drop >= evaluations:
                 raise ValueError(
                     f"state['last_drop'] must be < evaluations ({evaluations}), got {last_drop}"
                 )
-        below_min = _state_int("below_min", state["below_min"], lo=0)
+        below_min = saved(integer, "below_min", state["below_min"], lo=0)
         skipped = state["skipped"]
         if not isinstance(skipped, list):
             raise ValueError(f"state['skipped'] must be a list, got {skipped!r}")
-        skipped = [_state_int("skipped[]", i, lo=0) for i in skipped]
+        skipped = [saved(integer, "skipped[]", i, lo=0, hi=MAX_STEPS) for i in skipped]
         decisions = state["decisions"]
         if not isinstance(decisions, list):
             raise ValueError(f"state['decisions'] must be a list, got {decisions!r}")
@@ -314,10 +432,11 @@ class AccelAT(Policy):
                 raise ValueError(f"state['decisions'] entries must be 4-lists, got {d!r}")
             parsed.append(
                 Decision(
-                    _state_int("decisions[][0]", d[0], lo=0),
-                    _state_real("decisions[][1]", d[1]),
-                    _state_real("decisions[][2]", d[2]),
-                    _state_real("decisions[][3]", d[3]),
+                    saved(integer, "decisions[][0]", d[0], lo=0),
+                    # A gain saved before gains were bounded may be ±inf: still loadable.
+                    saved(real, "decisions[][1]", d[1], finite=False),
+                    saved(real, "decisions[][2]", d[2]),
+                    saved(real, "decisions[][3]", d[3]),
                 )
             )
         if (last_drop is None) != (not parsed) or (parsed and parsed[-1].evaluation != last_drop):
@@ -338,22 +457,3 @@ class AccelAT(Policy):
             decisions=parsed,
         )
         self._sync()
-
-
-def _state_real(name: str, value: Any, *, finite: bool = False) -> float:
-    v = math.nan
-    if not isinstance(value, bool) and isinstance(value, (int, float)):
-        try:
-            v = float(value)
-        except OverflowError:
-            v = math.nan
-    if math.isnan(v) or (finite and math.isinf(v)):
-        kind = "finite number" if finite else "number"
-        raise ValueError(f"state['{name}'] must be a {kind}, got {value!r}")
-    return v
-
-
-def _state_int(name: str, value: Any, *, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"state['{name}'] must be an integer >= {lo}, got {value!r}")
-    return value

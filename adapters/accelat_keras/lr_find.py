@@ -11,13 +11,13 @@ returns ``accelat_core.suggest``'s reading of the curve.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog
+from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, cycle_batches
 
 
 def lr_find(
@@ -61,7 +61,7 @@ def lr_find(
             "is a schedule; compile the model with an optimizer built with a float learning_rate"
         )
     policy = RangeTest(start_lr, end_lr, num_steps, mode)
-    batches = _array_batches(x, y, batch_size) if y is not None else _cycle(x)
+    batches = _array_batches(x, y, batch_size) if y is not None else cycle_batches(x, name="x")
 
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
@@ -95,14 +95,3 @@ def _array_batches(x: Any, y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]
         stop = min(start + batch_size, n)
         yield x[start:stop], y[start:stop]
         start = 0 if stop == n else stop
-
-
-def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
-    """Batches from ``batches`` forever, re-iterating it (not caching) when it ends."""
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("lr_find's x yielded no batches")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog
+from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, cycle_batches
 from accelat_torch.scheduler import PolicyScheduler
 
 BatchLoss = Callable[[nn.Module, Any], Tensor]
@@ -67,7 +67,7 @@ def lr_find(
     try:
         scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
         model.train()
-        batches = _cycle(loader)
+        batches = cycle_batches(loader, name="loader")
         for _ in range(num_steps):
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(model, next(batches))
@@ -91,14 +91,3 @@ def _default_batch_loss(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> BatchLos
         return loss_fn(model(inputs.to(device)), targets.to(device))
 
     return batch_loss
-
-
-def _cycle(loader: Iterable[Any]) -> Any:
-    """Batches from ``loader`` forever, re-iterating it (not caching) when it ends."""
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("lr_find's loader yielded no batches")
