@@ -257,16 +257,16 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from accelat_train.setup import prepare
 
     cfg = config_from_args(args, parser)
-    result = find_lr(prepare(cfg))
+    finding = find_lr(prepare(cfg))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = result.plot(out / "lr_find.png")
-    s = result.suggestion
+    record = finding.record()
     print(
-        f"lr_max {s.lr_max:.4g}  lr_min {s.lr_min:.4g}  "
-        f"(method {s.method}, {len(result.lrs)} steps)"
+        f"lr_max {finding.lr_max:.4g}  lr_min {finding.lr_min:.4g}  "
+        f"(method {record['method']}, {finding.steps} steps, {finding.passes} passes)"
     )
-    print(png)
+    if finding.result is not None:
+        print(finding.result.plot(out / "lr_find.png"))
     return 0
 
 

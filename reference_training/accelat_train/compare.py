@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from accelat_train import plots, report
-from accelat_train.config import TrainConfig
-from accelat_train.policies import METRIC_DRIVEN
+from accelat_train.config import METRIC_DRIVEN, TrainConfig
+from accelat_train.peers import PEERS
 
 BASELINE = "step"
 
@@ -62,7 +62,9 @@ def compare(
         for name in policies:
             run_dir = out / name / f"seed{seed}"
             runs[name].append(str(run_dir))
-            cfg = dataclasses.replace(base, seed=seed, policy=name, out=str(run_dir), **found[seed])
+            # LR-free peers neither read the finder nor are charged for it.
+            shared = {} if name in PEERS else found[seed]
+            cfg = dataclasses.replace(base, seed=seed, policy=name, out=str(run_dir), **shared)
             tasks.append((cfg, quiet, threads))
     _map(
         _train_one,
@@ -74,7 +76,7 @@ def compare(
         runs,
         target=target,
         baseline=BASELINE if BASELINE in policies else None,
-        fixed_shape=[n for n in policies if n not in METRIC_DRIVEN],
+        fixed_shape=[n for n in policies if n not in METRIC_DRIVEN and n not in PEERS],
     )
     report.write_json(out / "compare.json", summary)
     plots.plot_compare(summary, out / "compare.png")
@@ -85,7 +87,7 @@ def _lr_find(
     cfg: TrainConfig, policies: Sequence[str], out: Path, say: Callable[[str], None]
 ) -> dict[str, Any]:
     """The ``lr_max`` / ``lr_find`` fields of this seed's runs (the finder runs at most once)."""
-    if cfg.lr_max != "auto":
+    if cfg.lr_max != "auto" or all(p in PEERS for p in policies):
         return {}
     cached = out / f"lr_find_seed{cfg.seed}.json"
     if cached.is_file():
@@ -94,15 +96,10 @@ def _lr_find(
         from accelat_train.lr_finder import find_lr  # torch: only when a finder must run
         from accelat_train.setup import prepare
 
-        result = find_lr(prepare(cfg))
-        shared = {
-            "lr_max": float(result.suggestion.lr_max),
-            "lr_min": float(result.suggestion.lr_min),
-            "method": result.suggestion.method,
-            "steps": len(result.lrs),
-            "shared_by": list(policies),
-        }
-        result.plot(out / f"lr_find_seed{cfg.seed}.png")
+        finding = find_lr(prepare(cfg))
+        shared = {**finding.record(), "shared_by": [p for p in policies if p not in PEERS]}
+        if finding.result is not None:
+            finding.result.plot(out / f"lr_find_seed{cfg.seed}.png")
         report.write_json(cached, shared)
     say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
     return {"lr_max": shared["lr_max"], "lr_find": shared}

@@ -34,7 +34,11 @@ POLICY_NAMES = (
     "restarts",
     "accelat",
     "plateau",
+    "schedulefree",
+    "prodigy",
 )
+#: Policies that step once per epoch on the monitored metric (the rest are fixed shapes).
+METRIC_DRIVEN = ("accelat", "plateau")
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 AMP_NAMES = ("bf16", "fp16")
 DEVICE_KINDS = ("auto", "cpu", "cuda")
@@ -179,8 +183,19 @@ class TrainConfig:
     weight_decay: float = _opt(5e-4, "SGD weight decay", type=float)
     nesterov: bool = _opt(False, "Nesterov momentum", action="store_true")
     co_check: bool = _opt(False, "fgsm-rs: stop on catastrophic overfitting", action="store_true")
-    lr_find_steps: int = _opt(100, "batches of the lr range test", type=int_at_least(5))
+    lr_find_steps: int | None = _opt(
+        None, "batches of the lr range test (None: one per training batch, in [20, 100])",
+        type=int_at_least(5),
+    )  # fmt: skip
     window: int | None = _opt(None, "AccelAT window (None: epochs//5 in 1..5)", type=POSITIVE)
+    accelat_z: float = _opt(
+        0.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
+        type=float,
+    )  # fmt: skip
+    stop_patience: int | None = _opt(
+        None, "AccelAT: stop after this many no-gain decisions at lr_min (None: never)",
+        type=POSITIVE,
+    )  # fmt: skip
     #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
@@ -205,6 +220,8 @@ class TrainConfig:
         if self.amp is not None:
             choice("amp", self.amp, AMP_NAMES)
         choice("device", self.device.split(":")[0], DEVICE_KINDS)
+        if not (isinstance(self.accelat_z, (int, float)) and math.isfinite(self.accelat_z)):
+            raise ValueError(f"accelat_z must be a finite number, got {self.accelat_z!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
@@ -225,15 +242,17 @@ class TrainConfig:
             ("monitor_size", 1),
             ("eval_every", 0),
             ("eval_steps", 1),
-            ("lr_find_steps", 5),
             ("seed", 0),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-        for name in ("replays", "train_size", "val_size", "eval_size", "window"):
+        for name in (
+            "replays", "train_size", "val_size", "eval_size", "window", "lr_find_steps",
+            "stop_patience",
+        ):  # fmt: skip
             value = getattr(self, name)
-            lo = 0 if name == "val_size" else 1
+            lo = {"val_size": 0, "lr_find_steps": 5}.get(name, 1)
             if value is not None and (not isinstance(value, int) or value < lo):
                 raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
 

@@ -256,19 +256,42 @@ METHODS: dict[str, type[Method]] = {
 METHOD_NAMES = tuple(METHODS)
 
 
-class PassCounter:
-    """Adds the batch size of every forward of ``net`` run with autograd enabled."""
+#: What a forward alone (an evaluation) costs, in passes: about a third of forward + backward.
+FORWARD_ONLY = 1 / 3
 
-    def __init__(self, net: nn.Module) -> None:
-        self.count = 0
+
+class PassCounter:
+    """Counts the gradient passes of ``net``: the batch size of every forward run with
+    autograd enabled (forward + backward = 1 pass per image), plus ``forward_only`` times
+    the batch size of every forward without (0 by default: training charges only its
+    gradient work; evaluations pass :data:`FORWARD_ONLY`). Also a context manager.
+
+    >>> net = nn.Linear(2, 2)
+    >>> with PassCounter(net, forward_only=FORWARD_ONLY) as counter, torch.no_grad():
+    ...     _ = net(torch.zeros(3, 2))
+    >>> counter.count
+    1.0
+    """
+
+    def __init__(self, net: nn.Module, forward_only: float = 0.0) -> None:
+        self.count: float = 0
+        self.forward_only = forward_only
         self._handle = net.register_forward_hook(self._hook)
 
     def _hook(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         if torch.is_grad_enabled():
             self.count += int(inputs[0].shape[0])
+        elif self.forward_only:
+            self.count += self.forward_only * int(inputs[0].shape[0])
 
     def close(self) -> None:
         self._handle.remove()
+
+    def __enter__(self) -> PassCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def unwrap(model: nn.Module) -> nn.Module:

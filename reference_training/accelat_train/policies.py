@@ -11,10 +11,18 @@ exponential           ``ExponentialDecay(lr_max, rate=1e-3, decay_steps=T)`` (to
 onecycle              ``OneCycle.paper(lr_max, T)``
 cyclical              ``Cyclical(lr_max / 10, lr_max, step_size_up=T // 4)``: two cycles
 restarts              ``WarmRestarts(lr_max, T / 7, lr_max / 1000, period_mult=2)``: 3 cycles
-accelat               ``AccelAT(lr_max, lr_max / 1000, min_gain=0.005, factor=0.5, window=w)``
+accelat               ``AccelAT(lr_max, lr_max / 1000, min_gain=0.005, factor=0.5, window=w,
+                      samples=n, z=accelat_z, stop_patience=stop_patience)``
 plateau               torch ``ReduceLROnPlateau(mode="max", factor=0.5, patience=w,
                       threshold=0.005, threshold_mode="abs", min_lr=lr_max / 1000)``
+schedulefree          ``schedulefree.SGDScheduleFree`` at lr 1 (:mod:`accelat_train.peers`)
+prodigy               ``prodigyopt.Prodigy`` at lr 1 (:mod:`accelat_train.peers`)
 ====================  =========================================================
+
+``n`` is the monitor's sample count (the monitored validation images, or the distinct
+training images of an epoch for ``train_adv_acc``): with ``accelat_z != 0`` AccelAT counts a
+window as a plateau unless its gain beats ``min_gain + z`` binomial standard errors of the
+gain; ``accelat_z = 0`` is the paper's rule exactly.
 
 with ``w = clamp(epochs // 5, 1, 5)``. The released AccelAT code uses ``min_gain=0.005``,
 ``window=cooldown=5`` epochs, ``lr_min = lr_max / 1000`` and ``factor=0.8`` for runs of
@@ -50,12 +58,11 @@ from accelat_core import (
 )
 from accelat_torch import PolicyScheduler
 from accelat_train.config import POLICY_NAMES
+from accelat_train.peers import PEER_LR, PEERS
 
 if TYPE_CHECKING:
     from accelat_train.config import TrainConfig
 
-#: Policies that step once per epoch on the monitored metric (the rest are fixed shapes).
-METRIC_DRIVEN = ("accelat", "plateau")
 #: AccelAT defaults (see the module docstring for the reasoning).
 ACCELAT_MIN_GAIN = 0.005
 ACCELAT_FACTOR = 0.5
@@ -68,10 +75,22 @@ def default_window(epochs: int) -> int:
 
 
 def build_policy(
-    name: str, lr_max: float, *, total_steps: int, epochs: int, window: int | None = None
+    name: str,
+    lr_max: float,
+    *,
+    total_steps: int,
+    epochs: int,
+    window: int | None = None,
+    samples: int | None = None,
+    z: float = 0.0,
+    stop_patience: int | None = None,
 ) -> Policy:
-    """The named default policy (not ``plateau``); ``total_steps`` counts weight updates."""
+    """The named default policy (not ``plateau``); ``total_steps`` counts weight updates.
+
+    ``samples``, ``z`` and ``stop_patience`` apply to ``accelat`` only (see the table)."""
     lr_min = lr_max * LR_MIN_RATIO
+    if name in PEERS:
+        return Constant(PEER_LR)
     if name == "constant":
         return Constant(lr_max)
     if name == "step":
@@ -94,6 +113,8 @@ def build_policy(
             min_gain=ACCELAT_MIN_GAIN,
             factor=ACCELAT_FACTOR,
             window=window or default_window(epochs),
+            stop_patience=stop_patience,
+            **({"samples": samples, "z": z} if z and samples else {}),
         )
     raise ValueError(f"policy must be one of {POLICY_NAMES}, got {name!r}")
 
@@ -112,37 +133,34 @@ class TrainerSchedule:
     """The scheduler in use and when it steps: per update (fixed-shape) or per epoch."""
 
     def __init__(
-        self, cfg: TrainConfig, optimizer: torch.optim.Optimizer, lr_max: float | None, total: int
+        self,
+        cfg: TrainConfig,
+        optimizer: torch.optim.Optimizer,
+        lr_max: float | None,
+        total: int,
+        *,
+        samples: int | None = None,
     ) -> None:
+        self.optimizer = optimizer
         self.plateau = cfg.policy_config is None and cfg.policy == "plateau"
         window = cfg.window or default_window(cfg.epochs)
         if self.plateau:
             assert lr_max is not None
-            for group in optimizer.param_groups:
-                group["lr"] = lr_max
             self.policy = None
-            self.scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode="max",
-                factor=ACCELAT_FACTOR,
-                patience=window,
-                threshold=ACCELAT_MIN_GAIN,
-                threshold_mode="abs",
-                min_lr=lr_max * LR_MIN_RATIO,
-            )
+            self.scheduler: Any = _plateau(optimizer, lr_max, window)
             self.per_epoch = True
+            return
+        if cfg.policy_config is not None:
+            policy = build_policy_from_config(cfg.policy_config)
         else:
-            if cfg.policy_config is not None:
-                policy = build_policy_from_config(cfg.policy_config)
-            else:
-                assert lr_max is not None
-                policy = build_policy(
-                    cfg.policy, lr_max, total_steps=total, epochs=cfg.epochs, window=window
-                )
-            self.policy = policy
-            self.scheduler = PolicyScheduler(optimizer, policy, momentum="auto")
-            self.per_epoch = policy.needs_metric
-        self.optimizer = optimizer
+            assert lr_max is not None
+            policy = build_policy(
+                cfg.policy, lr_max, total_steps=total, epochs=cfg.epochs, window=window,
+                samples=samples, z=cfg.accelat_z, stop_patience=cfg.stop_patience,
+            )  # fmt: skip
+        self.policy = policy
+        self.scheduler = PolicyScheduler(optimizer, policy, momentum="auto")
+        self.per_epoch = policy.needs_metric
 
     def after_update(self) -> None:
         if not self.per_epoch:
@@ -177,3 +195,20 @@ class TrainerSchedule:
 
     def load_state_json(self, text: str) -> None:
         self.scheduler.load_state_dict(json.loads(text))
+
+
+def _plateau(
+    optimizer: torch.optim.Optimizer, lr_max: float, window: int
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """torch's ReduceLROnPlateau with AccelAT's factor, threshold and lr floor."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_max
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="max",
+        factor=ACCELAT_FACTOR,
+        patience=window,
+        threshold=ACCELAT_MIN_GAIN,
+        threshold_mode="abs",
+        min_lr=lr_max * LR_MIN_RATIO,
+    )

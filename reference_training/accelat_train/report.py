@@ -24,6 +24,8 @@ The comparison rule (``compare_summary``), in one place:
 from __future__ import annotations
 
 import json
+import math
+import random
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -257,8 +259,11 @@ def _policy_entry(group: Sequence[_Run], target: float, final_val: float) -> dic
     """One policy's compare.json entry, all but its ratios: the seeds and their mean ± std."""
     seeds = [_seed_entry(run_dir, report, rows, target) for run_dir, report, rows in group]
     entry: dict[str, Any] = {}
-    for key in ("passes_to_target", "seconds_to_target"):
+    for key in ("passes_to_target", "seconds_to_target", "total_passes_to_target"):
         entry[key], entry[f"{key}_std"] = _mean_std([s[key] for s in seeds])
+    entry["passes_spent"], entry["passes_spent_std"] = _mean_std([s["passes_spent"] for s in seeds])
+    best = [s["best_robust_acc"] for s in seeds]
+    entry["best_robust_acc"] = None if None in best else statistics.fmean(best)
     entry["reached"] = sum(s["passes_to_target"] is not None for s in seeds)
     for key in ("final_clean_acc", "final_robust_acc"):
         entry[key], entry[f"{key}_std"] = _mean_std([s[key] for s in seeds])
@@ -273,15 +278,45 @@ def _seed_entry(
     run_dir: Path, report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], target: float
 ) -> dict[str, Any]:
     hit = passes_to_target(rows, target)
+    at = next((i for i, r in enumerate(rows) if r["robust_val_acc"] >= target), None)
+    config = report.get("config", {})
+    best = report.get("best")
     return {
         "run": str(run_dir),
-        "seed": report.get("config", {}).get("seed"),
+        "seed": config.get("seed"),
         "passes_to_target": None if hit is None else hit[0],
         "seconds_to_target": None if hit is None else hit[1],
+        "total_passes_to_target": None if at is None else charged_passes(config, rows[at]),
+        "passes_spent": charged_passes(config, rows[-1]),
         "final_clean_acc": float(report["final"]["clean_acc"]),
         "final_robust_acc": float(report["final"]["robust_acc"]),
+        "best_robust_acc": None if best is None else float(best["test"]["robust_acc"]),
         "final_robust_val_acc": float(rows[-1]["robust_val_acc"]),
     }
+
+
+def charged_passes(config: Mapping[str, Any], row: Mapping[str, Any]) -> float:
+    """Every pass a run needed up to ``row``'s epoch: its training passes, the overheads its
+    method needs (the overfitting check, schedule-free BatchNorm refreshes), the monitor's
+    passes when its policy reads the monitored metric and that costs passes (not for
+    ``train_adv_acc``, which training measures anyway), and the lr finder's passes when it
+    started from the finder's suggestion (each policy would have to run it alone)."""
+    total = float(row["passes"]) + float(row.get("overhead_passes", 0.0))
+    if reads_monitor(config) and config.get("monitor") != "train_adv_acc":
+        total += float(row.get("monitor_passes", 0.0))
+    finder = config.get("lr_find") or {}
+    return total + float(finder.get("passes", 0))
+
+
+def reads_monitor(config: Mapping[str, Any]) -> bool:
+    """Does the run's policy step on the monitored metric?"""
+    if config.get("policy_config"):
+        from accelat_core import from_config
+
+        return bool(from_config(config["policy_config"]).needs_metric)
+    from accelat_train.config import METRIC_DRIVEN  # imports torch: only when comparing
+
+    return config.get("policy") in METRIC_DRIVEN
 
 
 def _add_ratios(
@@ -306,12 +341,56 @@ def _add_ratios(
         mine = entry["passes_to_target"]
         entry["ratio_to_baseline"] = _ratio(mine, base)
         entry["ratio_to_best_fixed"] = _ratio(mine, best)
+        if baseline in policies:
+            entry["total_ratio_to_baseline"] = paired_ratios(entry, policies[baseline])
         if entry["reached"] < len(entry["seeds"]):
             notes.append(
                 f"{name}: {entry['reached']} of {len(entry['seeds'])} seeds reached the target;"
                 " passes/seconds to target are null"
             )
     return best_fixed, notes
+
+
+#: Bootstrap resamples of the paired ratios, and their generator's seed (fixed: the interval
+#: of a given set of runs never changes).
+BOOTSTRAP_SAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+def paired_ratios(entry: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """Per seed, ``total_passes_to_target`` of ``entry`` over the baseline's on the same
+    seed; their median and a bootstrap 90 % interval of the median.
+
+    A baseline that missed the target on a seed counts as its whole ``passes_spent``; a
+    policy that missed it has no ratio there (``None``), which counts as infinitely slow
+    (a median or bound that lands on one is ``None``).
+    """
+    base = {s["seed"]: s for s in baseline["seeds"]}
+    per_seed = []
+    for s in entry["seeds"]:
+        b = base.get(s["seed"])
+        if b is None:
+            continue
+        denominator = b["total_passes_to_target"] or b["passes_spent"]
+        mine = s["total_passes_to_target"]
+        per_seed.append(math.inf if mine is None else mine / denominator)
+    if not per_seed:
+        return {"median": None, "ci90": [None, None], "per_seed": []}
+    rng = random.Random(BOOTSTRAP_SEED)
+    medians = sorted(
+        statistics.median(rng.choices(per_seed, k=len(per_seed))) for _ in range(BOOTSTRAP_SAMPLES)
+    )
+    low = medians[int(0.05 * BOOTSTRAP_SAMPLES)]
+    high = medians[int(0.95 * BOOTSTRAP_SAMPLES) - 1]
+    return {
+        "median": _finite(statistics.median(per_seed)),
+        "ci90": [_finite(low), _finite(high)],
+        "per_seed": [_finite(r) for r in per_seed],
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _read_report(run_dir: str | Path) -> dict[str, Any]:

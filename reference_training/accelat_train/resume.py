@@ -38,6 +38,8 @@ class RunState:
     epoch: int = 0
     consumed: int = 0  # minibatches taken from the loader's stream
     passes: int = 0
+    monitor_passes: float = 0.0  # the per-epoch monitor's passes (forwards alone count 1/3)
+    overhead_passes: float = 0.0  # the overfitting check's and schedule-free BN refreshes'
     seconds: float = 0.0
     co_prev: float | None = None  # the overfitting check's last accuracy
     last_lr: float | None = None  # the hyperparameters of the last weight update
@@ -53,6 +55,8 @@ class RunState:
             epoch=int(ckpt["epoch"]),
             consumed=int(ckpt["consumed"]),
             passes=int(ckpt["passes"]),
+            monitor_passes=float(ckpt.get("monitor_passes", 0.0)),
+            overhead_passes=float(ckpt.get("overhead_passes", 0.0)),
             seconds=float(ckpt["seconds"]),
             co_prev=ckpt.get("co_prev"),
             last_lr=float(ckpt["last_lr"]),
@@ -67,6 +71,8 @@ class RunState:
             "epoch": self.epoch,
             "consumed": self.consumed,
             "passes": self.passes,
+            "monitor_passes": self.monitor_passes,
+            "overhead_passes": self.overhead_passes,
             "seconds": self.seconds,
             "metrics_bytes": self.metrics_bytes,
             "last_lr": self.last_lr,

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from accelat_train import distributed, hooks, report, resume
+from accelat_train import distributed, hooks, peers, report, resume
 from accelat_train.checkpoint import atomic_write_text, load_checkpoint
 from accelat_train.config import (
     CHECKPOINT_NAME,
@@ -52,7 +52,8 @@ from accelat_train.evaluation import (
 )
 from accelat_train.load import BEST_NAME
 from accelat_train.lr_finder import find_lr
-from accelat_train.methods import NonFiniteLoss
+from accelat_train.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.peers import PEER_LR, PEERS
 from accelat_train.policies import TrainerSchedule
 from accelat_train.progress import Progress, epoch_line
 from accelat_train.resume import RunState
@@ -126,20 +127,17 @@ def _resolve_lr_max(
     config, which carries its own), and the finder's record when it ran."""
     if cfg.policy_config is not None:
         return cfg, None, None
+    if cfg.policy in PEERS:  # LR-free: no finder, their own lr
+        return dataclasses.replace(cfg, lr_max=PEER_LR), PEER_LR, None
     if cfg.lr_max != "auto":
         return cfg, float(cfg.lr_max), None
     info = setup.dist
-    result = find_lr(setup)
-    lr_max = distributed.broadcast_float(info, float(result.suggestion.lr_max))
-    found = {
-        "lr_max": lr_max,
-        "lr_min": float(result.suggestion.lr_min),
-        "method": "paper",
-        "steps": len(result.lrs),
-    }
-    if info.is_main:
+    finding = find_lr(setup)
+    lr_max = distributed.broadcast_float(info, finding.lr_max)
+    found = {**finding.record(), "lr_max": lr_max}
+    if info.is_main and finding.result is not None:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        result.plot(Path(cfg.out) / "lr_find.png")
+        finding.result.plot(Path(cfg.out) / "lr_find.png")
     return dataclasses.replace(cfg, lr_max=lr_max), lr_max, found
 
 
@@ -156,7 +154,9 @@ class EpochLoop:
         self.metrics_path = self.run_dir / METRICS_NAME
         self.best_path = self.run_dir / BEST_NAME
         total = cfg.epochs * setup.updates_per_epoch
-        self.schedule = TrainerSchedule(cfg, setup.optimizer, lr_max, total)
+        self.schedule = TrainerSchedule(
+            cfg, setup.optimizer, lr_max, total, samples=monitor_samples(cfg, setup)
+        )
         self.state = RunState()
         self._remember_hyper()
         setup.method.after_update = self._after_update
@@ -214,13 +214,19 @@ class EpochLoop:
         )
         _sync(setup.device)
         t0 = time.perf_counter()
+        peers.train_mode(setup.optimizer)
         sums = self._train_batches(epoch)
         state.seconds += time.perf_counter() - t0
         state.consumed += setup.batches_per_epoch
         loss_sum, correct, n, passes = distributed.sum_over_ranks(self.info, list(sums))
         state.passes += int(passes)
         distributed.broadcast_buffers(self.info, setup.model)
-        measured = self.monitor.measure(setup.model, epoch)
+        with self._counting() as counted:
+            peers.eval_mode(setup.optimizer, setup.model, setup.loader.epoch(0))
+        state.overhead_passes += counted.count
+        with self._counting() as counted:
+            measured = self.monitor.measure(setup.model, epoch)
+        state.monitor_passes += counted.count
         row: dict[str, Any] = {
             "epoch": epoch,
             "lr": state.last_lr,
@@ -231,9 +237,15 @@ class EpochLoop:
             "train_adv_acc": correct / n,
             **measured,
             "monitor": cfg.monitor,
+            "monitor_passes": state.monitor_passes,
+            "overhead_passes": state.overhead_passes,
         }
         row["monitor_value"] = row[cfg.monitor]
         return row
+
+    def _counting(self) -> PassCounter:
+        """Passes of the network outside training: forwards alone count a third."""
+        return PassCounter(network(self.setup.model), forward_only=FORWARD_ONLY)
 
     def _train_batches(self, epoch: int) -> tuple[float, int, int, int]:
         """One epoch-equivalent's batches: ``(loss_sum, correct, n, passes)`` summed."""
@@ -266,7 +278,12 @@ class EpochLoop:
     def overfitted(self, epoch: int) -> bool:
         """FGSM-RS's check fired: roll the model back to the best checkpoint (rank 0 reads
         it; every rank restores the same weights) and say so."""
-        if self.co is None or not self.co.fired(self.setup.model, epoch):
+        if self.co is None:
+            return False
+        with self._counting() as counted:
+            fired = self.co.fired(self.setup.model, epoch)
+        self.state.overhead_passes += counted.count
+        if not fired:
             return False
         state = self.state
         restored = state.best_epoch if self.best_path.exists() else None
@@ -342,6 +359,16 @@ class EpochLoop:
             # attacks' bar is always on when asked for; ask only on a terminal.
             progress=not self.quiet and sys.stderr.isatty(),
         )  # fmt: skip
+
+
+def monitor_samples(cfg: TrainConfig, setup: Setup) -> int:
+    """How many examples one value of the monitored metric averages over: the monitored
+    validation images, the validation split, or an epoch's distinct training images."""
+    if cfg.monitor == "robust_val_acc":
+        return min(cfg.monitor_size, len(setup.splits.val.y))
+    if cfg.monitor == "val_acc":
+        return len(setup.splits.val.y)
+    return setup.batches_per_epoch * cfg.batch_size
 
 
 def _diverged(

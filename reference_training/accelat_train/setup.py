@@ -21,6 +21,7 @@ from accelat_train.data import load_splits
 from accelat_train.loader import DeviceLoader
 from accelat_train.methods import METHODS, FreeMethod, Method
 from accelat_train.models import NormalizedModel, build_model
+from accelat_train.peers import PEERS, make_optimizer
 
 
 @dataclass
@@ -94,17 +95,28 @@ def prepare(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) 
         world_size=info.world_size,
     )
     model, train_model = _models(cfg, splits, device, info)
-    optimizer = torch.optim.SGD(
+    batches = -(-len(loader) // cfg.num_replays)  # per epoch-equivalent
+    optimizer = _optimizer(cfg, model, total_updates=cfg.epochs * batches * cfg.num_replays)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    method = make_method(cfg, amp=amp, scaler=scaler, generator=generator)
+    return Setup(cfg, device, info, splits, loader, model, train_model, optimizer, method, scaler)
+
+
+def _optimizer(cfg: TrainConfig, model: nn.Module, *, total_updates: int) -> torch.optim.Optimizer:
+    """SGD (momentum, weight decay, Nesterov from ``cfg``), or a peer's own optimizer."""
+    if cfg.policy_config is None and cfg.policy in PEERS:
+        return make_optimizer(
+            cfg.policy, model.parameters(), momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay, total_updates=total_updates,
+        )  # fmt: skip
+    return torch.optim.SGD(
         model.parameters(),
         lr=cfg.lr_max if isinstance(cfg.lr_max, float) else 0.1,
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
         nesterov=cfg.nesterov,
     )
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    method = make_method(cfg, amp=amp, scaler=scaler, generator=generator)
-    return Setup(cfg, device, info, splits, loader, model, train_model, optimizer, method, scaler)
 
 
 def _models(

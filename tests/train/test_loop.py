@@ -214,6 +214,8 @@ def test_fixed_shape_policy_steps_per_update_and_logs_the_last_used_lr(tmp_path)
         "val_acc",
         "robust_val_acc",
         "monitor",
+        "monitor_passes",
+        "overhead_passes",
         "monitor_value",
         "decision",
         "test_clean_acc",

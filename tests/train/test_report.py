@@ -197,6 +197,12 @@ def test_compare_summary_json_shape(tmp_path):
         "runs",
         "seeds",
         "curve",
+        "total_passes_to_target",
+        "total_passes_to_target_std",
+        "passes_spent",
+        "passes_spent_std",
+        "best_robust_acc",
+        "total_ratio_to_baseline",
     }
     for name, entry in summary["policies"].items():
         assert set(entry) == entry_keys
@@ -206,8 +212,11 @@ def test_compare_summary_json_shape(tmp_path):
             "seed",
             "passes_to_target",
             "seconds_to_target",
+            "total_passes_to_target",
+            "passes_spent",
             "final_clean_acc",
             "final_robust_acc",
+            "best_robust_acc",
             "final_robust_val_acc",
         }
     # strict JSON: no NaN, everything serialisable, round-trips unchanged
@@ -297,3 +306,60 @@ def test_read_metrics_returns_rows_in_order(tmp_path):
     rows = report.read_metrics(make_run(tmp_path, "step", [0.1, 0.2, 0.3]))
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert [r["robust_val_acc"] for r in rows] == [0.1, 0.2, 0.3]
+
+
+def _charge(run: Path, *, monitor: float, overhead: float, finder: int | None) -> None:
+    """Give ``run``'s rows monitor/overhead passes (per epoch) and its config a finder."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for i, row in enumerate(rows):
+        row["monitor_passes"] = monitor * (i + 1)
+        row["overhead_passes"] = overhead * (i + 1)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report_path = run / "report.json"
+    data = json.loads(report_path.read_text())
+    data["config"]["lr_find"] = None if finder is None else {"passes": finder}
+    data["config"]["monitor"] = "robust_val_acc"
+    report_path.write_text(json.dumps(data))
+
+
+def test_total_passes_charge_the_monitor_only_to_metric_policies_and_the_finder_to_its_users(
+    tmp_path,
+):
+    step = [make_run(tmp_path, "step", [0.1, 0.2, 0.6, 0.6], seed=s) for s in (0, 1, 2)]
+    accelat = [make_run(tmp_path, "accelat", [0.1, 0.6, 0.6], seed=s) for s in (0, 1)]
+    accelat.append(make_run(tmp_path, "accelat", [0.1, 0.2], seed=2))  # misses the target
+    peer = [make_run(tmp_path, "prodigy", [0.6, 0.6], seed=s) for s in (0, 1, 2)]
+    for run in step:
+        _charge(run, monitor=1000, overhead=10, finder=5000)
+    for run in accelat:
+        _charge(run, monitor=1000, overhead=10, finder=5000)
+    for run in peer:
+        _charge(run, monitor=1000, overhead=10, finder=None)
+    runs = {"step": step, "accelat": accelat, "prodigy": peer}
+    summary = report.compare_summary(runs, target=0.5)
+    seeds = {name: summary["policies"][name]["seeds"] for name in runs}
+    # step (fixed shape): 3 epochs x 100k + 3 x 10 overhead + the finder; no monitor.
+    assert seeds["step"][0]["total_passes_to_target"] == 300_000 + 30 + 5000
+    assert seeds["step"][0]["passes_spent"] == 400_000 + 40 + 5000
+    # accelat reads the monitor: 2 epochs x (100k + 1000 + 10) + the finder.
+    assert seeds["accelat"][0]["total_passes_to_target"] == 2 * 101_010 + 5000
+    assert seeds["accelat"][2]["total_passes_to_target"] is None
+    assert seeds["accelat"][2]["passes_spent"] == 2 * 101_010 + 5000
+    # The peer: no finder, no monitor.
+    assert seeds["prodigy"][0]["total_passes_to_target"] == 100_010
+    ratios = summary["policies"]["accelat"]["total_ratio_to_baseline"]
+    r = (2 * 101_010 + 5000) / (300_000 + 30 + 5000)
+    assert ratios["per_seed"] == [r, r, None]  # seed 2 missed: infinitely slow
+    assert ratios["median"] == r and ratios["ci90"] == [r, None]
+    peer_ratio = 100_010 / (300_000 + 30 + 5000)
+    assert summary["policies"]["prodigy"]["total_ratio_to_baseline"]["median"] == peer_ratio
+    assert summary["policies"]["step"]["total_ratio_to_baseline"]["per_seed"] == [1.0] * 3
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary
+
+
+def test_a_baseline_that_misses_the_target_counts_as_its_whole_budget(tmp_path):
+    step = [make_run(tmp_path, "step", [0.1, 0.2, 0.3, 0.4])]
+    accelat = [make_run(tmp_path, "accelat", [0.1, 0.6])]
+    summary = report.compare_summary({"step": step, "accelat": accelat}, target=0.5)
+    ratios = summary["policies"]["accelat"]["total_ratio_to_baseline"]
+    assert ratios["per_seed"] == [200_000 / 400_000]

@@ -1,0 +1,75 @@
+"""The trainer's range test: its size, its cost, its reading and its fallback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from accelat_core.finder import LRFindResult, Suggestion
+from accelat_train import lr_finder
+from accelat_train.config import TrainConfig
+from accelat_train.setup import prepare
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = TrainConfig(dataset="digits", eps=0.1, batch_size=128, lr_max=0.05, seed=3)
+    return prepare(cfg)
+
+
+def test_smoothing_time_constant_is_a_tenth_of_the_test():
+    assert lr_finder.finder_smooth(100) == 0.9
+    assert lr_finder.finder_smooth(40) == 0.75
+    assert lr_finder.finder_smooth(10) == 0.0
+
+
+def test_default_size_is_one_step_per_training_batch_clamped(setup):
+    # digits: 1437 - 200 validation images in batches of 128 -> 10 batches -> clamped to 20
+    assert len(setup.loader) == 10
+    assert lr_finder.finder_steps(setup) == lr_finder.MIN_STEPS == 20
+
+
+def _result(losses):
+    lrs = [10 ** (-5 + 6 * i / (len(losses) - 1)) for i in range(len(losses))]
+    return LRFindResult(Suggestion(1.0, 0.1, "minimum", 0, None, ()), lrs, losses)
+
+
+def test_a_flat_curve_falls_back_with_a_warning_that_says_why(setup, monkeypatch):
+    monkeypatch.setattr(lr_finder, "_range_test", lambda *a: _result([2.3] * 20))
+    with pytest.warns(UserWarning, match="never left its plateau.*Using lr_max 0.1 instead"):
+        finding = lr_finder.find_lr(setup)
+    assert (finding.lr_max, finding.lr_min) == (0.1, 0.1 / 10)
+    assert finding.record()["method"] == "fallback"
+    assert "plateau" in finding.record()["problem"]
+
+
+def test_an_unreadable_curve_falls_back_too(setup, monkeypatch):
+    def fail(*_):
+        raise ValueError("suggest needs at least 5 usable points, got 2 of 2")
+
+    monkeypatch.setattr(lr_finder, "_range_test", fail)
+    with pytest.warns(UserWarning, match="no readable curve"):
+        finding = lr_finder.find_lr(setup)
+    assert finding.lr_max == lr_finder.FALLBACK_LR_MAX and finding.result is None
+
+
+def test_the_range_test_counts_its_passes_and_reads_the_minimum(setup):
+    finding = lr_finder.find_lr(setup)
+    # fgsm-rs loss: one attack forward+backward and one training forward+backward per image
+    images = sum(len(y) for _, (_, y) in zip(range(20), _stream(setup), strict=False))
+    assert finding.passes == 2 * images
+    assert finding.steps == 20 and len(finding.result.lrs) <= 20
+    if finding.problem is None:
+        s = finding.result.suggestion
+        assert s.method == "minimum" and finding.lr_max == s.lr_max
+        assert finding.lr_max == finding.result.lrs[s.index] / 10
+
+
+def _stream(setup):
+    from accelat_train.loader import DeviceLoader
+    from accelat_train.setup import stream
+
+    loader = DeviceLoader(setup.splits.train, 128, device=setup.device, seed=3)
+    return stream(loader, 0, None)
