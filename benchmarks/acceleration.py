@@ -46,7 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 IMG_DIR = ROOT / "docs" / "img"
 
-POLICIES = ("constant", "step", "onecycle", "cyclical", "restarts", "plateau", "accelat")
+POLICIES = (
+    "constant", "step", "onecycle", "cyclical", "restarts", "plateau", "accelat",
+    "schedulefree", "prodigy",
+)  # fmt: skip
 #: The paper's claim, as tested: passes to target <= this fraction of step's ...
 PAPER_MAX_RATIO = 0.5
 #: ... with a final robust test accuracy no more than this below the best policy's.
@@ -328,6 +331,10 @@ _OVERRIDABLE = {
     "batch_size": int,
     "data_dir": str,
     "device": str,
+    "monitor": str,
+    "window": int,
+    "accelat_z": float,
+    "stop_patience": int,
 }
 
 
