@@ -53,18 +53,18 @@ def run(
     compare(base_cfg, BASE, seeds, out / "base", jobs=jobs, log=stderr_log)
     rows = []
     for name in variants:
-        vout = out / name
+        vout = out / name if VARIANTS[name] else out / "base"  # the paper rule is the base's
         vout.mkdir(parents=True, exist_ok=True)
         for seed in seeds:
             cached = out / "base" / f"lr_find_seed{seed}.json"
-            if cached.is_file():
+            if cached.is_file() and vout != out / "base":
                 shutil.copy(cached, vout / cached.name)
         cfg = TrainConfig(**{**config, **VARIANTS[name]})
         compare(cfg, ["accelat"], seeds, vout, jobs=jobs, log=stderr_log)
         runs = {p: [str(out / "base" / p / f"seed{s}") for s in seeds] for p in BASE}
         runs["accelat"] = [str(vout / "accelat" / f"seed{s}") for s in seeds]
         summary = report.compare_summary(runs, baseline="step", fixed_shape=["step", "onecycle"])
-        report.write_json(vout / "ablation.json", summary)
+        report.write_json(vout / f"ablation-{name}.json", summary)
         rows.append(_row(name, summary))
     return rows
 

@@ -250,7 +250,7 @@ def describe_attack(attack: str, steps: int = 20) -> str:
     apgd = "ART AutoProjectedGradientDescent"
     targeted = (
         f"{apgd}: ART's targeted DLR loss -(z_t - max_(i!=t) z_i)/(z_pi1 - z_pi3), "
-        f"targets the {AUTOATTACK_TARGETS} classes ranked 2nd to {AUTOATTACK_TARGETS + 1}st "
+        f"targets the {AUTOATTACK_TARGETS} classes ranked 2 to {AUTOATTACK_TARGETS + 1} "
         "by clean logit (fewer if the model has fewer classes), 1 restart per target"
     )
     return {

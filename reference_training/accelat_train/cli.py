@@ -30,7 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from accelat_train import distributed
+import torch
+
+from accelat_train import distributed, plots, report
+from accelat_train.attacks import ATTACK_NAMES
+from accelat_train.checkpoint import CheckpointError
+from accelat_train.compare import compare, stderr_log
 from accelat_train.config import (
     NONNEGATIVE,
     POLICY_NAMES,
@@ -40,7 +45,12 @@ from accelat_train.config import (
     parse_eps,
     parse_lr_max,
 )
-from accelat_train.run import TrainingDiverged
+from accelat_train.evaluation import as_tensors, eval_subset, evaluate_test
+from accelat_train.load import load_run
+from accelat_train.lr_finder import find_lr
+from accelat_train.policies import build_policy, build_policy_from_config
+from accelat_train.run import TrainingDiverged, train
+from accelat_train.setup import prepare, resolve_device
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -68,8 +78,6 @@ _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 # -- the parser, derived from TrainConfig -------------------------------------------------------
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, **override: Any) -> None:
     meta = {k: v for k, v in f.metadata.items() if k != "flag"}
-    if callable(meta.get("choices")):
-        meta["choices"] = meta["choices"]()
     meta.update(override)
     if meta.get("action") is None and "type" not in meta and "choices" not in meta:
         meta["type"] = str
@@ -150,8 +158,6 @@ def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) ->
 
 
 def _eval_flags(e: argparse.ArgumentParser) -> None:
-    from accelat_train.attacks import ATTACK_NAMES
-
     e.add_argument("--checkpoint", required=True, help="run directory or a checkpoint in one")
     e.add_argument(
         "--which", choices=("last", "best"), default="last",
@@ -200,8 +206,6 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     except ValueError as exc:
         parser.error(str(exc))
     if args.threads is not None:
-        import torch
-
         torch.set_num_threads(args.threads)
     return cfg
 
@@ -209,16 +213,11 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def _check_device(device: str, parser: argparse.ArgumentParser) -> None:
     if device.split(":")[0] not in ("auto", "cpu", "cuda"):
         parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            parser.error(f"--device {device}: CUDA is not available on this machine")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: CUDA is not available on this machine")
 
 
 def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    from accelat_train.policies import build_policy_from_config
-
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -234,10 +233,6 @@ def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str,
 
 # -- subcommands --------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import torch
-
-    from accelat_train.run import train
-
     cfg = config_from_args(args, parser)
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -253,9 +248,6 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from accelat_train.lr_finder import find_lr
-    from accelat_train.setup import prepare
-
     cfg = config_from_args(args, parser)
     finding = find_lr(prepare(cfg))
     out = Path(args.out)
@@ -271,9 +263,6 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from accelat_train import report
-    from accelat_train.compare import compare, stderr_log
-
     base = config_from_args(args, parser)
     if base.policy_config is not None:
         parser.error("--policy-config does not apply to compare; it takes --policies")
@@ -284,6 +273,7 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     )  # fmt: skip
     out = Path(args.out)
     print(report.format_table(summary))
+    print(report.format_totals(summary))
     print(
         f"wrote {out / 'compare.json'} and {out / 'compare.png'} "
         f"({time.perf_counter() - start:.0f} s)"
@@ -292,13 +282,6 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import torch
-
-    from accelat_train.checkpoint import CheckpointError
-    from accelat_train.evaluation import eval_subset, evaluate_test
-    from accelat_train.load import load_run
-    from accelat_train.setup import resolve_device
-
     try:
         run = load_run(
             args.checkpoint, args.which, device=resolve_device(args.device),
@@ -335,15 +318,10 @@ def eval_table(result: dict[str, Any]) -> str:
 
 
 def _full_test(run: Any) -> tuple[Any, Any]:
-    from accelat_train.evaluation import as_tensors
-
     return as_tensors(run.splits.test, next(run.model.parameters()).device)
 
 
 def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from accelat_train import plots
-    from accelat_train.policies import build_policy, build_policy_from_config
-
     if args.policy_config is not None:
         policy = build_policy_from_config(_read_policy_config(args.policy_config, parser))
     elif args.policy == "plateau":

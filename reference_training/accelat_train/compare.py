@@ -24,9 +24,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from accelat_train import plots, report
 from accelat_train.config import METRIC_DRIVEN, TrainConfig
+from accelat_train.lr_finder import find_lr
 from accelat_train.peers import PEERS
+from accelat_train.run import train
+from accelat_train.setup import prepare
 
 BASELINE = "step"
 
@@ -93,9 +98,6 @@ def _lr_find(
     if cached.is_file():
         shared = json.loads(cached.read_text(encoding="utf-8"))
     else:
-        from accelat_train.lr_finder import find_lr  # torch: only when a finder must run
-        from accelat_train.setup import prepare
-
         finding = find_lr(prepare(cfg))
         shared = {**finding.record(), "shared_by": [p for p in policies if p not in PEERS]}
         if finding.result is not None:
@@ -107,12 +109,8 @@ def _lr_find(
 
 def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
     """Train (or resume, or skip a finished) run; top level so a process pool can pickle it."""
-    from accelat_train.run import train
-
     cfg, quiet, threads = task
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
     run_dir = Path(cfg.out)
     if not (run_dir / "report.json").is_file():

@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from accelat_core._validate import choice
+from accelat_train.attacks import ATTACK_NAMES
+from accelat_train.data import DATASET_NAMES
 from accelat_train.methods import METHOD_NAMES
+from accelat_train.models import MODEL_NAMES
 
 POLICY_NAMES = (
     "constant",
@@ -91,11 +94,10 @@ def parse_lr_max(text: str) -> float | str:
     return value
 
 
-def names(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[str], list[str]]:
-    """A parser of comma lists drawn from ``options`` (or a function returning them)."""
+def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A parser of comma lists drawn from ``allowed``."""
 
     def parse(text: str) -> list[str]:
-        allowed = options() if callable(options) else options
         chosen = [t.strip() for t in text.split(",") if t.strip()]
         bad = [n for n in chosen if n not in allowed]
         if bad or not chosen:
@@ -108,27 +110,9 @@ def names(options: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[
     return parse
 
 
-def _dataset_names() -> tuple[str, ...]:
-    from accelat_train.data import DATASET_NAMES  # numpy/sklearn: only when flags are built
-
-    return DATASET_NAMES
-
-
-def _model_names() -> tuple[str, ...]:
-    from accelat_train.models import MODEL_NAMES
-
-    return MODEL_NAMES
-
-
-def _attack_names() -> tuple[str, ...]:
-    from accelat_train.attacks import ATTACK_NAMES
-
-    return ATTACK_NAMES
-
-
 def _opt(default: Any, help: str, **flag: Any) -> Any:
     """A dataclass field whose metadata is its flag: ``help`` plus argparse keywords
-    (``type``, ``choices`` — a tuple or a function returning one — ``action``), or
+    (``type``, ``choices``, ``action``), or
     ``flag=False`` for a field with no flag of its own."""
     return field(default=default, metadata={"help": help, **flag})
 
@@ -146,10 +130,10 @@ class TrainConfig:
     loss); ``eval_every`` = 0 evaluates the test set only at the end.
     """
 
-    dataset: str = _opt("digits", "data set", choices=_dataset_names)
+    dataset: str = _opt("digits", "data set", choices=DATASET_NAMES)
     data_dir: str | None = _opt(None, "CIFAR python layout, image folder or .tar.gz")
     download: bool = _opt(False, "fetch CIFAR if --data-dir lacks it", action="store_true")
-    model: str = _opt("cnn", "network", choices=_model_names)
+    model: str = _opt("cnn", "network", choices=MODEL_NAMES)
     method: str = _opt("free", "adversarial training method", choices=METHOD_NAMES)
     eps: float = _opt(8 / 255, "L-inf radius in [0,1] pixels, e.g. 8/255", type=parse_eps)
     replays: int | None = _opt(None, "Free AT replays m (None: 4; free only)", type=POSITIVE)
@@ -173,7 +157,7 @@ class TrainConfig:
     monitor_size: int = _opt(500, "validation images the monitor attacks", type=POSITIVE)
     eval_every: int = _opt(0, "test evaluation every N epochs (0: at the end)", type=NONNEGATIVE)
     attacks: tuple[str, ...] = _opt(
-        ("linfpgd",), "comma list of attacks of the test evaluation", type=names(_attack_names)
+        ("linfpgd",), "comma list of attacks of the test evaluation", type=names(ATTACK_NAMES)
     )
     eval_steps: int = _opt(20, "steps of the test attacks", type=POSITIVE)
     eval_size: int | None = _opt(None, "test images evaluated (None: all)", type=POSITIVE)
@@ -229,7 +213,7 @@ class TrainConfig:
         if self.co_check and self.method != "fgsm-rs":
             raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
         if self.policy_config is not None:
-            from accelat_train.policies import build_policy_from_config
+            from accelat_train.policies import build_policy_from_config  # policies imports us
 
             build_policy_from_config(self.policy_config)  # raises on an invalid config
 

@@ -16,8 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from accelat_train import report
 from accelat_train.checkpoint import CheckpointError, load_checkpoint
 from accelat_train.config import CHECKPOINT_NAME, CONFIG_NAME
+from accelat_train.data import load_splits
+from accelat_train.evaluation import as_tensors, eval_subset
+from accelat_train.models import NormalizedModel, build_model
 
 BEST_NAME = "best.pt"
 WHICH = {"last": CHECKPOINT_NAME, "best": BEST_NAME}
@@ -40,8 +44,6 @@ class Run:
     def test_data(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """The run's test split as ``(x, y)``: the same images its report was computed on
         (``eval_size`` of them, the fixed subset every evaluation uses)."""
-        from accelat_train.evaluation import as_tensors, eval_subset
-
         x, y = as_tensors(self.splits.test, torch.device(device))
         return eval_subset(x, y, self.config.get("eval_size"))
 
@@ -77,8 +79,6 @@ def load_run(
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
     model.to(torch.device(device)).eval()
-    from accelat_train import report
-
     metrics = report.read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
     report_path = run_dir / "report.json"
     report_dict = json.loads(report_path.read_text()) if report_path.is_file() else None
@@ -87,8 +87,6 @@ def load_run(
 
 
 def _splits(config: dict[str, Any], data_dir: str | None) -> Any:
-    from accelat_train.data import load_splits
-
     return load_splits(
         config["dataset"],
         data_dir or config.get("data_dir"),
@@ -99,8 +97,6 @@ def _splits(config: dict[str, Any], data_dir: str | None) -> Any:
 
 
 def _model(config: dict[str, Any], splits: Any) -> nn.Module:
-    from accelat_train.models import NormalizedModel, build_model
-
     _, height, _, channels = splits.train.x.shape
     net = build_model(config["model"], len(splits.classes), in_channels=channels, image_size=height)
     return NormalizedModel(net, splits.mean, splits.std)

@@ -31,8 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from accelat_core import from_config
 from accelat_train import plots
 from accelat_train.checkpoint import atomic_write_text
+from accelat_train.config import METRIC_DRIVEN
 
 #: Fraction of the best final robust validation accuracy that defines the default target.
 TARGET_FRACTION = 0.95
@@ -216,6 +218,29 @@ def format_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_totals(summary: Mapping[str, Any]) -> str:
+    """Every pass counted: per policy, the total passes to target (finder, monitor and
+    overheads included, in thousands), the median paired ratio to the baseline with its
+    bootstrap 90 % interval, the passes spent, and the best checkpoint's robust accuracy."""
+    lines = [
+        "| policy | total passes to target (k) | median ratio to "
+        f"{summary.get('baseline')} [90 % interval] | passes spent (k) | best-ckpt robust (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, p in summary["policies"].items():
+        ratio = p.get("total_ratio_to_baseline") or {"median": None, "ci90": [None, None]}
+        lo, hi = ratio["ci90"]
+        cells = [
+            name,
+            _fmt(p["total_passes_to_target"], scale=1e-3, digits=1),
+            f"{_fmt(ratio['median'], digits=2)} [{_fmt(lo, digits=2)}, {_fmt(hi, digits=2)}]",
+            _fmt(p["passes_spent"], scale=1e-3, digits=1),
+            _fmt(p["best_robust_acc"], scale=100, digits=1),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def format_seeds(summary: Mapping[str, Any]) -> str:
     """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
     accuracy (%), so a null in the main table can be read back to the seed that missed."""
@@ -311,11 +336,7 @@ def charged_passes(config: Mapping[str, Any], row: Mapping[str, Any]) -> float:
 def reads_monitor(config: Mapping[str, Any]) -> bool:
     """Does the run's policy step on the monitored metric?"""
     if config.get("policy_config"):
-        from accelat_core import from_config
-
         return bool(from_config(config["policy_config"]).needs_metric)
-    from accelat_train.config import METRIC_DRIVEN  # imports torch: only when comparing
-
     return config.get("policy") in METRIC_DRIVEN
 
 

@@ -273,7 +273,7 @@ def test_train_help_shows_every_option_with_its_default():
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     text = train_parser.format_help()
-    assert "--lr-find-steps LR_FIND_STEPS" in text and "(default: 100)" in text
+    assert "--pgd-steps PGD_STEPS" in text and "PGD steps of the pgd method (default: 7)" in text
     for action in train_parser._actions:
         if action.option_strings and action.dest != "help":
             assert action.help, f"{action.option_strings} has no help line"
