@@ -9,7 +9,8 @@ Two runs of the same small MLP:
    ``accelat_keras.SGD``, whose momentum lives in a variable so the cycled momentum
    reaches the compiled update.
 
-Run: ``python examples/keras_fit.py [--epochs 20]`` (any ``KERAS_BACKEND``).
+Run: ``python examples/keras_fit.py [--epochs 20]`` on any backend
+(``KERAS_BACKEND=tensorflow``, ``torch`` or ``jax``).
 """
 
 from __future__ import annotations

@@ -1,23 +1,30 @@
-"""One policy, three frameworks: the core, accelat_torch and accelat_keras emit the same
-learning-rate and momentum sequence for every kind of policy.
+"""One policy, three frameworks (and optax): the core, accelat_torch, accelat_keras and
+accelat_optax emit the same learning-rate and momentum sequence for every kind of policy.
 
 Each example draws a random valid policy of one kind (and, for metric-driven ones, a
-random metric history), builds three identical copies from its config, and steps them:
+random metric history), builds identical copies from its config, and steps them:
 the bare core policy, ``accelat_torch.PolicyScheduler`` on a real ``torch.optim.SGD``
 (reading ``param_groups[0]``), and ``accelat_keras.PolicyCallback`` on a real
 ``accelat_keras.SGD`` (reading ``optimizer.learning_rate`` and its momentum variable),
-driven through the callback's own epoch hooks (no ``fit``, for speed). Keras runs on the
-backend this process imported (TensorFlow unless ``KERAS_BACKEND`` says otherwise), the
-values compared in float32 to 1e-6 relative.
+driven through the callback's own epoch hooks (no ``fit``, for speed), and
+``accelat_optax.Controller`` on the state of ``optax.inject_hyperparams(optax.sgd)``
+(reading ``hyperparams``; the in-graph ``accelat_optax.schedule`` of every fixed shape is
+checked in ``tests/optax/test_optax_schedule.py``). Keras runs on the backend this
+process imported (TensorFlow unless ``KERAS_BACKEND`` says otherwise; ``tests/keras/
+test_other_backend.py`` runs this file again on JAX), the float32 values compared to 1e-6
+relative.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
 import keras
 import numpy as np
+import optax
 import pytest
 import torch
 from hypothesis import given, settings
@@ -35,6 +42,7 @@ from strategies_metric import (
 )
 
 import accelat_keras
+import accelat_optax
 from accelat_core import Policy, from_config
 from accelat_torch import PolicyScheduler
 
@@ -51,8 +59,10 @@ KINDS = {
     "Join": joins(base_policies()),
 }
 STEPS = 50
-#: The momentum both optimizers start with; it stays while a policy emits none.
+#: The momentum every optimizer starts with; it stays while a policy emits none.
 START_MOMENTUM = 0.5
+#: Examples per kind: fewer in the other-backend rerun, which only checks the Keras writes.
+EXAMPLES = 8 if os.environ.get("ACCELAT_KERAS_OTHER_BACKEND_RUN") else 30
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +115,26 @@ def _keras(policy: Policy, metrics: list[float], model: keras.Model) -> list[tup
     return out
 
 
+def _optax(policy: Policy, metrics: list[float]) -> list[tuple[float, float]]:
+    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0, momentum=START_MOMENTUM)
+    controller = accelat_optax.Controller(policy)
+    state = controller.apply(optimizer.init(jnp.zeros(1)))
+
+    def read() -> tuple[float, float]:
+        return float(state.hyperparams["learning_rate"]), float(state.hyperparams["momentum"])
+
+    out = [read()]
+    for i in range(STEPS):
+        state = controller.step(state, metrics[i])
+        out.append(read())
+    return out
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_core_torch_and_keras_emit_the_same_lr_and_momentum_sequence(kind, keras_model):
-    # Each example drives three frameworks; 30 per kind keeps the test to a few seconds
+    # Each example drives four frameworks; 30 per kind keeps the test to a few seconds
     # whatever the Hypothesis profile.
-    @settings(max_examples=30)
+    @settings(max_examples=EXAMPLES)
     @given(policy=KINDS[kind], metrics=metric_histories(STEPS, STEPS) | st.just([0.0] * STEPS))
     def check(policy: Policy, metrics: list[float]) -> None:
         config = policy.to_config()
@@ -118,5 +143,7 @@ def test_core_torch_and_keras_emit_the_same_lr_and_momentum_sequence(kind, keras
         via_keras = _keras(from_config(config), metrics, keras_model)
         np.testing.assert_array_equal(via_torch, core)  # torch keeps Python floats
         np.testing.assert_allclose(via_keras, np.float32(core), rtol=1e-6, atol=0)
+        via_optax = _optax(from_config(config), metrics)
+        np.testing.assert_allclose(via_optax, np.float32(core), rtol=1e-6, atol=0)
 
     check()

@@ -1,4 +1,4 @@
-"""accelat_keras: accelat_core policies for Keras 3 (TensorFlow and torch backends).
+"""accelat_keras: accelat_core policies for Keras 3 (TensorFlow, torch and JAX backends).
 
 >>> from accelat_keras import PolicyCallback, PolicySchedule, SGD, lr_find
 """

@@ -164,7 +164,7 @@ class PolicyCallback(keras.callbacks.Callback):
             elif self.monitor.startswith("val_"):
                 hint = " Pass validation_data (or validation_split) to fit."
             raise ValueError(
-                f"PolicyCallback(monitor={self.monitor!r}): {self.policy.__class__.__name__} "
+                f"PolicyCallback(monitor={self.monitor!r}): {self.policy.policy_name} "
                 f"needs this metric at each {unit} end, but logs have only "
                 f"{sorted(logs)}.{hint}"
             )
@@ -172,7 +172,10 @@ class PolicyCallback(keras.callbacks.Callback):
 
     def _write(self, hyper: Hyper, *, force: bool = False) -> None:
         # A variable assignment costs tens of microseconds on TensorFlow: write only what
-        # changed since the last write (everything at the start of fit).
+        # changed since the last write (everything at the start of fit). On JAX, fit carries
+        # the variables through the jitted step as state: reading self.model (not
+        # self._model) syncs that state into the variables first, so the jitted step reads
+        # this write instead of the stale copy overwriting it.
         optimizer = self.model.optimizer
         if force or hyper.lr != self._in_use.lr:
             _assign(optimizer.learning_rate, hyper.lr)
@@ -210,7 +213,7 @@ def _check_mode(policy: Policy, mode: str) -> None:
         raise ValueError(f"mode must be None, 'min' or 'max', got {mode!r}")
     if not policy.needs_metric:
         raise ValueError(
-            f"mode={mode!r} was given, but {type(policy).__name__} reads no metric; drop mode"
+            f"mode={mode!r} was given, but {policy.policy_name} reads no metric; drop mode"
         )
     own = policy.get_config().get("mode")
     if own is not None and own != mode:

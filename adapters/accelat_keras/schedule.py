@@ -2,9 +2,9 @@
 
 The schedule is evaluated inside the compiled train step from the optimizer's own
 ``iterations`` counter, so it needs no callback. It holds no formula of its own: it
-tabulates ``policy.at(t).lr`` for ``t = 0 .. n - 1`` once, in float32, and looks the step
-up in that table (``lr(step) = table[min(step, n - 1)]``), so it cannot drift from
-``at(t)``.
+tabulates ``policy.at(t).lr`` for ``t = 0 .. n - 1`` once (:func:`accelat_tables.tabulate`,
+the table ``accelat_optax.schedule`` reads too), in float32, and looks the step up in that
+table (``lr(step) = table[min(step, n - 1)]``), so it cannot drift from ``at(t)``.
 
 >>> import keras, accelat_core, accelat_keras
 >>> policy = accelat_core.Constant(0.1)
@@ -13,7 +13,6 @@ up in that table (``lr(step) = table[min(step, n - 1)]``), so it cannot drift fr
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
@@ -22,9 +21,7 @@ from keras import ops
 
 import accelat_core
 from accelat_core import Policy, Schedule
-
-#: Largest table accepted (4 bytes per step): a bigger one is almost surely a mistake.
-MAX_STEPS = 50_000_000
+from accelat_tables import tabulate
 
 
 @keras.saving.register_keras_serializable(package="accelat")
@@ -46,31 +43,18 @@ class PolicySchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, policy: Policy, steps: int | None = None) -> None:
         if not isinstance(policy, Schedule):
             raise TypeError(_not_fixed_shape(policy))
-        if steps is None:
-            steps = policy.horizon
-            if steps is None:
-                raise ValueError(
-                    f"{type(policy).__name__} has no horizon (its shape never ends), so "
-                    "PolicySchedule needs steps=<number of optimizer updates to tabulate>"
-                )
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps < MAX_STEPS:
-            raise ValueError(f"steps must be an integer in [0, {MAX_STEPS}), got {steps!r}")
-        lrs = []
-        for t in range(steps + 1):
-            hyper = policy.at(t)
-            if hyper.momentum is not None:
-                raise ValueError(
-                    f"{policy!r} schedules momentum (momentum={hyper.momentum} at t={t}), "
-                    "which a LearningRateSchedule cannot carry. Use PolicyCallback(policy, "
-                    "interval='batch') with accelat_keras.SGD / Adam / AdamW instead, or build "
-                    "the policy without momentum (e.g. OneCycle(..., momentum=None))."
-                )
-            if not (math.isfinite(hyper.lr) and hyper.lr >= 0):
-                raise ValueError(f"{policy!r} emitted lr={hyper.lr!r} at t={t}")
-            lrs.append(hyper.lr)
+        table = tabulate(policy, steps, owner="PolicySchedule")
+        if table.drives_momentum():
+            t, momentum = next((t, m) for t, m in enumerate(table.momenta) if m is not None)
+            raise ValueError(
+                f"{policy!r} schedules momentum (momentum={momentum} at t={t}), "
+                "which a LearningRateSchedule cannot carry. Use PolicyCallback(policy, "
+                "interval='batch') with accelat_keras.SGD / Adam / AdamW instead, or build "
+                "the policy without momentum (e.g. OneCycle(..., momentum=None))."
+            )
         self.policy = policy
-        self.steps = steps
-        self._table = np.asarray(lrs, dtype="float32")
+        self.steps = table.steps
+        self._table = np.asarray(table.lrs, dtype="float32")
 
     def __call__(self, step: Any) -> Any:
         table = ops.convert_to_tensor(self._table)
@@ -89,7 +73,7 @@ class PolicySchedule(keras.optimizers.schedules.LearningRateSchedule):
 def _not_fixed_shape(policy: Any) -> str:
     if isinstance(policy, Policy) and policy.needs_metric:
         return (
-            f"{type(policy).__name__} is metric-driven: its learning rate depends on metrics "
+            f"{policy.policy_name} is metric-driven: its learning rate depends on metrics "
             "that a LearningRateSchedule never sees. Use PolicyCallback(policy, "
             "monitor=...) with an optimizer built with a float learning_rate instead."
         )

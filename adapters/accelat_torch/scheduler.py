@@ -51,11 +51,13 @@ class PolicyScheduler(LRScheduler):
       averages the metric over ranks, so all ranks take the same decision and keep the
       same lr. ``sync_metric="auto"`` syncs when a process group of more than one rank is
       up at the first ``step(metric)``; ``True`` requires one; ``False`` never syncs.
-    - **Frameworks.** For a metric-driven policy the instance is also a
+    - **Frameworks.** ``PolicyScheduler(optimizer, policy)`` with a metric-driven policy
+      returns a :class:`PlateauPolicyScheduler`: this class's subclass that is also a
       ``ReduceLROnPlateau`` (only for ``isinstance``; none of its logic runs), so
       Lightning (``{"scheduler": s, "monitor": "val_acc"}``) and the HF ``Trainer``
       (``metric_for_best_model``) pass the monitored metric to ``step`` as they do for
-      ``ReduceLROnPlateau``, with no glue code.
+      ``ReduceLROnPlateau``, with no glue code. A fixed-shape policy gets a plain
+      ``PolicyScheduler``, which those frameworks step without a metric.
 
     Values are written when the policy's ``Hyper`` changes (every step for a moving
     shape, only at a cut for AccelAT, as ``ReduceLROnPlateau`` does) and after the
@@ -72,14 +74,19 @@ class PolicyScheduler(LRScheduler):
     ...     sched.step(acc)
     >>> sched.get_last_lr()
     [0.05]
+    >>> type(sched).__name__
+    'PlateauPolicyScheduler'
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> PolicyScheduler:
-        # Route metric-driven policies to a subclass that is also a ReduceLROnPlateau, the
-        # type Lightning and transformers check before they pass a metric to step().
+        """Return a :class:`PlateauPolicyScheduler` when ``policy.needs_metric``.
+
+        That subclass is also a ``ReduceLROnPlateau``: the type Lightning and transformers
+        check before they pass a metric to ``step()``. Any other call builds ``cls``.
+        """
         policy = kwargs.get("policy", args[1] if len(args) > 1 else None)
         if cls is PolicyScheduler and getattr(policy, "needs_metric", False):
-            cls = _MetricPolicyScheduler
+            cls = PlateauPolicyScheduler
         return object.__new__(cls)
 
     def __init__(
@@ -96,6 +103,12 @@ class PolicyScheduler(LRScheduler):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be an accelat_core Policy, got {policy!r}")
+        if isinstance(self, PlateauPolicyScheduler) and not policy.needs_metric:
+            raise TypeError(
+                f"PlateauPolicyScheduler needs a metric-driven policy, got {policy!r}, which "
+                "reads no metric: use PolicyScheduler(optimizer, policy), which frameworks step "
+                "without one"
+            )
         if momentum not in ("auto", True, False):
             raise ValueError(f"momentum must be 'auto', True or False, got {momentum!r}")
         if sync_metric not in ("auto", True, False):
@@ -270,13 +283,31 @@ class PolicyScheduler(LRScheduler):
         return f"PolicyScheduler({type(self.optimizer).__name__}, {self.policy!r})"
 
 
-class _MetricPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
-    """A PolicyScheduler that passes ``isinstance(s, ReduceLROnPlateau)``.
+class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
+    """What ``PolicyScheduler(optimizer, policy)`` returns for a metric-driven policy.
 
-    Every method the frameworks call (``step``, ``get_last_lr``, ``state_dict``,
-    ``load_state_dict``) resolves to :class:`PolicyScheduler` first in the MRO;
-    ``ReduceLROnPlateau.__init__`` never runs.
+    A :class:`PolicyScheduler` that is also a ``torch.optim.lr_scheduler.ReduceLROnPlateau``
+    for ``isinstance`` alone, because that check is how Lightning (``reduce_on_plateau``,
+    and the required ``monitor``) and the HF ``Trainer`` (stepping after evaluation, with
+    the metric) decide to call ``step(metric)``. Nothing of ``ReduceLROnPlateau`` runs: its
+    ``__init__`` is never called, so its attributes (``mode``, ``best``, ``patience``,
+    ``num_bad_epochs``, ...) do not exist, and every method the frameworks call
+    (``step``, ``get_last_lr``, ``state_dict``, ``load_state_dict``) is
+    :class:`PolicyScheduler`'s, first in the MRO. The policy decides every value.
+
+    Build it through ``PolicyScheduler(...)`` (or directly, with a metric-driven policy;
+    a policy that reads no metric is a ``TypeError``).
+
+    >>> import torch
+    >>> from accelat_core import AccelAT
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    >>> sched = PolicyScheduler(opt, AccelAT(0.1, 0.001, min_gain=0.01, factor=0.5, window=1))
+    >>> isinstance(sched, PlateauPolicyScheduler), isinstance(sched, ReduceLROnPlateau)
+    (True, True)
     """
+
+    def __repr__(self) -> str:
+        return f"PlateauPolicyScheduler({type(self.optimizer).__name__}, {self.policy!r})"
 
 
 def _base_lrs(lrs: list[Any]) -> list[float]:
@@ -294,7 +325,7 @@ def _base_lrs(lrs: list[Any]) -> list[float]:
 
 def _missing_metric(policy: Policy) -> ValueError:
     return ValueError(
-        f"{type(policy).__name__} is metric-driven: call scheduler.step(metric) with the "
+        f"{policy.policy_name} is metric-driven: call scheduler.step(metric) with the "
         "monitored value (e.g. validation accuracy) once per evaluation. In Lightning return "
         '{"scheduler": s, "monitor": "val_acc", "interval": "epoch"} from '
         "configure_optimizers; in the HF Trainer set metric_for_best_model."
@@ -303,7 +334,7 @@ def _missing_metric(policy: Policy) -> ValueError:
 
 def _no_momentum_error(policy: Policy, optimizer: Optimizer, groups: list[int]) -> ValueError:
     return ValueError(
-        f"{type(policy).__name__} drives momentum but {type(optimizer).__name__} "
+        f"{policy.policy_name} drives momentum but {type(optimizer).__name__} "
         f"param_groups {groups} have none (momentum=0 or no momentum at all); build the "
         "optimizer with momentum (e.g. SGD(..., momentum=0.9)), or pass momentum=False "
         "to PolicyScheduler to leave momentum alone"

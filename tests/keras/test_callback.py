@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from keras_helpers import Recorder, blobs, one_weight_model, ones, small_classifier
+from keras_helpers import GRADIENT, Recorder, blobs, one_weight_model, ones, small_classifier
 
 import accelat_keras
 from accelat_core import AccelAT, Constant, LinearDecay, OneCycle, StepDecay, from_config
@@ -54,6 +58,44 @@ def test_batch_interval_steps_once_per_batch_and_second_fit_continues_the_clock(
     assert policy.t == 9
     # the epoch logs carry the lr of the epoch's last batch
     assert history.history["learning_rate"] == [policy.at(5).lr, policy.at(8).lr]
+
+
+@pytest.mark.parametrize(
+    ("policy", "interval", "monitor"),
+    [
+        (StepDecay(0.1, milestones=[1, 2], factor=0.5), "epoch", "loss"),
+        (LinearDecay(0.1, 0.01, total_steps=5), "batch", "loss"),
+        (_accelat(mode="min", min_gain=0.5, factor=0.25, warmup=0, cooldown=0), "epoch", "loss"),
+    ],
+    ids=["epoch", "batch", "accelat"],
+)
+def test_lr_written_by_the_callback_reaches_the_jit_compiled_train_step(policy, interval, monitor):
+    # On JAX, fit carries the variables through the jitted step as state and syncs them
+    # only when a callback touches self.model: a write that skipped the sync would be lost
+    # (or overwritten by the stale state). PolicyCallback is the only callback here, and
+    # the final weight is the hand-computed w -= GRADIENT * lr_k over every update k.
+    if keras.backend.backend() == "torch":
+        pytest.skip("torch.compile of the train step is covered in test_optimizers")
+    replay = from_config(policy.to_config())
+    model = one_weight_model(keras.optimizers.SGD(learning_rate=1.0), jit_compile=True)
+    x, y = ones(6)
+    callback = accelat_keras.PolicyCallback(policy, monitor=monitor, interval=interval)
+    history = model.fit(x, y, batch_size=2, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[callback])  # fmt: skip
+    if interval == "epoch":
+        lrs = [replay.lr] + [replay.step(v).lr for v in history.history["loss"][:-1]]
+        per_update = [lr for lr in lrs for _ in range(3)]
+    else:
+        per_update = [replay.at(t).lr for t in range(9)]
+    assert len(set(per_update)) > 1
+    f = np.float32
+    w = f(1.0)
+    for lr in per_update:
+        w = w - f(GRADIENT) * f(lr)
+    assert keras.ops.convert_to_numpy(model.layers[0].kernel)[0, 0] == pytest.approx(w, rel=1e-6)
+    # the lr frozen at its first value is another weight, so the check above cannot pass
+    # by a write that never arrived
+    assert abs((f(1.0) - 9 * f(GRADIENT) * f(per_update[0])) - w) > 1e-3
 
 
 class BatchLosses(keras.callbacks.Callback):
@@ -248,26 +290,61 @@ def test_momentum_reaches_accelat_sgd_inside_a_loss_scale_optimizer():
     assert float(inner.learning_rate) == np.float32(policy.at(2).lr)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute only")
-def test_mirrored_variables_under_a_tf_distribute_strategy_get_every_value():
-    import tensorflow as tf
+#: Run in a fresh TensorFlow process: two logical CPUs must be configured before TF
+#: initialises its devices, so one MirroredStrategy has two replicas to keep in step.
+MIRRORED_RUN = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import accelat_keras
+from accelat_core import OneCycle
+from keras_helpers import one_weight_model, ones
 
-    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        model = one_weight_model(accelat_keras.SGD(learning_rate=1.0, momentum=0.9))
-    optimizer = model.optimizer
-    assert isinstance(optimizer.learning_rate.value, tf.distribute.DistributedValues)
-    seen = []
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = one_weight_model(accelat_keras.SGD(learning_rate=1.0, momentum=0.9))
+optimizer = model.optimizer
+assert isinstance(optimizer.learning_rate.value, tf.distribute.DistributedValues)
+seen = []
 
-    class Read(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            seen.append(
-                (float(optimizer.learning_rate.value.numpy()),
-                 float(optimizer.momentum_variable.value.numpy()))
-            )  # fmt: skip
+def replicas(variable):
+    return [float(v.numpy()) for v in variable.value.values]
 
+class Read(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        seen.append([replicas(optimizer.learning_rate), replicas(optimizer.momentum_variable)])
+
+x, y = ones(16)
+callback = accelat_keras.PolicyCallback(OneCycle(0.1, total_steps=8), interval="batch")
+model.fit(x, y, batch_size=2, shuffle=False, verbose=0, callbacks=[callback, Read()])
+kernels = [float(v.numpy()[0, 0]) for v in model.layers[0].kernel.value.values]
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "seen": seen, "kernels": kernels}))
+"""
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("ACCELAT_KERAS_OTHER_BACKEND_RUN")),
+    reason="a TensorFlow subprocess of its own; run once, from the main run",
+)
+def test_mirrored_variables_on_two_replicas_get_every_value():
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    run = subprocess.run(
+        [sys.executable, "-c", MIRRORED_RUN], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
     policy = OneCycle(0.1, total_steps=8)
-    x, y = ones(16)
-    callback = accelat_keras.PolicyCallback(policy, interval="batch")
-    model.fit(x, y, batch_size=2, verbose=0, callbacks=[callback, Read()])
     hypers = [policy.at(t) for t in range(8)]
-    assert seen == [(float(np.float32(h.lr)), float(np.float32(h.momentum))) for h in hypers]
+    # every replica holds the policy's value at every batch, not only the first one
+    assert result["seen"] == [[_f32([h.lr] * 2), _f32([h.momentum] * 2)] for h in hypers]
+    # and both replicas' updates used them: SGD's m = mu m - lr g; w += m, by hand
+    f = np.float32
+    w, m = f(1.0), f(0.0)
+    for h in hypers:
+        m = f(h.momentum) * m - f(GRADIENT) * f(h.lr)
+        w = w + m
+    assert result["kernels"] == pytest.approx([float(w)] * 2, rel=1e-6)

@@ -12,12 +12,69 @@ from torch import nn
 from torch.nn import functional as F
 
 from accelat_core import AccelAT, OneCycle
-from accelat_torch import PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler, PolicyScheduler
 
 pl = pytest.importorskip("pytorch_lightning")
 
 POLICY = {"lr_max": 0.2, "lr_min": 0.005, "min_gain": 0.02, "factor": 0.5, "window": 1}
 EPOCHS = 7
+
+
+def test_the_isinstance_checks_lightning_and_the_hf_trainer_make_route_the_metric():
+    """The checks, as the installed frameworks make them (pytorch_lightning 2.6.6,
+    transformers 5.24.0), applied to our two classes; a torch release that changed what
+    passes them (ReduceLROnPlateau's bases, LRScheduler's) fails this test first.
+
+    * ``pytorch_lightning/core/optimizer.py:291`` (bare scheduler) and ``:275`` (the
+      scheduler dict): ``isinstance(scheduler, ReduceLROnPlateau)`` sets
+      ``reduce_on_plateau`` (step with the monitored metric) and requires a ``monitor``.
+    * ``pytorch_lightning/core/optimizer.py:340``: ``isinstance(scheduler,
+      LRSchedulerTypeTuple)`` (``(LRScheduler, ReduceLROnPlateau)``,
+      ``pytorch_lightning/utilities/types.py:74``), else a custom ``lr_scheduler_step``
+      is demanded.
+    * ``transformers/trainer.py:1951`` and ``:3324``: ``isinstance(self.lr_scheduler,
+      (torch.optim.lr_scheduler.ReduceLROnPlateau, GreedyLR))`` delays ``step`` until
+      evaluation and passes the metric; ``:1439`` then reads the lr from ``param_groups``.
+    """
+    from pytorch_lightning.core.optimizer import _configure_schedulers_automatic_opt
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
+    from pytorch_lightning.utilities.types import LRSchedulerTypeTuple
+
+    transformers_optimization = pytest.importorskip("transformers.optimization")
+
+    def sgd() -> torch.optim.SGD:
+        return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
+
+    plateau = PolicyScheduler(sgd(), AccelAT(**POLICY))
+    fixed = PolicyScheduler(sgd(), OneCycle(0.1, total_steps=10))
+    assert type(plateau) is PlateauPolicyScheduler and type(fixed) is PolicyScheduler
+    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert not isinstance(fixed, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert isinstance(plateau, LRSchedulerTypeTuple) and isinstance(fixed, LRSchedulerTypeTuple)
+    # Lightning's own routing function, on both forms it accepts
+    with pytest.raises(MisconfigurationException, match="must include a monitor"):
+        _configure_schedulers_automatic_opt([plateau], monitor=None)
+    (bare,) = _configure_schedulers_automatic_opt([plateau], monitor="val_acc")
+    (as_dict,) = _configure_schedulers_automatic_opt(
+        [{"scheduler": plateau, "monitor": "val_acc"}], monitor=None
+    )
+    (plain,) = _configure_schedulers_automatic_opt([fixed], monitor=None)
+    assert (bare.reduce_on_plateau, as_dict.reduce_on_plateau, plain.reduce_on_plateau) == (
+        True,
+        True,
+        False,
+    )
+    # the HF Trainer's test, with the GreedyLR it imports
+    hf_plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau, transformers_optimization.GreedyLR)
+    assert isinstance(plateau, hf_plateau) and not isinstance(fixed, hf_plateau)
+
+
+def test_plateau_policy_scheduler_built_directly_needs_a_metric_driven_policy():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    direct = PlateauPolicyScheduler(optimizer, AccelAT(**POLICY))
+    assert type(direct) is PlateauPolicyScheduler and direct.needs_metric
+    with pytest.raises(TypeError, match=r"needs a metric-driven policy.*use PolicyScheduler"):
+        PlateauPolicyScheduler(optimizer, OneCycle(0.1, total_steps=10))
 
 
 @pytest.fixture(scope="module")
