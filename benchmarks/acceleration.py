@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from accelat_train import plots, report
+from accelat_train import plots, report, tables
 from accelat_train.compare import compare, stderr_log
 from accelat_train.config import TrainConfig
 
@@ -336,7 +336,7 @@ def paper_test(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def format_study(summary: Mapping[str, Any]) -> str:
-    """``report.format_table`` plus the study's header and the paper-test verdict."""
+    """``tables.format_table`` plus the study's header and the paper-test verdict."""
     study = summary.get("study", {})
     lines = []
     if study:
@@ -347,11 +347,11 @@ def format_study(summary: Mapping[str, Any]) -> str:
             + ", ".join(f"{v:.3g}" for v in study["lr_max"].values())
             + ".\n"
         )
-    lines.append(report.format_table(summary))
+    lines.append(tables.format_table(summary))
     if len(study.get("seeds", [])) == 1:  # format_table adds the per-seed table for several
-        lines.append(report.format_seeds(summary))
+        lines.append(tables.format_seeds(summary))
     lines.append("All passes counted (finder, monitor, overheads):\n")
-    lines.append(report.format_totals(summary))
+    lines.append(tables.format_totals(summary))
     targets = summary.get("issue_targets", {})
     if targets.get("verdict") not in (None, "n/a"):
         lines.append(

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from accelat_train import distributed, plots, report
+from accelat_train import distributed, plots, tables
 from accelat_train.attacks import ATTACK_NAMES
 from accelat_train.checkpoint import CheckpointError
 from accelat_train.compare import compare, stderr_log
@@ -272,8 +272,8 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         log=None if args.quiet else stderr_log,
     )  # fmt: skip
     out = Path(args.out)
-    print(report.format_table(summary))
-    print(report.format_totals(summary))
+    print(tables.format_table(summary))
+    print(tables.format_totals(summary))
     print(
         f"wrote {out / 'compare.json'} and {out / 'compare.png'} "
         f"({time.perf_counter() - start:.0f} s)"

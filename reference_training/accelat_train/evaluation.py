@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from accelat_train import attacks
+from accelat_train import attacks, robust
 
 #: fgsm-rs catastrophic-overfitting check: stop when PGD accuracy on a fixed batch drops
 #: by more than this from one epoch to the next (Wong et al. 2020 use 0.2).
@@ -139,16 +139,14 @@ def evaluate_test(
     steps: int = 20,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """The final evaluation: clean accuracy and Foolbox robust accuracy per attack and eps.
+    """The test evaluation: clean accuracy, each attack's robust accuracy per eps, and the
+    worst case over attacks (:func:`accelat_train.robust.evaluate`).
 
-    ``{"clean_acc", "robust_acc" (first attack, first eps), "attacks": {name: {eps: acc}}}``
-    with eps keys as ``str(float)``.
+    ``{"clean_acc", "robust_acc" (first attack, first eps), "attacks": {name: {eps: acc}},
+    "worst_case": {eps: acc}, "attack_seconds", "attack_details"}`` with eps keys as
+    ``str(float)``.
     """
     eps_list = [float(e) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
-    clean = attacks.clean_accuracy(model, x, y)
-    results: dict[str, dict[str, float]] = {}
-    for name in attack_names:
-        accs = attacks.robust_accuracy(model, x, y, name, eps_list, steps=steps, progress=progress)
-        results[name] = {str(float(e)): float(a) for e, a in accs.items()}
-    first = results[attack_names[0]][str(eps_list[0])]
-    return {"clean_acc": float(clean), "robust_acc": first, "attacks": results}
+    return robust.evaluate(
+        model, x, y, list(attack_names), eps_list, steps=steps, progress=progress
+    )

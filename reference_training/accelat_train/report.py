@@ -184,84 +184,6 @@ def compare_summary(
     }
 
 
-def format_table(summary: Mapping[str, Any]) -> str:
-    """A Markdown table of a ``compare_summary`` dict, mean ± std over seeds per policy.
-
-    Accuracies in percent; passes in thousands of image passes; "-" where a policy did not
-    reach the target on every seed (the "reached" column says on how many it did).
-    """
-    head = (
-        "| policy | passes to target (k) | seconds to target | reached | clean test acc (%) "
-        "| robust test acc (%) | × " + str(summary.get("baseline")) + " | × best fixed |"
-    )
-    lines = [head, "|" + "---|" * 8]
-    several = max(len(p["seeds"]) for p in summary["policies"].values()) > 1
-    pm = _pm if several else (lambda mean, _std, **kw: _fmt(mean, **kw))
-    for name, p in summary["policies"].items():
-        passes = pm(p["passes_to_target"], p["passes_to_target_std"], scale=1e-3, digits=1)
-        seconds = pm(p["seconds_to_target"], p["seconds_to_target_std"], digits=1)
-        clean = pm(p["final_clean_acc"], p["final_clean_acc_std"], scale=100, digits=1)
-        robust = pm(p["final_robust_acc"], p["final_robust_acc_std"], scale=100, digits=1)
-        reached = f"{p['reached']}/{len(p['seeds'])}"
-        ratios = [_fmt(p.get(k), digits=2) for k in ("ratio_to_baseline", "ratio_to_best_fixed")]
-        cells = [name, passes, seconds, reached, clean, robust, *ratios]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        f"Target: robust validation accuracy ≥ {summary['target']:.4f} ({summary['target_rule']})."
-    )
-    if summary.get("best_fixed"):
-        lines.append(f"Best fixed-shape policy: {summary['best_fixed']}.")
-    lines.extend(f"Note: {n}" for n in summary.get("notes", []))
-    if several:
-        lines += ["", format_seeds(summary)]
-    return "\n".join(lines) + "\n"
-
-
-def format_totals(summary: Mapping[str, Any]) -> str:
-    """Every pass counted: per policy, the total passes to target (finder, monitor and
-    overheads included, in thousands), the median paired ratio to the baseline with its
-    bootstrap 90 % interval, the passes spent, and the best checkpoint's robust accuracy."""
-    lines = [
-        "| policy | total passes to target (k) | median ratio to "
-        f"{summary.get('baseline')} [90 % interval] | passes spent (k) | best-ckpt robust (%) |",
-        "|---|---|---|---|---|",
-    ]
-    for name, p in summary["policies"].items():
-        ratio = p.get("total_ratio_to_baseline") or {"median": None, "ci90": [None, None]}
-        lo, hi = ratio["ci90"]
-        cells = [
-            name,
-            _fmt(p["total_passes_to_target"], scale=1e-3, digits=1),
-            f"{_fmt(ratio['median'], digits=2)} [{_fmt(lo, digits=2)}, {_fmt(hi, digits=2)}]",
-            _fmt(p["passes_spent"], scale=1e-3, digits=1),
-            _fmt(p["best_robust_acc"], scale=100, digits=1),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def format_seeds(summary: Mapping[str, Any]) -> str:
-    """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
-    accuracy (%), so a null in the main table can be read back to the seed that missed."""
-    width = max(len(p["seeds"]) for p in summary["policies"].values())
-    first = next(iter(summary["policies"].values()))["seeds"]
-    head = [f"seed {s['seed']}" for s in first] + [""] * (width - len(first))
-    lines = [
-        "Per seed: passes to target (k) / final robust test accuracy (%).\n",
-        "| policy | " + " | ".join(head) + " |",
-        "|---|" + "---|" * width,
-    ]
-    for name, p in summary["policies"].items():
-        cells = []
-        for seed in p["seeds"]:
-            passes = seed["passes_to_target"]
-            reached = "-" if passes is None else f"{passes / 1000:.1f}"
-            cells.append(f"{reached} / {100 * seed['final_robust_acc']:.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 # -- helpers ---------------------------------------------------------------------------
 # One run as compare_summary reads it: (run dir, its report.json, its metrics.jsonl rows).
 _Run = tuple[Path, dict[str, Any], list[dict[str, Any]]]
@@ -457,16 +379,6 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
-
-
-def _fmt(value: float | None, *, scale: float = 1.0, digits: int = 3) -> str:
-    return "-" if value is None else f"{value * scale:.{digits}f}"
-
-
-def _pm(mean: float | None, std: float | None, *, scale: float = 1.0, digits: int = 3) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean * scale:.{digits}f} ± {(std or 0.0) * scale:.{digits}f}"
 
 
 def _run_title(config: Mapping[str, Any]) -> str:

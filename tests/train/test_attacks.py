@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from accelat_train.attacks import (
-    ATTACK_NAMES,
+    FOOLBOX_NAMES,
     clean_accuracy,
     fgsm_rs,
     foolbox_adversarial,
     pgd,
-    robust_accuracy,
 )
 from accelat_train.models import NormalizedModel, build_model
+from accelat_train.robust import robust_accuracy
 
 torch.set_num_threads(1)
 
@@ -179,7 +179,7 @@ def test_attacks_leave_no_grad_and_keep_the_mode(cnn, training):
         adv = pgd(model, x, y, 0.1, steps=2)
         fgsm_rs(model, x, y, 0.1)
     assert (adv - x).abs().max() > 0.05
-    for attack in ATTACK_NAMES:
+    for attack in FOOLBOX_NAMES:  # ART's attacks: test_attacks_art.py
         foolbox_adversarial(model, x, y, attack, 0.1, steps=2)
         robust_accuracy(model, x, y, attack, [0.05, 0.1], steps=2, batch_size=10)
     clean_accuracy(model, x, y, batch_size=7)
@@ -200,7 +200,7 @@ def test_foolbox_evaluation_keeps_existing_gradients_exactly(cnn):
 def test_eps_zero_robust_accuracy_is_clean_accuracy(linear):
     model, x, y = linear
     clean = clean_accuracy(model, x, y)
-    for attack in ATTACK_NAMES:
+    for attack in FOOLBOX_NAMES:
         assert robust_accuracy(model, x, y, attack, 0.0, steps=2) == {0.0: clean}
 
 

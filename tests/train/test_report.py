@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from accelat_train import report
+from accelat_train import report, tables
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -243,7 +243,7 @@ def test_format_table_rows_show_mean_std_ratio_and_dash_for_unreached(tmp_path):
         "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6], seed=s) for s in (0, 1)],
         "constant": [make_run(tmp_path, "constant", [0.1, 0.2], seed=s) for s in (0, 1)],
     }
-    table = report.format_table(report.compare_summary(runs, target=0.5))
+    table = tables.format_table(report.compare_summary(runs, target=0.5))
     lines = table.splitlines()
     assert lines[0].startswith("| policy | passes to target (k) | seconds to target | reached")
     assert "| step | 400.0 ± 0.0 | 10.0 ± 0.0 | 2/2 | 90.0 ± 0.0 | 50.0 ± 0.0 | 1.00 | - |" in lines
@@ -262,7 +262,7 @@ def test_format_table_with_one_seed_prints_plain_numbers_and_no_per_seed_table(t
         "step": [make_run(tmp_path, "step", [0.1, 0.2, 0.3, 0.6])],
         "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6], robust_acc=0.45)],
     }
-    table = report.format_table(report.compare_summary(runs, target=0.5))
+    table = tables.format_table(report.compare_summary(runs, target=0.5))
     assert "±" not in table and "Per seed" not in table
     assert "| accelat | 200.0 | 5.0 | 1/1 | 90.0 | 45.0 | 0.50 | - |" in table.splitlines()
 
