@@ -176,6 +176,9 @@ class TrainConfig:
         0.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
     )  # fmt: skip
+    accelat_factor: float = _opt(
+        0.5, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
+    )
     stop_patience: int | None = _opt(
         None, "AccelAT: stop after this many no-gain decisions at lr_min (None: never)",
         type=POSITIVE,
@@ -206,6 +209,8 @@ class TrainConfig:
         choice("device", self.device.split(":")[0], DEVICE_KINDS)
         if not (isinstance(self.accelat_z, (int, float)) and math.isfinite(self.accelat_z)):
             raise ValueError(f"accelat_z must be a finite number, got {self.accelat_z!r}")
+        if not (isinstance(self.accelat_factor, (int, float)) and 0 < self.accelat_factor < 1):
+            raise ValueError(f"accelat_factor must be in (0, 1), got {self.accelat_factor!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:

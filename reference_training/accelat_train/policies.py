@@ -84,10 +84,12 @@ def build_policy(
     samples: int | None = None,
     z: float = 0.0,
     stop_patience: int | None = None,
+    factor: float = ACCELAT_FACTOR,
 ) -> Policy:
     """The named default policy (not ``plateau``); ``total_steps`` counts weight updates.
 
-    ``samples``, ``z`` and ``stop_patience`` apply to ``accelat`` only (see the table)."""
+    ``samples``, ``z``, ``stop_patience`` and ``factor`` apply to ``accelat`` only (see the
+    table)."""
     lr_min = lr_max * LR_MIN_RATIO
     if name in PEERS:
         return Constant(PEER_LR)
@@ -111,7 +113,7 @@ def build_policy(
             lr_max,
             lr_min,
             min_gain=ACCELAT_MIN_GAIN,
-            factor=ACCELAT_FACTOR,
+            factor=factor,
             window=window or default_window(epochs),
             stop_patience=stop_patience,
             **({"samples": samples, "z": z} if z and samples else {}),
@@ -157,6 +159,7 @@ class TrainerSchedule:
             policy = build_policy(
                 cfg.policy, lr_max, total_steps=total, epochs=cfg.epochs, window=window,
                 samples=samples, z=cfg.accelat_z, stop_patience=cfg.stop_patience,
+                factor=cfg.accelat_factor,
             )  # fmt: skip
         self.policy = policy
         self.scheduler = PolicyScheduler(optimizer, policy, momentum="auto")

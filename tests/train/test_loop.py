@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from accelat_core import OneCycle, StepDecay
+from accelat_core import OneCycle
 from accelat_train.config import TrainConfig
 from accelat_train.data import load_splits
 from accelat_train.loader import DeviceLoader
@@ -154,10 +154,54 @@ def test_epoch_equivalents_cut_a_running_stream_of_loader_epochs():
 
 def test_default_step_policy_is_free_at_scaled_to_the_budget():
     policy = build_policy("step", 0.2, total_steps=400, epochs=10)
-    assert policy.get_config() == StepDecay.free_at(0.2, 400).get_config()
-    assert build_policy("onecycle", 0.2, total_steps=400, epochs=10).get_config() == (
-        OneCycle.paper(0.2, 400).get_config()
-    )
+    lrs = [policy.at(t).lr for t in range(400)]
+    assert lrs[:200] == [0.2] * 200  # /10 at 50 % and again at 75 % of the updates
+    assert lrs[200:300] == [pytest.approx(0.02, rel=1e-15)] * 100
+    assert lrs[300:] == [pytest.approx(0.002, rel=1e-15)] * 100
+    onecycle = build_policy("onecycle", 0.2, total_steps=400, epochs=10)
+    assert onecycle.get_config() == OneCycle.paper(0.2, 400).get_config()
+
+
+@pytest.mark.parametrize(
+    ("epochs", "window"), [(1, 1), (4, 1), (5, 1), (9, 1), (10, 2), (24, 4), (25, 5), (500, 5)]
+)
+def test_default_window_is_a_fifth_of_the_budget_in_1_to_5(epochs, window):
+    from accelat_train.policies import default_window
+
+    assert default_window(epochs) == window
+
+
+def test_default_cyclical_is_two_triangles_from_a_tenth_of_lr_max():
+    policy = build_policy("cyclical", 0.1, total_steps=400, epochs=10)
+    lrs = [policy.at(t).lr for t in range(401)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[100] == pytest.approx(0.1)
+    assert lrs[200] == pytest.approx(0.01) and lrs[300] == pytest.approx(0.1)
+    assert lrs[50] == pytest.approx(0.055) and lrs[400] == pytest.approx(0.01)
+
+
+def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth():
+    policy = build_policy("restarts", 0.1, total_steps=700, epochs=10)
+    # periods 100, 200, 400: restarts at t = 100 and t = 300
+    assert policy.at(0).lr == pytest.approx(0.1)
+    assert policy.at(50).lr == pytest.approx(0.0001 + (0.1 - 0.0001) / 2)
+    assert policy.at(99).lr < 0.001 and policy.at(100).lr == pytest.approx(0.1)
+    assert policy.at(300).lr == pytest.approx(0.1) and policy.at(299).lr < 0.001
+
+
+def test_default_plateau_is_torchs_reduce_lr_on_plateau_with_accelats_rule():
+    from accelat_train.policies import TrainerSchedule
+
+    w = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
+    cfg = TrainConfig(policy="plateau", epochs=10, lr_max=0.1)  # window = 10 // 5 = 2
+    schedule = TrainerSchedule(cfg, optimizer, 0.1, total=100)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    # best 0.5 at epoch 1; +0.004 is below the 0.005 threshold: 3 bad epochs > patience 2
+    decisions = [schedule.after_epoch(e, m) for e, m in enumerate([0.5, 0.504, 0.5, 0.503], 1)]
+    assert decisions[:3] == [None, None, None]
+    assert decisions[3] == {"index": 3, "gain": pytest.approx(0.003), "old_lr": 0.1, "new_lr": 0.05}
+    assert optimizer.param_groups[0]["lr"] == 0.05
+    assert json.loads(schedule.state_json())["num_bad_epochs"] == 0
 
 
 def _tiny_cfg(tmp_path, **kw) -> TrainConfig:
