@@ -423,22 +423,7 @@ class AccelAT(Policy):
         if not isinstance(skipped, list):
             raise ValueError(f"state['skipped'] must be a list, got {skipped!r}")
         skipped = [saved(integer, "skipped[]", i, lo=0, hi=MAX_STEPS) for i in skipped]
-        decisions = state["decisions"]
-        if not isinstance(decisions, list):
-            raise ValueError(f"state['decisions'] must be a list, got {decisions!r}")
-        parsed = []
-        for d in decisions:
-            if not isinstance(d, list) or len(d) != 4:
-                raise ValueError(f"state['decisions'] entries must be 4-lists, got {d!r}")
-            parsed.append(
-                Decision(
-                    saved(integer, "decisions[][0]", d[0], lo=0),
-                    # A gain saved before gains were bounded may be ±inf: still loadable.
-                    saved(real, "decisions[][1]", d[1], finite=False),
-                    saved(real, "decisions[][2]", d[2]),
-                    saved(real, "decisions[][3]", d[3]),
-                )
-            )
+        parsed = _saved_decisions(state["decisions"])
         if (last_drop is None) != (not parsed) or (parsed and parsed[-1].evaluation != last_drop):
             raise ValueError(
                 f"state['last_drop'] ({last_drop!r}) must be the last decision's evaluation"
@@ -457,3 +442,23 @@ class AccelAT(Policy):
             decisions=parsed,
         )
         self._sync()
+
+
+def _saved_decisions(decisions: Any) -> list[Decision]:
+    """``state['decisions']`` checked and parsed into :class:`Decision` tuples."""
+    if not isinstance(decisions, list):
+        raise ValueError(f"state['decisions'] must be a list, got {decisions!r}")
+    parsed = []
+    for d in decisions:
+        if not isinstance(d, list) or len(d) != 4:
+            raise ValueError(f"state['decisions'] entries must be 4-lists, got {d!r}")
+        parsed.append(
+            Decision(
+                saved(integer, "decisions[][0]", d[0], lo=0),
+                # A gain saved before gains were bounded may be ±inf: still loadable.
+                saved(real, "decisions[][1]", d[1], finite=False),
+                saved(real, "decisions[][2]", d[2]),
+                saved(real, "decisions[][3]", d[3]),
+            )
+        )
+    return parsed
