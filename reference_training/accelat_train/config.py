@@ -152,7 +152,10 @@ class TrainConfig:
     seed: int = _opt(0, "seed of data order, init and attacks", type=NONNEGATIVE)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     out: str = _opt("runs/run", "run directory")
-    monitor: str = _opt("robust_val_acc", "metric the policy reads", choices=MONITOR_NAMES)
+    monitor: str = _opt(
+        "train_adv_acc", "metric accelat and plateau read (train_adv_acc costs no passes)",
+        choices=MONITOR_NAMES,
+    )  # fmt: skip
     monitor_steps: int = _opt(5, "PGD steps of the per-epoch monitor", type=POSITIVE)
     monitor_size: int = _opt(500, "validation images the monitor attacks", type=POSITIVE)
     eval_every: int = _opt(0, "test evaluation every N epochs (0: at the end)", type=NONNEGATIVE)
@@ -171,17 +174,17 @@ class TrainConfig:
         None, "batches of the lr range test (None: one per training batch, in [20, 100])",
         type=int_at_least(5),
     )  # fmt: skip
-    window: int | None = _opt(None, "AccelAT window (None: epochs//5 in 1..5)", type=POSITIVE)
+    window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..5)", type=POSITIVE)
     accelat_z: float = _opt(
-        0.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
+        1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
     )  # fmt: skip
     accelat_factor: float = _opt(
         0.5, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
     )
-    stop_patience: int | None = _opt(
-        None, "AccelAT: stop after this many no-gain decisions at lr_min (None: never)",
-        type=POSITIVE,
+    stop_patience: int = _opt(
+        2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
+        type=NONNEGATIVE,
     )  # fmt: skip
     #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
@@ -241,7 +244,7 @@ class TrainConfig:
             "stop_patience",
         ):  # fmt: skip
             value = getattr(self, name)
-            lo = {"val_size": 0, "lr_find_steps": 5}.get(name, 1)
+            lo = {"val_size": 0, "lr_find_steps": 5, "stop_patience": 0}.get(name, 1)
             if value is not None and (not isinstance(value, int) or value < lo):
                 raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
 
