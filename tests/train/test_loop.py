@@ -163,9 +163,9 @@ def test_default_step_policy_is_free_at_scaled_to_the_budget():
 
 
 @pytest.mark.parametrize(
-    ("epochs", "window"), [(1, 1), (4, 1), (5, 1), (9, 1), (10, 2), (24, 4), (25, 5), (500, 5)]
+    ("epochs", "window"), [(1, 1), (10, 1), (19, 1), (20, 2), (40, 4), (49, 4), (50, 5), (500, 5)]
 )
-def test_default_window_is_a_fifth_of_the_budget_in_1_to_5(epochs, window):
+def test_default_window_is_a_tenth_of_the_budget_in_1_to_5(epochs, window):
     from accelat_train.policies import default_window
 
     assert default_window(epochs) == window
@@ -193,7 +193,7 @@ def test_default_plateau_is_torchs_reduce_lr_on_plateau_with_accelats_rule():
 
     w = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
-    cfg = TrainConfig(policy="plateau", epochs=10, lr_max=0.1)  # window = 10 // 5 = 2
+    cfg = TrainConfig(policy="plateau", epochs=20, lr_max=0.1)  # window = 20 // 10 = 2
     schedule = TrainerSchedule(cfg, optimizer, 0.1, total=100)
     assert optimizer.param_groups[0]["lr"] == 0.1
     # best 0.5 at epoch 1; +0.004 is below the 0.005 threshold: 3 bad epochs > patience 2
@@ -274,8 +274,14 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
     from accelat_core import AccelAT
 
     cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1, method="natural", replays=None)
+    assert (cfg.monitor, cfg.accelat_z, cfg.stop_patience) == ("train_adv_acc", 1.0, 2)
     rows = _rows(train(cfg, quiet=True))
-    replay = AccelAT(0.05, 0.05 * 1e-3, min_gain=0.005, factor=0.5, window=1)
+    # 100 training images in batches of 32: 4 batches, so 128 sampled images per epoch.
+    replay = AccelAT(
+        0.05, 0.05 * 1e-3, min_gain=0.005, factor=0.5, window=1, samples=128, z=1.0,
+        stop_patience=2,
+    )  # fmt: skip
+    assert [row["monitor_value"] for row in rows] == [row["train_adv_acc"] for row in rows]
     for row in rows:
         assert row["lr"] == replay.lr  # the lr used during the epoch
         replay.step(row["monitor_value"])
