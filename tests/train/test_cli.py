@@ -287,3 +287,21 @@ def test_train_help_shows_every_option_with_its_default():
             assert f.name in flags, f"TrainConfig.{f.name} has no flag"
             if f.name not in ("out", "policy_config"):
                 assert train_parser.get_default(f.name) == f.default, f.name
+
+
+def test_eval_table_aligns_one_row_per_attack_and_the_worst_case():
+    from accelat_train.cli import eval_table
+
+    result = {
+        "checkpoint": "runs/a/best.pt", "epoch": 7, "images": 100, "clean_acc": 0.99,
+        "attacks": {"linfpgd": {"0.1": 0.74}, "autoattack": {"0.1": 0.72}},
+        "worst_case": {"0.1": 0.71},
+    }  # fmt: skip
+    assert eval_table(result).splitlines() == [
+        "runs/a/best.pt (epoch 7), 100 test images",
+        "clean accuracy 99.0 %",
+        "attack      eps 0.1     ",
+        "linfpgd           74.0 %",
+        "autoattack        72.0 %",
+        "worst case        71.0 %",
+    ]
