@@ -65,7 +65,6 @@ DEMO_DEFAULTS = {
     "batch_size": 64,
     "eval_steps": 10,
     "monitor_steps": 3,
-    "lr_find_steps": 60,
     "device": "cpu",
     # A model this small runs fastest on one thread (and shares the machine).
     "threads": 1,
