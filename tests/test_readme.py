@@ -33,11 +33,23 @@ def test_core_quickstart_runs_and_prints_the_decision_it_shows():
 
 
 def test_ci_runs_the_readme_test_command_word_for_word():
+    # Run CI's own extraction line (``cmd=$(...)`` in .ci/run) and compare what it finds
+    # with the README's block: a change to either that makes CI run something else fails.
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    extraction = re.findall(r"^cmd=\$\(.+\)$", ci, re.M)
+    assert len(extraction) == 1, "CI no longer reads its command with one cmd=$(...) line"
+    assert re.search(r'^bash -c "set -e; \$cmd"$', ci, re.M), "CI no longer runs $cmd"
+    found = subprocess.run(
+        ["bash", "-c", f'{extraction[0]}\nprintf %s "$cmd"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     command = _block_after("<!-- test-command -->")
-    assert "<!-- test-command -->" in ci
+    assert found == command
     assert command.startswith("python3 -m venv .venv")
-    assert "pytest" in command
+    assert "python -m pytest" in command
 
 
 def test_demo_command_installs_torch_first_and_runs_accelat_demo():

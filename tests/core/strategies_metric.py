@@ -12,25 +12,53 @@ from accelat_core import AccelAT, Join, Policy, RangeTest, Warmup
 # Round numbers make exact ties with min_gain (and so the >= / < edge) likely.
 _grid_metric = st.integers(-64, 64).map(lambda k: k / 32)
 _any_metric = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+#: Every finite float, 1e308 included: gains can overflow (AccelAT refuses those).
+wide_metrics = st.floats(allow_nan=False, allow_infinity=False)
 
 
-def metric_histories(min_size: int = 0, max_size: int = 60) -> st.SearchStrategy[list[float]]:
-    """Evaluation curves: plateaus on a coarse grid, or arbitrary finite floats."""
-    return st.one_of(
-        st.lists(_grid_metric, min_size=min_size, max_size=max_size),
-        st.lists(_any_metric, min_size=min_size, max_size=max_size),
-    )
+def _plateau(draw: st.DrawFn, min_size: int, max_size: int) -> list[float]:
+    """A rise that flattens, on the 1/32 grid with +-1/32 of noise: the shape that makes
+    AccelAT cut, clamp at lr_min and stop. Rises 0..8/32 per evaluation, then flat; at
+    least 12 long where ``max_size`` allows (lengths drawn uniformly: enough to pass warmup)."""
+    n = draw(st.sampled_from(range(max(min_size, min(12, max_size)), max_size + 1)))
+    rise = draw(st.sampled_from(range(n + 1)))
+    step = draw(st.integers(0, 8))
+    start = draw(st.integers(-32, 32))
+    noise = draw(st.lists(st.sampled_from([0, 1, -1]), min_size=n, max_size=n))
+    return [(start + step * min(k, rise) + noise[k]) / 32 for k in range(n)]
+
+
+@st.composite
+def metric_histories(draw: st.DrawFn, min_size: int = 0, max_size: int = 60) -> list[float]:
+    """Evaluation curves: plateaus (three times in five), lists on a coarse grid, or
+    arbitrary finite floats within +-1e3 (empty only in those, when ``min_size`` is 0)."""
+    kind = draw(st.sampled_from(["plateau", "plateau", "plateau", "grid", "any"]))
+    if kind == "plateau":
+        return _plateau(draw, min_size, max_size)
+    element = _grid_metric if kind == "grid" else _any_metric
+    return draw(st.lists(element, min_size=min_size, max_size=max_size))
 
 
 @st.composite
 def accelat_configs(draw: st.DrawFn) -> dict:
-    """Keyword arguments of a random valid AccelAT."""
-    lr_max = draw(st.floats(1e-6, 10.0))
+    """Keyword arguments of a random valid AccelAT, shaped so that cuts are common (gains
+    of a plateau sit below min_gain), lr_min is reached in one to four cuts, and landed
+    on exactly or clamped to (a ratio strictly between powers of the factor)."""
+    # The extremes, 1e-12 and 1e3, in one draw in three.
+    lr_max = draw(st.sampled_from([1e-12, 1e3, None, None, None, None])) or draw(
+        st.floats(1e-6, 10.0)
+    )
+    factor = draw(st.sampled_from([0.1, 0.5, 0.8, 0.999]))
+    cuts = draw(st.integers(1, 4))
+    # lr_min == lr_max in one draw in eight.
+    ratio = draw(
+        st.sampled_from([*[factor**cuts] * 3, *[factor**cuts * factor**0.5] * 3, 1e-3, 1.0])
+    )
     return {
         "lr_max": lr_max,
-        "lr_min": lr_max * draw(st.sampled_from([1.0, 0.5, 0.1, 1e-3])),
-        "min_gain": draw(st.sampled_from([0.0, 1 / 32, 0.25, -0.5])),
-        "factor": draw(st.sampled_from([0.1, 0.5, 0.8, 0.999])),
+        "lr_min": lr_max * ratio,
+        "min_gain": draw(st.sampled_from([1 / 32, 0.25, 0.0, -0.5])),
+        "factor": factor,
         "window": draw(st.integers(1, 6)),
         "cooldown": draw(st.none() | st.integers(0, 6)),
         "warmup": draw(st.none() | st.integers(0, 10)),

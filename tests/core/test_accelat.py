@@ -8,9 +8,9 @@ from fractions import Fraction
 from itertools import pairwise
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
-from strategies_metric import accelat_configs, accelat_policies, metric_histories
+from strategies_metric import accelat_configs, accelat_policies, metric_histories, wide_metrics
 
 from accelat_core import AccelAT, Decision, from_config
 
@@ -104,6 +104,37 @@ def test_mode_min_on_negated_metrics_mirrors_mode_max(policy, metrics):
     mirror = AccelAT(**{**cfg, "mode": "min" if cfg["mode"] == "max" else "max"})
     assert run(policy, metrics) == run(mirror, [-m for m in metrics])
     assert policy.decisions == mirror.decisions
+
+
+EDGE = {**BASE, "window": 1, "cooldown": 0, "warmup": 0, "stop_patience": 1}
+HUGE = 1.7e308
+
+
+@given(
+    accelat_configs(),
+    st.lists(st.sampled_from([HUGE, -HUGE, 1e308, -1e308, 0.0]) | wide_metrics, max_size=40),
+)
+@example({**EDGE, "nan_policy": "raise"}, [HUGE, -HUGE, HUGE, 0.0, 0.0])
+@example({**EDGE, "nan_policy": "skip", "gain": "windows"}, [-HUGE, HUGE, 0.0, -HUGE, HUGE])
+@example({**EDGE, "lr_max": 1e-12, "lr_min": 1e-12, "gain": "slope"}, [HUGE, 0.0, -HUGE])
+def test_metrics_across_the_whole_float_range_keep_the_state_plain_json(config, metrics):
+    # A gain that overflows (values spanning more than the float range) is refused with a
+    # ValueError that leaves the state as it was, or skipped; never recorded as -inf.
+    policy = AccelAT(**config)
+    for m in metrics:
+        before = policy.state_dict()
+        call = policy.evaluations + len(policy.skipped)  # a refused metric is not counted
+        try:
+            policy.step(m)
+        except ValueError as exc:
+            assert config["nan_policy"] == "raise" and "overflows" in str(exc), exc
+            assert f"evaluation {call}" in str(exc)
+            assert policy.state_dict() == before
+        saved = json.dumps(policy.state_dict(), allow_nan=False)  # plain JSON at every step
+        assert all(math.isfinite(d.gain) for d in policy.decisions)
+    resumed = AccelAT(**config)
+    resumed.load_state_dict(json.loads(saved if metrics else json.dumps(policy.state_dict())))
+    assert resumed.state_dict() == policy.state_dict()
 
 
 def cut_always(gain: str, window: int) -> AccelAT:
@@ -291,3 +322,110 @@ def test_skip_mode_resume_with_non_finite_metrics_gives_identical_trajectory(
         == [i for i, m in enumerate(metrics) if not math.isfinite(m)]
     )
     assert resumed.evaluations == sum(map(math.isfinite, metrics))
+
+
+def test_an_int_beyond_float_range_is_a_non_finite_metric() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^metric must be finite, got 1000*0 at evaluation 1 \(pass nan_policy='skip' "
+        r"to ignore such evaluations\)$",
+    ):
+        p = AccelAT(**BASE)
+        p.step(0.5)
+        p.step(10**400)
+    skipping = AccelAT(**BASE, nan_policy="skip")
+    skipping.step(10**400)
+    assert (skipping.skipped, skipping.evaluations) == ([0], 0)
+
+
+def test_an_overflowing_gain_skipped_after_a_nan_records_its_call_index() -> None:
+    # Calls: 0 NaN (skipped), 1 accepted, 2 overflows against 1 (skipped), 3 accepted.
+    p = AccelAT(1.0, 0.1, 0.0, 0.5, window=1, warmup=0, cooldown=0, nan_policy="skip")
+    for m in [math.nan, 1e308, -1e308, 1e308]:
+        p.step(m)
+    assert (p.skipped, p.evaluations, p.decisions) == ([0, 2], 2, [])
+
+
+def saved_state() -> tuple[AccelAT, dict]:
+    """A run with a skip and two cuts: lr 0.25, history [0.5, 0.5], last_drop 2."""
+    p = AccelAT(1.0, 0.1, 0.1, 0.5, window=1, warmup=0, cooldown=0, nan_policy="skip")
+    for m in [math.nan, 0.5, 0.5, 0.5]:
+        p.step(m)
+    return p, json.loads(json.dumps(p.state_dict()))
+
+
+BIG = 2**53 + 1
+BAD_STATES = [
+    ({"lr": "x"}, r"^state\['lr'\] must be a real number"),
+    ({"lr": 5.0}, r"^state\['lr'\] must be in \[lr_min, lr_max\] = \[0.1, 1.0\], got 5.0$"),
+    ({"evaluations": -1}, r"^state\['evaluations'\] must be an integer >= 0, got -1$"),
+    (
+        {"evaluations": BIG},
+        rf"^state\['evaluations'\] must be an integer in \[0, 2\*\*53\], got {BIG}$",
+    ),
+    ({"history": ["x", 0.5]}, r"^state\['history\[\]'\] must be a real number"),
+    ({"history": [0.5]}, r"^state\['history'\] must hold min\(evaluations, 2\) = 2 values, got 1$"),
+    ({"history": 0.5}, r"^state\['history'\] must be a list, got 0.5$"),
+    ({"last_drop": -1}, r"^state\['last_drop'\] must be an integer >= 0, got -1$"),
+    ({"last_drop": 3}, r"^state\['last_drop'\] must be < evaluations \(3\), got 3$"),
+    (
+        {"last_drop": None},
+        r"^state\['last_drop'\] \(None\) must be the last decision's evaluation$",
+    ),
+    ({"last_drop": 1}, r"^state\['last_drop'\] \(1\) must be the last decision's evaluation$"),
+    ({"below_min": -1}, r"^state\['below_min'\] must be an integer >= 0, got -1$"),
+    ({"below_min": 3}, r"^state\['below_min'\] \(3\) cannot exceed the number of decisions$"),
+    ({"skipped": [-1]}, r"^state\['skipped\[\]'\] must be an integer >= 0, got -1$"),
+    (
+        {"skipped": [BIG]},
+        rf"^state\['skipped\[\]'\] must be an integer in \[0, 2\*\*53\], got {BIG}$",
+    ),
+    ({"skipped": 0}, r"^state\['skipped'\] must be a list, got 0$"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_STATES, ids=[str(c) for c, _ in BAD_STATES])
+def test_a_malformed_saved_field_is_refused_naming_it_and_its_range(change, message) -> None:
+    p, saved = saved_state()
+    before = p.state_dict()
+    with pytest.raises(ValueError, match=message):
+        p.load_state_dict({**saved, "state": {**saved["state"], **change}})
+    assert p.state_dict() == before  # nothing half-applied
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "message"),
+    [
+        (0, -1, r"^state\['decisions\[\]\[0\]'\] must be an integer >= 0, got -1$"),
+        (2, "x", r"^state\['decisions\[\]\[2\]'\] must be a real number"),
+        (3, "x", r"^state\['decisions\[\]\[3\]'\] must be a real number"),
+        (1, "x", r"^state\['decisions\[\]\[1\]'\] must be a real number"),
+    ],
+)
+def test_a_malformed_saved_decision_is_refused_naming_its_field(index, value, message) -> None:
+    p, saved = saved_state()
+    decisions = [list(d) for d in saved["state"]["decisions"]]
+    decisions[0][index] = value
+    with pytest.raises(ValueError, match=message):
+        p.load_state_dict({**saved, "state": {**saved["state"], "decisions": decisions}})
+
+
+def test_saved_state_edges_that_a_run_can_produce_load() -> None:
+    # A gain of -inf was recorded before overflowing gains were refused: such a state still
+    # loads, as do a last_drop and a decision at evaluation 0 and a skip at call 0.
+    p, saved = saved_state()
+    state = {**saved["state"], "decisions": [[1, -math.inf, 1.0, 0.5], [2, 0.0, 0.5, 0.25]]}
+    p.load_state_dict({**saved, "state": state})
+    assert p.decisions[0].gain == -math.inf
+    q = AccelAT(1.0, 0.1, 0.1, 0.5, window=1, warmup=0, cooldown=0)
+    q.step(0.5)
+    zero = {**q.state_dict()["state"], "last_drop": 0, "decisions": [[0, 0.0, 1.0, 0.5]], "lr": 0.5}
+    q.load_state_dict({**q.state_dict(), "state": zero})
+    assert (q.lr, q.decisions[0].evaluation) == (0.5, 0)
+    for short in ([1, 0.0], "abcd"):
+        with pytest.raises(ValueError, match="decisions"):
+            p.load_state_dict({**saved, "state": {**saved["state"], "decisions": [short]}})
+    with pytest.raises(ValueError, match=r"^state is missing key\(s\) \['lr'\]$"):
+        p.load_state_dict(
+            {**saved, "state": {k: v for k, v in saved["state"].items() if k != "lr"}}
+        )

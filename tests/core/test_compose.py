@@ -71,7 +71,11 @@ def test_warmup_is_a_schedule_exactly_when_the_inner_is() -> None:
     w = Warmup(accelat(), 3)
     assert not isinstance(w, Schedule)
     assert w.needs_metric
-    assert type(w).__name__ == type(Warmup(Constant(0.1), 3)).__name__ == "Warmup"
+    # Two public flavours, each honest about its class; both are a Warmup to isinstance.
+    assert isinstance(w, Warmup) and isinstance(Warmup(Constant(0.1), 3), Warmup)
+    assert type(w).__name__ == "MetricWarmup"
+    assert type(Warmup(Constant(0.1), 3)).__name__ == "WarmupSchedule"
+    assert w.to_config()["policy"] == "Warmup"
 
 
 def test_warmup_does_not_feed_warmup_metrics_to_a_metric_driven_inner() -> None:
@@ -273,3 +277,26 @@ def test_composites_wrap_an_unregistered_custom_policy() -> None:
     assert [w.at(t).lr for t in range(5)] == [0.0, 0.5, 1.0, 0.5, 0.25]
     j = Join([(Halving(), 2), (Constant(0.125), None)])
     assert [j.step().lr for _ in range(3)] == [0.5, 0.125, 0.125]
+
+
+def test_metric_warmup_state_at_the_last_warmup_step_must_hold_the_initial_inner() -> None:
+    # At t == steps the ramp has just ended; the wrapped policy has not been stepped yet.
+    state = Warmup(accelat(), steps=4).state_dict()
+    stepped = accelat()
+    stepped.step(0.0)
+    state["state"] = {"t": 4, "inner": stepped.state_dict()}
+    with pytest.raises(ValueError, match=r"initial state while t \(4\) <= steps \(4\)"):
+        Warmup(accelat(), steps=4).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"^state is missing key\(s\) \['inner'\]$"):
+        Warmup(accelat(), steps=4).load_state_dict({**state, "state": {"t": 1}})
+
+
+def test_metric_warmup_resumed_after_the_warmup_emits_the_inner_lr() -> None:
+    w = Warmup(accelat(), steps=2, start_lr=0.0)
+    for m in [0.0] * 14:  # a flat metric: the inner AccelAT cuts
+        w.step(m)
+    assert w.lr < ACCELAT["lr_max"]
+    resumed = Warmup(accelat(), steps=2, start_lr=0.0)
+    resumed.load_state_dict(json.loads(json.dumps(w.state_dict())))
+    assert resumed.hyper == w.hyper == w.inner.hyper
+    assert [resumed.step(0.0) for _ in range(6)] == [w.step(0.0) for _ in range(6)]

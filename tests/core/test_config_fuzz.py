@@ -72,6 +72,16 @@ json_values = st.recursive(
 impossible = st.sampled_from(["\x00mutated", {"\x00mutated": True}])
 
 
+def near(value: Any) -> st.SearchStrategy[Any]:
+    """Values next to a valid one: the same number as another type, a half step off, a
+    sign flip, wrapped or unwrapped; what a lax check would accept and alter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return st.sampled_from([None, [value], str(value), 1, 0.5])
+    return st.sampled_from(
+        [float(value), int(value), value + 0.5, value - 0.5, -value, 2 * value, str(value), [value]]
+    )
+
+
 def test_every_registered_policy_is_fuzzed() -> None:
     assert sorted(EXAMPLES) == policy_names()
 
@@ -88,9 +98,28 @@ def only_value_or_type_error(build, *args: Any) -> Any:
 @given(data=st.data())
 def test_from_config_with_arbitrary_values_raises_only_value_or_type_error(name, data) -> None:
     valid = data.draw(EXAMPLES[name]).get_config()
-    keys = st.sampled_from(sorted(valid)) | st.text(max_size=8)
-    kwargs = data.draw(st.dictionaries(keys, json_values, max_size=len(valid) + 1))
-    only_value_or_type_error(from_config, {"policy": name, **kwargs})
+    # A valid config with some arguments dropped and some replaced by arbitrary values (and
+    # sometimes unknown keys added), so that construction fails often and succeeds often.
+    names = st.sampled_from(sorted(valid))
+    dropped = data.draw(st.sets(names, max_size=2), label="dropped")
+    kwargs = {k: v for k, v in valid.items() if k not in dropped}
+    for key in sorted(data.draw(st.sets(names, max_size=3), label="replaced")):
+        nearby = data.draw(st.booleans(), label=f"{key} near its valid value")
+        kwargs[key] = data.draw(near(valid[key]) if nearby else json_values, label=key)
+    kwargs |= data.draw(st.dictionaries(st.text(max_size=8), json_values, max_size=1))
+    policy = only_value_or_type_error(from_config, {"policy": name, **kwargs})
+    if policy is None:
+        return
+    # Built: it holds what it was given, rebuilds from its JSON config, and runs soundly.
+    config = json.loads(json.dumps(policy.get_config(), allow_nan=False))
+    assert set(kwargs) <= set(config)
+    for key, value in kwargs.items():
+        if not isinstance(value, dict) and key not in ("phases", "inner"):
+            # (a nested policy's config gains its defaults; each is checked in its own run)
+            assert config[key] == value, (key, value, config)
+    rebuilt = from_config({"policy": name, **config})
+    assert rebuilt.to_config() == policy.to_config()
+    assert_sound(policy, steps=50)
 
 
 @each_policy

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accelat_core import ExponentialDecay, StepDecay, WarmRestarts
+from accelat_core import ExponentialDecay, LinearDecay, StepDecay, WarmRestarts
 from accelat_core.policies.exponential_decay import LR_FLOOR
 
 np = pytest.importorskip("numpy")
@@ -65,22 +65,48 @@ def test_warm_restarts_matches_keras_cosine_decay_restarts(
         f64(lr_max), f64(period), t_mul=f64(period_mult), m_mul=f64(peak_decay), alpha=f64(alpha)
     )
     expected = keras_values(schedule)
-    # Keras takes the restart index from floor(log(1 + t / period * (t_mul - 1)) / log(t_mul)),
-    # which can land one restart early at a restart step (period=1, t_mul=3, t=1: Keras
-    # gives the end of restart 0, lr_min; torch and we give the start of restart 1); and
-    # where a restart falls within rounding of a step (period=0.5000000000000001, t_mul=3:
-    # restart 6 at 182.00000000000004) either side is a fair answer. So at a step within
-    # 1e-9 of restart i, each of the two may be the old end (lr_min) or the new peak.
     lr_min = alpha * lr_max
-    for t, i in restart_steps(period, period_mult, len(expected)):
-        sides = (lr_min, lr_min + (lr_max - lr_min) * peak_decay**i)
-        ours = policy.at(t).lr
-        if all(
-            any(math.isclose(v, side, rel_tol=1e-9, abs_tol=1e-14 * lr_max) for side in sides)
-            for v in (ours, expected[t])
-        ):
-            expected[t] = ours
+    restarts = restart_steps(period, period_mult, len(expected))
+    if float(period).is_integer() and period_mult in (1.0, 2.0):
+        # Keras' restart index is exact here (t / period, log(2**i) / log(2)): no tolerance
+        # at the boundaries; each restart step starts the new restart, in both.
+        for t, i in restarts:
+            peak = lr_min + (lr_max - lr_min) * peak_decay**i
+            assert math.isclose(policy.at(t).lr, peak, rel_tol=1e-9, abs_tol=1e-14 * lr_max)
+    else:
+        # Elsewhere Keras takes the restart index from floor(log(1 + t / period * (t_mul - 1))
+        # / log(t_mul)), which can land one restart early at a restart step (period=1,
+        # t_mul=3, t=1: Keras gives the end of restart 0, lr_min; torch and we give the
+        # start of restart 1, pinned below); and where a restart falls within rounding of a
+        # step (period=0.5000000000000001, t_mul=3: restart 6 at 182.00000000000004) either
+        # side is a fair answer. So at a step within 1e-9 of restart i, each of the two may
+        # be the old end (lr_min) or the new peak.
+        for t, i in restarts:
+            sides = (lr_min, lr_min + (lr_max - lr_min) * peak_decay**i)
+            ours = policy.at(t).lr
+            if all(
+                any(math.isclose(v, side, rel_tol=1e-9, abs_tol=1e-14 * lr_max) for side in sides)
+                for v in (ours, expected[t])
+            ):
+                expected[t] = ours
     assert_same(policy, expected, lr_scale=lr_max)
+
+
+def test_keras_lands_one_restart_early_where_we_restart_on_the_step():
+    # period 1, t_mul 3: restarts 1..5 start at steps 1, 4, 13, 40, 121. Keras' logarithm
+    # puts steps 1, 4, 40 and 121 at the end of the previous restart (lr_min = 0); we start
+    # the new restart there. Every other step agrees.
+    f64 = np.float64
+    schedule = schedules.CosineDecayRestarts(f64(1.0), f64(1.0), t_mul=f64(3.0), alpha=f64(0.0))
+    expected = keras_values(schedule)
+    policy = WarmRestarts(1.0, period=1, period_mult=3)
+    early = (1, 4, 40, 121)
+    for t in early:
+        assert expected[t] == 0.0 and policy.at(t).lr == 1.0, t
+    assert expected[13] == policy.at(13).lr == expected[364] == policy.at(364).lr == 1.0
+    for t in early:
+        expected[t] = 1.0
+    assert_same(policy, expected, lr_scale=1.0)
 
 
 def restart_steps(period: float, mult: float, n: int) -> list[tuple[int, int]]:
@@ -135,3 +161,18 @@ def test_step_decay_matches_keras_piecewise_constant_decay(lr, milestones, facto
     values = [np.float64(lr * factor**k) for k in range(len(milestones) + 1)]
     schedule = schedules.PiecewiseConstantDecay([m - 1 for m in milestones], values)
     assert_same(policy, keras_values(schedule), lr_scale=0.0)
+
+
+@conformance
+@given(lr_start=lrs, lr_end=lrs, total_steps=st.integers(1, 350))
+def test_linear_decay_matches_keras_polynomial_decay_of_power_one(lr_start, lr_end, total_steps):
+    # Keras: (initial - end) * (1 - min(t, decay_steps) / decay_steps) ** power + end, also
+    # for end > initial (a ramp up); it holds end_learning_rate from decay_steps on.
+    f64 = np.float64
+    schedule = schedules.PolynomialDecay(
+        f64(lr_start), total_steps, end_learning_rate=f64(lr_end), power=f64(1.0)
+    )
+    expected = keras_values(schedule)
+    policy = LinearDecay(lr_start, lr_end, total_steps)
+    assert_same(policy, expected, lr_scale=max(lr_start, lr_end))
+    assert all(policy.at(t).lr == lr_end for t in range(total_steps, len(expected)))

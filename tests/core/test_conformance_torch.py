@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from accelat_core import Cyclical, ExponentialDecay, OneCycle, StepDecay, WarmRestarts
+from accelat_core import Cyclical, ExponentialDecay, LinearDecay, OneCycle, StepDecay, WarmRestarts
 
 torch = pytest.importorskip("torch")
 from torch.optim import lr_scheduler  # noqa: E402
@@ -200,3 +200,21 @@ def test_per_step_exponential_decay_matches_torch_exponential_lr(lr, rate):
     expected = torch_trajectory(opt, scheduler, 200)
     # torch multiplies 199 times (error ~ 199 ulps); our closed form rounds once.
     assert_same(ExponentialDecay(lr, rate), expected, lr_scale=0.0, momentum=False)
+
+
+@conformance
+@given(lr_start=lrs, lr_end=lrs, total_steps=st.integers(1, 300))
+def test_linear_decay_matches_torch_linear_lr(lr_start, lr_end, total_steps):
+    # LinearLR scales the optimizer's lr by factors in (0, 1]: the larger of the two lrs is
+    # the base, so both a decay and a ramp up are expressed.
+    base = max(lr_start, lr_end)
+    opt = sgd()
+    for group in opt.param_groups:
+        group["lr"] = base
+    scheduler = lr_scheduler.LinearLR(
+        opt, start_factor=lr_start / base, end_factor=lr_end / base, total_iters=total_steps
+    )
+    # Past total_steps: torch holds the end value, and so do we.
+    expected = torch_trajectory(opt, scheduler, total_steps + 20)
+    # torch's chainable form multiplies the running lr step by step (~total_steps ulps).
+    assert_same(LinearDecay(lr_start, lr_end, total_steps), expected, lr_scale=base, momentum=False)

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from accelat_core import RangeTest, Suggestion, suggest
-from accelat_core.finder import _gradient, smooth_losses
+from accelat_core.finder import RangeTestLog, _gradient, curve_problem, smooth_losses
 
 
 def grid(n: int, lo: float = -4.0, hi: float = 0.0) -> list[float]:
@@ -147,13 +147,21 @@ def test_curve_is_cut_before_the_first_nan_and_at_divergence() -> None:
 
 
 def test_smoothing_delays_the_minimum_on_a_noisy_curve() -> None:
+    # A V with its bottom at k = 20 and +-0.1 of alternating noise. The raw minimum is the
+    # bottom; the average lags behind the curve, so it keeps falling for a few points after
+    # the bottom: its minimum comes later (at 24, with beta = 0.9).
     lrs = grid(60)
-    losses = [2.0 - k / 30 + (0.3 if k % 2 else -0.3) for k in range(45)] + [3.0] * 15
+    losses = [1.0 + abs(k - 20) / 20 + (0.1 if k % 2 else -0.1) for k in range(60)]
     raw = suggest(lrs, losses, method="minimum", smooth=0.0)
     smoothed = suggest(lrs, losses, method="minimum", smooth=0.9)
-    assert raw.index == 44
-    assert smoothed.index == 44
-    assert list(smoothed.smoothed) == smooth_losses(losses, 0.9)[: len(smoothed.smoothed)]
+    assert raw.index == 20 and raw.lr_max == lrs[20] / 10
+    assert smoothed.index == 24 and smoothed.lr_max == lrs[24] / 10
+    # The same average written as a weighted sum, m_i = sum_j (1-b) b^(i-j) x_j / (1 - b^(i+1)).
+    b = 0.9
+    weights = [sum((1 - b) * b ** (i - j) * losses[j] for j in range(i + 1)) for i in range(60)]
+    debiased = [w / (1 - b ** (i + 1)) for i, w in enumerate(weights)]
+    assert int(np.argmin(debiased)) == 24
+    assert list(smoothed.smoothed) == pytest.approx(debiased, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -176,22 +184,158 @@ def test_suggest_bad_input_raises_a_clear_error(lrs, losses, kwargs, error, mess
         suggest(lrs, losses, **kwargs)
 
 
+# Losses in [1, 3.9] after a first one of 3.9: every smoothed value is an average of them, so
+# it stays below 4x any best (>= 1) and the curve is never cut, and from the second point on
+# it lies below the first, so the loss falls. Equal values are common (ties).
+usable_curves = st.lists(
+    st.sampled_from([1.0, 1.5, 2.0, 3.8]) | st.floats(1.0, 3.8), min_size=4, max_size=79
+).map(lambda rest: [3.9, *rest])
+
+
+def first_argmin(values: list[float]) -> int:
+    return values.index(min(values))
+
+
 @given(
-    st.lists(st.floats(0.01, 10.0), min_size=5, max_size=80),
+    usable_curves,
     st.sampled_from(["paper", "steepest", "minimum", "valley"]),
     st.sampled_from([0.0, 0.5, 0.98]),
 )
+@example([3.9, 1.0, 2.0, 1.0, 2.0, 1.0], "minimum", 0.0)  # equal minima: the first one
+@example([3.9, 1.0, 2.0, 1.0, 2.0, 1.0], "paper", 0.0)
+@example([3.9, 3.8, 2.8, 1.8, 1.8, 2.8, 1.8, 1.0], "steepest", 0.0)
+@example([3.9, 3.9, 3.9, 3.9, 1.0], "valley", 0.0)
 def test_suggestion_is_a_positive_range_read_from_the_usable_points(losses, method, beta) -> None:
     lrs = grid(len(losses), -6.0, 1.0)
-    try:
-        s = suggest(lrs, losses, method=method, smooth=beta)
-    except ValueError as exc:  # too few usable points, or (paper) a loss that never falls
-        assert "usable points" in str(exc) or "never falls" in str(exc)
-        return
-    n = len(s.smoothed)
-    assert 5 <= n <= len(losses)
-    assert 0 < s.lr_min <= s.lr_max <= max(lrs)
-    assert 0 <= s.index < n
-    assert s.min_index is None or 0 <= s.min_index < n
+    s = suggest(lrs, losses, method=method, smooth=beta)
+    expected = smooth_losses(losses, beta)
+    assert list(s.smoothed) == expected  # every point usable: nothing was cut
+    n = len(losses)
+    assert 0 < s.lr_min <= s.lr_max <= max(lrs) and 0 <= s.index < n
     if method in ("paper", "minimum"):
-        assert s.smoothed[s.index] == min(s.smoothed)
+        best = first_argmin(expected)
+        assert s.index == best and s.lr_max == lrs[best] / 10
+    if method == "minimum":
+        assert (s.lr_min, s.min_index) == (s.lr_max / 10, None)
+    elif method == "paper":
+        drop = expected[0] - expected[best]
+        onset = next(i for i in range(n) if expected[0] - expected[i] > 0.1 * drop)
+        assert 0 < onset <= best and s.min_index == onset
+        assert s.lr_min == min(lrs[onset], s.lr_max)
+    elif method == "steepest":
+        slopes = np.gradient(expected, np.log(lrs))
+        assert slopes[s.index] == pytest.approx(slopes.min(), rel=1e-9, abs=1e-12)
+        assert s.lr_max == lrs[s.index] and s.lr_min == s.lr_max / 10
+    else:
+        assert 0 <= s.min_index <= s.index
+        assert (s.lr_max, s.lr_min) == (lrs[s.index], lrs[s.min_index])
+
+
+@given(st.lists(st.floats(0.1, 0.4), min_size=5, max_size=40))
+def test_paper_refuses_every_curve_that_never_falls_below_its_start(rest) -> None:
+    # Nothing is below the first loss, so no average is either; and none passes 4x 0.1.
+    losses = [0.1, *rest]
+    with pytest.raises(ValueError, match="never falls"):
+        suggest(grid(len(losses)), losses, method="paper", smooth=0.5)
+
+
+@given(
+    st.integers(1, 4),
+    st.sampled_from(["paper", "steepest", "minimum", "valley"]),
+    st.sampled_from([0.0, 0.5]),
+)
+def test_a_curve_that_diverges_before_five_points_is_refused(good, method, beta) -> None:
+    # From point `good` on the loss is 100x the first: the average jumps past 4x the best.
+    losses = [1.0] * good + [1e4] * 10
+    with pytest.raises(ValueError, match=rf"at least 5 usable points, got {good} of"):
+        suggest(grid(len(losses)), losses, method=method, smooth=beta)
+
+
+def test_paper_onset_is_the_first_point_past_a_tenth_of_the_drop() -> None:
+    # Total drop 1.0 (from 1.0 to 0.0): 0.095 is not yet a tenth of it, 0.105 is. A fraction
+    # of 0.09 would take index 3, one of 0.11 index 5.
+    lrs = grid(9)
+    losses = [1.0, 1.0, 0.97, 0.905, 0.895, 0.6, 0.4, 0.2, 0.0]
+    s = suggest(lrs, losses, method="paper", smooth=0.0)
+    assert (s.index, s.min_index, s.lr_max, s.lr_min) == (8, 4, lrs[8] / 10, lrs[4])
+
+
+@pytest.mark.parametrize("method", ["paper", "minimum"])
+def test_equal_minima_take_the_first_one(method) -> None:
+    lrs = grid(8)
+    losses = [3.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.5]
+    s = suggest(lrs, losses, method=method, smooth=0.0)
+    assert (s.index, s.lr_max) == (2, lrs[2] / 10)
+
+
+def test_equal_steepest_slopes_take_the_first_one() -> None:
+    # Two equal falls of 1.0 per step of log(lr) (exact: lrs e**0 .. e**8), at 2 and at 6.
+    lrs = [math.exp(k) for k in range(9)]
+    losses = [5.0, 5.0, 4.0, 3.0, 3.0, 3.0, 2.0, 1.0, 1.0]
+    s = suggest(lrs, losses, method="steepest", smooth=0.0)
+    assert (s.index, s.lr_max) == (2, lrs[2])
+
+
+def test_valley_from_the_very_first_point_counts_every_point_of_it() -> None:
+    # Strictly down for 10 points from the first: fastai's start = 9 - 10 = -1, so
+    # d = 10 / 3 and index = -1 + 3 + 1 = 3; lr_min from the valley's first point, 0.
+    lrs = grid(12)
+    s = suggest(lrs, [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 2, 3], method="valley", smooth=0.0)
+    assert (s.index, s.min_index, s.lr_max, s.lr_min) == (3, 0, lrs[3], lrs[0])
+
+
+def test_valley_is_strictly_decreasing_so_a_flat_stretch_does_not_lengthen_it() -> None:
+    # 5, 4, ..., 4, 3: the longest strictly decreasing run is 5, 4, 3 (3 points, ends at 7),
+    # so start = 7 - 3 = 4, d = 1 and index = 4 + 1 + 0 = 5. Chaining the equal 4s would
+    # make it 8 points long and move the index to 1.
+    lrs = grid(10)
+    s = suggest(lrs, [5, 4, 4, 4, 4, 4, 4, 3, 6, 7], method="valley", smooth=0.0)
+    assert (s.index, s.min_index) == (5, 5)
+
+
+def test_range_test_log_result_carries_its_record_and_reads_it_with_its_smoothing() -> None:
+    # A noisy flat curve: its problem message states how far the *smoothed* loss fell, which
+    # differs between the log's smoothing (0.5) and the default (0.98).
+    log = RangeTestLog(smooth=0.5)
+    lrs, losses = grid(100), [2.3 + 0.05 * (-1) ** k for k in range(100)]
+    assert all(log.add(lr, loss) for lr, loss in zip(lrs, losses, strict=True))
+    result = log.result(method="minimum")
+    assert (result.lrs, result.losses) == (lrs, losses)
+    assert result.suggestion == suggest(lrs, losses, method="minimum", smooth=0.5)
+    assert result.problem == curve_problem(lrs, losses, smooth=0.5)
+    assert "2.8 %" in result.problem and result.problem != curve_problem(lrs, losses)
+
+
+def test_paper_onset_needs_strictly_more_than_a_tenth_of_a_drop_of_2_5() -> None:
+    # Drop 3.0 -> 0.5 = 2.5, a tenth of it 0.25 (exact in floats): 2.75 is exactly 0.25
+    # below the start and does not count; 2.7 does. (A fraction divided by the drop, 0.04,
+    # would take index 2; ">=" would take index 3.)
+    lrs = grid(8)
+    s = suggest(lrs, [3.0, 3.0, 2.9, 2.75, 2.7, 1.5, 0.5, 0.8], method="paper", smooth=0.0)
+    assert (s.min_index, s.index, s.lr_min) == (4, 6, lrs[4])
+
+
+def test_range_test_log_stops_where_suggest_would_cut() -> None:
+    # beta = 0.5: the debiased averages are 2, 1.33, 0.914, 0.693, 0.955, 1.79, 3.41, ...;
+    # 3.41 is the first above 4 x 0.693. Exactly 4 x the best is not yet a divergence.
+    curve = [2.0, 1.0, 0.6, 0.5, 1.2, 2.6, 5.0, 9.0]
+    log = RangeTestLog(smooth=0.5)
+    assert [log.add(lr, loss) for lr, loss in zip(grid(8), curve, strict=True)] == [True] * 6 + [
+        False
+    ] * 2
+    assert len(suggest(grid(8), curve, method="minimum", smooth=0.5).smoothed) == 6
+    exact = RangeTestLog(smooth=0.0)
+    assert [exact.add(lr, x) for lr, x in zip(grid(4), [1.0, 0.5, 2.0, 2.5], strict=True)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert not exact.add(1.0, math.nan) and exact.losses == [1.0, 0.5, 2.0, 2.5]
+
+
+@pytest.mark.parametrize("smooth", [1.0, -0.1, 2.0])
+def test_range_test_log_smoothing_must_be_in_zero_one(smooth) -> None:
+    with pytest.raises(ValueError, match=rf"^smooth must be in \[0, 1\), got {smooth}$"):
+        RangeTestLog(smooth=smooth)
+    assert RangeTestLog(smooth=0.0).smooth == 0.0

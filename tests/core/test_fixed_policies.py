@@ -8,9 +8,10 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies_fixed import FIXED_SHAPES, fixed_policy_bounds
+from strategies_fixed import FIXED_SHAPES, fixed_policy_bounds, lrs
 
 from accelat_core import (
+    Constant,
     Cyclical,
     ExponentialDecay,
     Hyper,
@@ -63,11 +64,18 @@ def test_every_value_is_finite_and_within_bounds(strategy, data):
 @few
 @given(data=st.data())
 def test_step_returns_at_of_the_advanced_clock_for_every_t(strategy, data):
+    # The closed form comes from another instance, asked in a random order: step() must
+    # give the same values as at(t) whatever at() was asked before (WarmRestarts' cycle
+    # cache), not merely call at() itself.
     policy = data.draw(strategy)
-    assert policy.hyper == policy.at(0)
-    for t in range(1, walk_length(policy)):
-        assert policy.step() == policy.at(t)
-        assert policy.t == t and policy.hyper == policy.at(t)
+    n = walk_length(policy)
+    fresh = from_config(policy.to_config())
+    order = data.draw(st.permutations(range(n)), label="order")
+    closed = {t: fresh.at(t) for t in order}
+    assert policy.hyper == closed[0]
+    for t in range(1, n):
+        assert policy.step() == closed[t], t
+        assert policy.t == t and policy.hyper == closed[t]
 
 
 @each_policy
@@ -112,18 +120,100 @@ def test_far_future_steps_neither_raise_nor_leave_bounds(strategy, data):
         assert momentum is None or momentum[0] <= h.momentum <= momentum[1], (t, h)
 
 
-@each_policy
+def expected_horizon(policy: Schedule) -> int | None:
+    """The step from which the value holds, read from the config (not from ``horizon``)."""
+    c = policy.get_config()
+    if isinstance(policy, StepDecay):
+        return c["milestones"][-1] if c["milestones"] else 0
+    if isinstance(policy, LinearDecay):
+        return c["total_steps"]
+    if isinstance(policy, OneCycle):
+        return c["total_steps"] - 1
+    if isinstance(policy, ExponentialDecay):
+        return 0 if c["rate"] == 1.0 else None
+    if isinstance(policy, Constant):
+        return 0
+    return None  # Cyclical and WarmRestarts never end
+
+
+# The shapes that end: every draw has a horizon. ExponentialDecay ends only at rate 1, so it
+# is drawn with rate 1 here; its rate < 1 draws are unending (below).
+ENDING = {
+    name: strategy
+    for name, strategy in FIXED_SHAPES.items()
+    if name not in ("Cyclical", "WarmRestarts", "ExponentialDecay")
+}
+ENDING["ExponentialDecay(rate=1)"] = st.builds(
+    ExponentialDecay,
+    lrs,
+    rate=st.just(1.0),
+    decay_steps=st.integers(1, 50),
+    staircase=st.booleans(),
+)
+
+
+@pytest.mark.parametrize("strategy", ENDING.values(), ids=ENDING.keys())
 @few
 @given(data=st.data())
 def test_value_holds_from_the_horizon_on(strategy, data):
     policy = data.draw(strategy)
-    if policy.horizon is None:
-        return
+    assert policy.horizon is not None and policy.horizon == expected_horizon(policy)
     final = policy.at(policy.horizon)
     for t in [*range(policy.horizon, policy.horizon + 50), 10**6, 10**12]:
         assert policy.at(t) == final
     policy.load_state_dict({**policy.state_dict(), "state": {"t": policy.horizon + 1000}})
     assert policy.step() == final  # never raises like torch's "Tried to step N times"
+
+
+UNENDING = {
+    "Cyclical": FIXED_SHAPES["Cyclical"],
+    "WarmRestarts": FIXED_SHAPES["WarmRestarts"],
+    "ExponentialDecay(rate<1)": st.builds(
+        ExponentialDecay,
+        lrs,
+        rate=st.floats(min_value=1e-3, max_value=1.0, exclude_max=True),
+        decay_steps=st.integers(1, 50),
+        staircase=st.booleans(),
+    ),
+}
+
+
+@pytest.mark.parametrize("strategy", UNENDING.values(), ids=UNENDING.keys())
+@few
+@given(data=st.data())
+def test_an_unending_shape_has_no_horizon(strategy, data):
+    policy = data.draw(strategy)
+    assert policy.horizon is None and expected_horizon(policy) is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "t", "later", "value", "later_value"),
+    [
+        # A cycle of 10 starts at lr_min and peaks 4 steps in, a million cycles out.
+        (Cyclical(0.01, 0.11, step_size_up=4, step_size_down=6), 10**7, 10**7 + 4, 0.01, 0.11),
+        # Restart 30 of period 3, doubling: starts at 3 * (2**30 - 1); the step before ends one.
+        (
+            WarmRestarts(1.0, period=3, period_mult=2),
+            3 * (2**30 - 1) - 1,
+            3 * (2**30 - 1),
+            (1 + math.cos(math.pi * (3 * 2**29 - 1) / (3 * 2**29))) / 2,
+            1.0,
+        ),
+        (WarmRestarts(1.0, period=10), 10**7 + 5, 10**7 + 10, 0.5, 1.0),
+        # 0.1 * 0.5**1000 is still a normal float: the decay goes on past step 10**6.
+        (
+            ExponentialDecay(0.1, 0.5, decay_steps=1000),
+            10**6,
+            10**6 + 1000,
+            0.1 * 0.5**1000,
+            0.1 * 0.5**1001,
+        ),
+    ],
+    ids=["Cyclical", "WarmRestarts-doubling", "WarmRestarts", "ExponentialDecay"],
+)
+def test_an_unending_shape_still_moves_far_past_any_walk(policy, t, later, value, later_value):
+    assert policy.at(t).lr == pytest.approx(value, rel=1e-9)
+    assert policy.at(later).lr == pytest.approx(later_value, rel=1e-9)
 
 
 # -- StepDecay -------------------------------------------------------------------------
@@ -328,6 +418,23 @@ def test_restart_boundaries_are_exact_far_out():
         assert p.at(start - 1).lr == pytest.approx(
             (1 + math.cos(math.pi * (previous_length - 1) / previous_length)) / 2, rel=1e-12
         )
+
+
+def test_restart_boundaries_are_exact_where_the_logarithm_lands_low():
+    # With period_mult 3, log(3**i) / log(3) comes out just under i for i = 1, 5, 10, 13, ...
+    # (Keras then starts restart i one step late); the restart must still start on its step.
+    p = WarmRestarts(1.0, period=1, period_mult=3)
+    for i in range(1, 34):
+        start = (3**i - 1) // 2
+        previous_length = 3 ** (i - 1)
+        assert p.at(start).lr == 1.0, i
+        assert p.at(start - 1).lr == pytest.approx(
+            (1 + math.cos(math.pi * (previous_length - 1) / previous_length)) / 2, rel=1e-12
+        )
+    # Period 1.1: restart 4 is due at 1.1 * 40 = 44 steps, where 44 / 1.1 == 40.0 exactly.
+    q = WarmRestarts(1.0, period=1.1, period_mult=3)
+    assert q.at(44).lr == 1.0
+    assert q.at(43).lr == pytest.approx((1 + math.cos(math.pi * (43 / 1.1 - 13) / 27)) / 2)
 
 
 def test_linear_and_trapezoid_shapes():
