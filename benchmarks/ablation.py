@@ -36,10 +36,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "train-monitor-z2": {"monitor": "train_adv_acc", "accelat_z": 2.0},
     "train-monitor-z1-w2": {"monitor": "train_adv_acc", "accelat_z": 1.0, "window": 2},
     "train-monitor-z1-w2-stop2": {
-        "monitor": "train_adv_acc", "accelat_z": 1.0, "window": 2, "stop_patience": 2,
+        "monitor": "train_adv_acc",
+        "accelat_z": 1.0,
+        "window": 2,
+        "stop_patience": 2,
     },
     "train-monitor-z1-w2-f0.1-stop1": {
-        "monitor": "train_adv_acc", "accelat_z": 1.0, "window": 2, "accelat_factor": 0.1,
+        "monitor": "train_adv_acc",
+        "accelat_z": 1.0,
+        "window": 2,
+        "accelat_factor": 0.1,
         "stop_patience": 1,
     },
     "train-monitor-z1-stop2": {"monitor": "train_adv_acc", "accelat_z": 1.0, "stop_patience": 2},
