@@ -256,8 +256,9 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         f"lr_max {finding.lr_max:.4g}  lr_min {finding.lr_min:.4g}  "
         f"(method {record['method']}, {finding.steps} steps, {finding.passes} passes)"
     )
-    if finding.result is not None:
-        print(finding.result.plot(out / "lr_find.png"))
+    png = finding.plot(out / "lr_find.png")
+    if png is not None:
+        print(png)
     return 0
 
 

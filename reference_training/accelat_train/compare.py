@@ -100,8 +100,7 @@ def _lr_find(
     else:
         finding = find_lr(prepare(cfg))
         shared = {**finding.record(), "shared_by": [p for p in policies if p not in PEERS]}
-        if finding.result is not None:
-            finding.result.plot(out / f"lr_find_seed{cfg.seed}.png")
+        finding.plot(out / f"lr_find_seed{cfg.seed}.png")
         report.write_json(cached, shared)
     say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
     return {"lr_max": shared["lr_max"], "lr_find": shared}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,6 +60,10 @@ class Finding:
     passes: int
     problem: str | None  # why the curve carries no information (then lr_max is the fallback)
     result: LRFindResult | None  # None when the test produced no readable curve
+
+    def plot(self, path: str | Path) -> Path | None:
+        """The range test's curve as a PNG at ``path`` (None when there was no curve)."""
+        return None if self.result is None else self.result.plot(path)
 
     def record(self) -> dict[str, Any]:
         """The JSON record kept in ``config.json`` (``lr_find``)."""

@@ -124,12 +124,9 @@ def write_run_report(
 
 
 # -- comparison ------------------------------------------------------------------------
-def passes_to_target(rows: Sequence[Mapping[str, Any]], target: float) -> tuple[int, float] | None:
-    """(passes, seconds) at the first epoch whose ``robust_val_acc >= target``, else ``None``."""
-    for r in rows:
-        if r["robust_val_acc"] >= target:
-            return int(r["passes"]), float(r["seconds"])
-    return None
+def first_at_target(rows: Sequence[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
+    """The first epoch's row whose ``robust_val_acc >= target``, else ``None``."""
+    return next((r for r in rows if r["robust_val_acc"] >= target), None)
 
 
 def compare_summary(
@@ -224,16 +221,15 @@ def _policy_entry(group: Sequence[_Run], target: float, final_val: float) -> dic
 def _seed_entry(
     run_dir: Path, report: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], target: float
 ) -> dict[str, Any]:
-    hit = passes_to_target(rows, target)
-    at = next((i for i, r in enumerate(rows) if r["robust_val_acc"] >= target), None)
+    hit = first_at_target(rows, target)
     config = report.get("config", {})
     best = report.get("best")
     return {
         "run": str(run_dir),
         "seed": config.get("seed"),
-        "passes_to_target": None if hit is None else hit[0],
-        "seconds_to_target": None if hit is None else hit[1],
-        "total_passes_to_target": None if at is None else charged_passes(config, rows[at]),
+        "passes_to_target": None if hit is None else int(hit["passes"]),
+        "seconds_to_target": None if hit is None else float(hit["seconds"]),
+        "total_passes_to_target": None if hit is None else charged_passes(config, hit),
         "passes_spent": charged_passes(config, rows[-1]),
         "final_clean_acc": float(report["final"]["clean_acc"]),
         "final_robust_acc": float(report["final"]["robust_acc"]),

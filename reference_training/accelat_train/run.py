@@ -135,9 +135,9 @@ def _resolve_lr_max(
     finding = find_lr(setup)
     lr_max = distributed.broadcast_float(info, finding.lr_max)
     found = {**finding.record(), "lr_max": lr_max}
-    if info.is_main and finding.result is not None:
+    if info.is_main:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        finding.result.plot(Path(cfg.out) / "lr_find.png")
+        finding.plot(Path(cfg.out) / "lr_find.png")
     return dataclasses.replace(cfg, lr_max=lr_max), lr_max, found
 
 
