@@ -272,7 +272,7 @@ def suggest(
     """
     choice("method", method, METHODS)
     xs, ys, beta = _checked_curve(lrs, losses, smooth)
-    smoothed = _cut(xs, ys, beta)
+    smoothed = _cut(ys, beta)
     n = len(smoothed)
     if n < MIN_POINTS:
         raise ValueError(
@@ -307,8 +307,8 @@ def curve_problem(
     >>> print(curve_problem(lrs, [1.0 - 0.04 * k for k in range(20)], smooth=0.0))
     None
     """
-    xs, ys, beta = _checked_curve(lrs, losses, smooth)
-    s = _cut(xs, ys, beta)
+    _, ys, beta = _checked_curve(lrs, losses, smooth)
+    s = _cut(ys, beta)
     n = len(s)
     if n < MIN_POINTS:
         return (
@@ -397,10 +397,13 @@ def _checked_curve(
     return xs, ys, beta
 
 
-def _cut(lrs: list[float], losses: list[float], beta: float) -> list[float]:
-    """The smoothed losses up to (not including) the first NaN/inf or divergent point."""
-    end = next((i for i, y in enumerate(losses) if not math.isfinite(y)), len(losses))
-    smoothed = smooth_losses(losses[:end], beta)
+def _cut(losses: list[float], beta: float) -> list[float]:
+    """The smoothed losses up to (not including) the first NaN/inf or divergent point.
+
+    The average is causal and a NaN/inf loss makes it NaN/inf (``beta < 1``), so cutting at
+    the first non-finite smoothed value cuts before the first non-finite loss.
+    """
+    smoothed = smooth_losses(losses, beta)
     best = math.inf
     for i, s in enumerate(smoothed):
         if not math.isfinite(s) or (0 < best < math.inf and s > DIVERGENCE * best):

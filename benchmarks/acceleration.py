@@ -95,18 +95,23 @@ SETTINGS: dict[str, Setting] = {
     ),
     "cifar10-cpu": Setting(
         name="cifar10-cpu",
-        description="CIFAR-10 (JPEG copy) subset, ResNet-20, Free AT m=4, eps 8/255, CPU",
+        description="CIFAR-10 (JPEG copy), 10,000 training images, small CNN, Free AT m=4, "
+        "eps 2/255, CPU",
         config=dict(
             dataset="cifar10",
             data_dir=str(CIFAR10_ARCHIVE),
-            model="resnet20",
+            # Sized on development seed 0 (2026-12-01): ResNet-20 on 2,000 images ended at
+            # 15-18 % robust for every policy, and the small CNN at eps 8/255 reached 28 %
+            # clean validation accuracy after 5 of 8 epochs; at eps 2/255 (onecycle, the
+            # finder's lr_max) it reached 47 % after 8, so the budget is 12 epochs: about 14
+            # minutes a run with one torch thread on this 2-core machine.
+            model="cnn",
             method="free",
             replays=4,
-            eps=8 / 255,
-            # Sized for ~45 minutes of the 7-policy grid, one seed, on a shared 2-core CPU.
-            epochs=10,
+            eps=2 / 255,
+            epochs=12,
             batch_size=128,
-            train_size=2000,
+            train_size=10000,
             val_size=500,
             monitor_size=200,
             monitor_steps=5,

@@ -410,6 +410,13 @@ def test_a_malformed_saved_decision_is_refused_naming_its_field(index, value, me
         p.load_state_dict({**saved, "state": {**saved["state"], "decisions": decisions}})
 
 
+@pytest.mark.parametrize("decisions", [{"0": [1, 0.0, 1.0, 0.5]}, "[]", None])
+def test_saved_decisions_that_are_not_a_list_are_refused_naming_them(decisions) -> None:
+    p, saved = saved_state()
+    with pytest.raises(ValueError, match=r"^state\['decisions'\] must be a list, got "):
+        p.load_state_dict({**saved, "state": {**saved["state"], "decisions": decisions}})
+
+
 def test_saved_state_edges_that_a_run_can_produce_load() -> None:
     # A gain of -inf was recorded before overflowing gains were refused: such a state still
     # loads, as do a last_drop and a decision at evaluation 0 and a skip at call 0.

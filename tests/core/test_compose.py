@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -300,3 +301,117 @@ def test_metric_warmup_resumed_after_the_warmup_emits_the_inner_lr() -> None:
     resumed.load_state_dict(json.loads(json.dumps(w.state_dict())))
     assert resumed.hyper == w.hyper == w.inner.hyper
     assert [resumed.step(0.0) for _ in range(6)] == [w.step(0.0) for _ in range(6)]
+
+
+def test_metric_join_emits_each_phases_own_values_at_every_switch() -> None:
+    # Three phases, so the phase after a switch differs from the one before it and from
+    # the last; .hyper must be what step() returned.
+    j = Join([(accelat(), 2), (Constant(0.2), 2), (Constant(0.1), None)])
+    assert not isinstance(j, Schedule) and j.hyper == Hyper(1.0, None)
+    seen = []
+    for _ in range(5):
+        h = j.step(0.5)
+        assert j.hyper == h
+        seen.append(h.lr)
+    assert seen == [1.0, 0.2, 0.2, 0.1, 0.1]
+
+
+def test_metric_join_resumed_state_restores_the_active_phases_value() -> None:
+    j = Join([(Constant(0.2), 2), (accelat(window=1), None)])
+    for m in [0.0] * 8:  # a flat metric: the AccelAT phase cuts
+        j.step(m)
+    assert j.lr < ACCELAT["lr_max"]
+    resumed = roundtrip(j)
+    assert resumed.hyper == j.hyper and resumed.t == j.t
+
+
+@pytest.mark.parametrize("phases", [{"a": 1, "b": 2}, "ab", ({}, {})])
+def test_metric_join_state_whose_phases_are_not_a_list_of_n_is_refused(phases) -> None:
+    j = Join([(Constant(0.2), 2), (accelat(), None)])
+    state = j.state_dict()
+    state["state"]["phases"] = phases
+    with pytest.raises(ValueError, match=r"^state\['phases'\] must be a list of 2 states, got "):
+        Join([(Constant(0.2), 2), (accelat(), None)]).load_state_dict(state)
+
+
+def test_metric_join_state_missing_a_key_names_the_state() -> None:
+    j = Join([(Constant(0.2), 2), (accelat(), None)])
+    state = {**j.state_dict(), "state": {"t": 1}}
+    with pytest.raises(ValueError, match=r"^state is missing key\(s\) \['phases'\]$"):
+        j.load_state_dict(state)
+
+
+def test_join_schedule_resumed_mid_phase_steps_on_from_the_right_phase() -> None:
+    def build() -> Join:
+        return Join([(Constant(0.5), 2), (Constant(0.25), 2), (Constant(0.125), None)])
+
+    expected = [build().at(t).lr for t in range(1, 7)]
+    assert expected == [0.5, 0.25, 0.25, 0.125, 0.125, 0.125]
+    for split in range(6):
+        first = build()
+        head = [first.step().lr for _ in range(split)]
+        resumed = build()
+        resumed.load_state_dict(first.state_dict())
+        assert head + [resumed.step().lr for _ in range(6 - split)] == expected
+
+
+def test_a_registered_class_is_built_by_its_name() -> None:
+    from accelat_core.config import _REGISTRY, register
+
+    class HalfLr(Constant):
+        pass
+
+    try:
+        assert register(HalfLr) is HalfLr
+        built = from_config({"policy": "HalfLr", "lr": 0.5})
+        assert type(built) is HalfLr and built.lr == 0.5
+    finally:
+        _REGISTRY.pop("HalfLr", None)
+
+
+def test_repr_is_the_policy_name_and_its_config_as_keyword_arguments() -> None:
+    assert repr(Constant(0.5)) == "Constant(lr=0.5)"
+    assert repr(Warmup(Constant(0.5), steps=2)) == (
+        "Warmup(inner={'policy': 'Constant', 'lr': 0.5}, steps=2, start_lr=0.0)"
+    )
+
+
+def test_a_flavour_class_called_directly_builds_only_what_fits_it() -> None:
+    from accelat_core.compose import JoinSchedule, MetricJoin, MetricWarmup, WarmupSchedule
+
+    w = WarmupSchedule(Constant(0.5), 2)
+    assert type(w) is WarmupSchedule and [w.at(t).lr for t in range(3)] == [0.0, 0.25, 0.5]
+    assert type(MetricWarmup(accelat(), 2)) is MetricWarmup
+    assert type(JoinSchedule([(Constant(0.5), 1), (Constant(0.1), None)])) is JoinSchedule
+    with pytest.raises(
+        TypeError,
+        match=r"^WarmupSchedule cannot be built from this inner \(it "
+        r"makes a MetricWarmup\); call Warmup\(\.\.\.\), which picks the class$",
+    ):
+        WarmupSchedule(accelat(), 2)
+    with pytest.raises(
+        TypeError,
+        match=r"^MetricJoin cannot be built from this phases \(it "
+        r"makes a JoinSchedule\); call Join\(\.\.\.\), which picks the class$",
+    ):
+        MetricJoin([(Constant(0.5), 2), (Constant(0.1), None)])
+
+
+def test_warmup_start_lr_defaults_to_zero_and_a_negative_one_is_named() -> None:
+    assert Warmup(accelat(), 2).to_config()["start_lr"] == 0.0
+    assert Warmup(accelat(), 2).hyper.lr == 0.0
+    with pytest.raises(ValueError, match=r"^start_lr must be in \[0, inf\), got -1\.0$"):
+        Warmup(Constant(0.5), 2, start_lr=-1.0)
+
+
+@pytest.mark.parametrize(("pair", "shown"), [("ab", "'ab'"), (5, "5"), ((Constant(0.1),), None)])
+def test_join_refuses_a_phase_that_is_not_a_pair_naming_it(pair, shown) -> None:
+    shown = repr(pair) if shown is None else shown
+    message = f"phases[0] must be a (policy, steps) pair, got {shown}"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        Join([pair])
+
+
+def test_join_schedule_starts_at_its_first_phases_value() -> None:
+    j = Join([(Constant(0.5), 1), (Constant(0.25), None)])
+    assert j.hyper == Hyper(0.5, None) and j.lr == 0.5

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from accelat_core import RangeTest, Suggestion, suggest
-from accelat_core.finder import RangeTestLog, _gradient, curve_problem, smooth_losses
+from accelat_core.finder import (
+    LRFindResult,
+    RangeTestLog,
+    _gradient,
+    curve_problem,
+    smooth_losses,
+)
 
 
 def grid(n: int, lo: float = -4.0, hi: float = 0.0) -> list[float]:
@@ -339,3 +347,164 @@ def test_range_test_log_smoothing_must_be_in_zero_one(smooth) -> None:
     with pytest.raises(ValueError, match=rf"^smooth must be in \[0, 1\), got {smooth}$"):
         RangeTestLog(smooth=smooth)
     assert RangeTestLog(smooth=0.0).smooth == 0.0
+
+
+def test_lr_find_result_plot_draws_the_curve_on_a_log_axis_and_marks_both_lrs(
+    tmp_path, monkeypatch
+) -> None:
+    figure = pytest.importorskip("matplotlib.figure")
+    drawn = []
+    save = figure.Figure.savefig
+
+    def keep(fig, path, **kwargs):
+        drawn.append((fig, kwargs))
+        return save(fig, path, **kwargs)
+
+    monkeypatch.setattr(figure.Figure, "savefig", keep)
+    lrs, losses = [1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.5, 1.0, 3.0]
+    found = LRFindResult(Suggestion(0.1, 0.0125, "minimum", 2, None, (2.0,)), lrs, losses)
+    out = found.plot(str(tmp_path / "curve.png"))
+    assert out == tmp_path / "curve.png" and isinstance(out, Path)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ((fig, kwargs),) = drawn
+    assert kwargs == {"dpi": 100} and tuple(fig.get_size_inches()) == (6.0, 4.0)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning rate", "training loss")
+    curve, lr_max, lr_min = ax.get_lines()
+    assert list(curve.get_xdata()) == lrs and list(curve.get_ydata()) == losses
+    assert list(lr_max.get_xdata()) == [0.1, 0.1] and lr_max.get_linestyle() == "--"
+    assert list(lr_min.get_xdata()) == [0.0125, 0.0125] and lr_min.get_linestyle() == ":"
+    assert lr_max.get_color() == lr_min.get_color() == "C3"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["loss", "lr_max = 0.1", "lr_min = 0.0125"]
+
+
+def test_range_test_log_stop_reads_the_debiased_average() -> None:
+    # beta = 0.5: debiased averages 2, 1.333, 5.14, 4.53, 6.32; only 6.32 exceeds 4 x 1.333.
+    # Multiplying by the debias factor instead of dividing, dividing by 1 + beta**n or by
+    # 2 - beta**n, or starting the average at 1 instead of 0 stops at a different point.
+    log = RangeTestLog(smooth=0.5)
+    curve = [2.0, 1.0, 8.0, 4.0, 8.0]
+    assert [log.add(lr, x) for lr, x in zip(grid(5), curve, strict=True)] == [True] * 4 + [False]
+
+
+def test_range_test_log_with_a_best_of_zero_never_calls_a_divergence() -> None:
+    log = RangeTestLog(smooth=0.0)
+    assert [log.add(lr, x) for lr, x in zip(grid(3), [0.0, 5.0, 9.0], strict=True)] == [True] * 3
+
+
+def test_range_test_log_default_smoothing_is_fastais() -> None:
+    assert RangeTestLog().smooth == 0.98
+
+
+FEW = (
+    "only 3 of 3 points are usable (at least 5 are needed) before it turned NaN/inf or "
+    "exceeded 4x its best; start the range test at a lower start_lr."
+)
+
+
+@pytest.mark.parametrize(
+    ("losses", "problem"),
+    [
+        ([1.0, 1.0, 1.0], "the loss diverged at once: " + FEW),
+        (
+            [1.0] + [2.0] * 19,
+            "the loss diverged at once: its smoothed minimum is point 0 of 20 usable ones, "
+            "within the first 10 % of the curve; start the range test at a lower start_lr.",
+        ),
+        # A rise of exactly 5 % of the start (21 - 20 == 0.05 * 20 in floats) is not a
+        # divergence; nor is a fall of exactly 5 % a way off the plateau.
+        (
+            [20.0] + [21.0] * 19,
+            "the loss never left its plateau: its smoothed value fell at most 0.0 % below the "
+            "starting loss 20 (more than 5 % is needed).",
+        ),
+        (
+            [20.0] * 10 + [19.0] * 10,
+            "the loss never left its plateau: its smoothed value fell at most 5.0 % below the "
+            "starting loss 20 (more than 5 % is needed).",
+        ),
+        (
+            [0.0] * 20,
+            "the loss never left its plateau: its smoothed value fell at most 0.0 % below the "
+            "starting loss 0 (more than 5 % is needed).",
+        ),
+        (
+            [1.0, 2.0] + [0.97] * 18,
+            "the loss never left its plateau: its smoothed value fell at most 3.0 % below the "
+            "starting loss 1 (more than 5 % is needed).",
+        ),
+        ([20.0] * 10 + [18.9] * 10, None),
+    ],
+)
+def test_curve_problem_gives_its_exact_reason_on_each_side_of_each_bound(losses, problem) -> None:
+    assert curve_problem(grid(len(losses)), losses, smooth=0.0) == problem
+
+
+@pytest.mark.parametrize(
+    ("lrs", "losses", "method", "error", "message"),
+    [
+        (
+            grid(3),
+            [1.0, 1.0, 1.0],
+            "minimum",
+            ValueError,
+            "suggest needs at least 5 usable points, got 3 of 3 (the losses are cut before the "
+            "first NaN/inf and where the smoothed loss exceeds 4x its best); run the range test "
+            "longer or from a lower start_lr",
+        ),
+        (
+            grid(6),
+            [1.0] * 6,
+            "paper",
+            ValueError,
+            "the smoothed loss never falls below its first value; start the range test at a "
+            "lower start_lr",
+        ),
+        (5, [1.0], "paper", TypeError, "lrs must be a sequence of numbers, got int"),
+        ([1e-3], 5, "paper", TypeError, "losses must be a sequence of numbers, got int"),
+        ([1e-3] * 5, "abcde", "paper", TypeError, "losses must be a sequence of numbers, got str"),
+        (
+            [1e-4, 1e-3, 1e-2, 5e-3, 1e-1],
+            [1.0] * 5,
+            "paper",
+            ValueError,
+            "lrs must be strictly increasing, got lrs[2]=0.01 >= lrs[3]=0.005",
+        ),
+    ],
+)
+def test_suggest_refuses_a_bad_curve_with_its_exact_message(
+    lrs, losses, method, error, message
+) -> None:
+    with pytest.raises(error, match="^" + re.escape(message) + "$"):
+        suggest(lrs, losses, method=method, smooth=0.0)
+
+
+def test_the_cut_keeps_a_zero_best_and_exactly_four_times_the_best() -> None:
+    # A best of 0 never calls a divergence, and 4 x the best is not yet one.
+    assert len(suggest(grid(6), [0.0, 0.0, 1.0, 2.0, 3.0, 4.0], "minimum", 0.0).smoothed) == 6
+    assert len(suggest(grid(6), [1.0, 4.0, 4.0, 4.0, 4.0, 4.0], "minimum", 0.0).smoothed) == 6
+    problem = curve_problem(grid(6), [1.0, 4.0, 4.0, 4.5, 4.0, 4.0], smooth=0.0)
+    assert problem.startswith("the loss diverged at once: only 3 of 6 points are usable")
+
+
+@pytest.mark.parametrize("method", ["paper", "minimum", "steepest", "valley"])
+def test_a_suggestion_names_the_rule_that_read_it(method) -> None:
+    losses = [1.0, 1.0, 0.9, 0.7, 0.4, 0.2, 0.1, 0.3, 0.9, 2.0]
+    assert suggest(grid(10), losses, method=method, smooth=0.0).method == method
+
+
+def test_cycle_batches_of_an_empty_loader_names_batches_by_default() -> None:
+    from accelat_core.finder import cycle_batches
+
+    with pytest.raises(ValueError, match=r"^lr_find's batches yielded no batches$"):
+        next(cycle_batches([]))
+
+
+def test_range_test_ends_exactly_at_end_lr_and_names_a_bad_one() -> None:
+    # 1e-5 * (5.875 / 1e-5) ** 1.0 is not 5.875 in floats: the last step returns end_lr itself.
+    r = RangeTest(1e-5, 5.875, 11)
+    assert r.at(10).lr == 5.875 and r.at(11).lr == 5.875 and r.at(9).lr < 5.875
+    with pytest.raises(ValueError, match=r"^end_lr must be in \(0, inf\), got -1\.0$"):
+        RangeTest(1e-3, -1.0, 10)
