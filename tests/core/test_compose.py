@@ -331,7 +331,7 @@ def test_metric_join_state_whose_phases_are_not_a_list_of_n_is_refused(phases) -
     state = j.state_dict()
     state["state"]["phases"] = phases
     with pytest.raises(ValueError, match=r"^state\['phases'\] must be a list of 2 states, got "):
-        Join([(Constant(0.2), 2), (accelat(), None)]).load_state_dict(state)
+        j.load_state_dict(state)
 
 
 def test_metric_join_state_missing_a_key_names_the_state() -> None:

@@ -12,9 +12,8 @@ import pytest
 
 from accelat_core import AccelAT, Constant, OneCycle
 
-SAVED = Constant(
-    0.5
-).state_dict()  # {"format": 1, "policy": "Constant", "config": ..., "state": {"t": 0}}
+# {"format": 1, "policy": "Constant", "config": ..., "state": {"t": 0}}
+SAVED = Constant(0.5).state_dict()
 
 
 @pytest.mark.parametrize(
@@ -102,9 +101,8 @@ def test_a_bad_config_is_refused_with_its_exact_message(config, message) -> None
         from_config(config)
 
 
-NOISE = dict(
-    lr_max=1.0, lr_min=0.01, factor=0.5, window=1
-)  # endpoint gain: sigma_g = noise * sqrt(2)
+# window 1, endpoint gain: sigma_g = noise * sqrt(2)
+NOISE = dict(lr_max=1.0, lr_min=0.01, factor=0.5, window=1)
 
 
 @pytest.mark.parametrize(
