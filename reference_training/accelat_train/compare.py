@@ -14,6 +14,7 @@ and one with a checkpoint resumes, so an interrupted comparison continues where 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -29,7 +30,7 @@ import torch
 from accelat_train import plots, report
 from accelat_train.config import METRIC_DRIVEN, TrainConfig
 from accelat_train.lr_finder import find_lr
-from accelat_train.peers import PEERS
+from accelat_train.peers import PEERS, optimizer_name
 from accelat_train.run import train
 from accelat_train.setup import prepare
 
@@ -60,16 +61,18 @@ def compare(
     say = log or (lambda _line: None)
     if jobs > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-    found = {s: _lr_find(dataclasses.replace(base, seed=s), policies, out, say) for s in seeds}
-    runs: dict[str, list[str]] = {name: [] for name in policies}
+    arms = {spec: arm_config(base, spec) for spec in policies}
+    finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
+    found = {s: _lr_find(dataclasses.replace(base, seed=s), finders, out, say) for s in seeds}
+    runs: dict[str, list[str]] = {spec: [] for spec in policies}
     tasks = []
     for seed in seeds:
-        for name in policies:
-            run_dir = out / name / f"seed{seed}"
-            runs[name].append(str(run_dir))
-            # LR-free peers neither read the finder nor are charged for it.
-            shared = {} if name in PEERS else found[seed]
-            cfg = dataclasses.replace(base, seed=seed, policy=name, out=str(run_dir), **shared)
+        for spec, arm in arms.items():
+            run_dir = out / spec.replace(":", "+").replace("/", "_") / f"seed{seed}"
+            runs[spec].append(str(run_dir))
+            # LR-free optimizers neither read the finder nor are charged for it.
+            shared = found[seed] if spec in finders else {}
+            cfg = dataclasses.replace(arm, seed=seed, out=str(run_dir), **shared)
             tasks.append((cfg, quiet, threads))
     _map(
         _train_one,
@@ -81,7 +84,7 @@ def compare(
         runs,
         target=target,
         baseline=BASELINE if BASELINE in policies else None,
-        fixed_shape=[n for n in policies if n not in METRIC_DRIVEN and n not in PEERS],
+        fixed_shape=[spec for spec, cfg in arms.items() if cfg.policy not in METRIC_DRIVEN + PEERS],
     )
     report.write_json(out / "compare.json", summary)
     plots.plot_compare(summary, out / "compare.png")
@@ -92,18 +95,52 @@ def _lr_find(
     cfg: TrainConfig, policies: Sequence[str], out: Path, say: Callable[[str], None]
 ) -> dict[str, Any]:
     """The ``lr_max`` / ``lr_find`` fields of this seed's runs (the finder runs at most once)."""
-    if cfg.lr_max != "auto" or all(p in PEERS for p in policies):
+    if not policies:
         return {}
     cached = out / f"lr_find_seed{cfg.seed}.json"
     if cached.is_file():
         shared = json.loads(cached.read_text(encoding="utf-8"))
     else:
         finding = find_lr(prepare(cfg))
-        shared = {**finding.record(), "shared_by": [p for p in policies if p not in PEERS]}
+        shared = {**finding.record(), "shared_by": list(policies)}
         finding.plot(out / f"lr_find_seed{cfg.seed}.png")
         report.write_json(cached, shared)
     say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
     return {"lr_max": shared["lr_max"], "lr_find": shared}
+
+
+def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
+    """One arm of a comparison: ``policy[:field=value...]``, e.g. ``accelat:ema_epochs=2``
+    (each value parsed as its ``accelat train`` flag would be)."""
+    name, *pairs = spec.split(":")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    changes: dict[str, Any] = {"policy": name}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in fields or key in ("seed", "out", "policy"):
+            raise ValueError(f"arm {spec!r}: {pair!r} is not field=value of a TrainConfig field")
+        parse = fields[key].metadata.get("type") or _FIELD_TYPES.get(key, str)
+        try:
+            changes[key] = parse(text)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            raise ValueError(f"arm {spec!r}: {key}={text!r}: {exc}") from None
+    cfg = dataclasses.replace(base, **changes)
+    cfg.validate()
+    return cfg
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return text.lower() == "true"
+
+
+_FIELD_TYPES: dict[str, Any] = {"ema_warmup": _bool, "co_check": _bool, "nesterov": _bool}
+
+
+def uses_finder(cfg: TrainConfig) -> bool:
+    """Does this run start from the lr finder's suggestion?"""
+    return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
 
 
 def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:

@@ -39,11 +39,13 @@ POLICY_NAMES = (
     "plateau",
     "schedulefree",
     "prodigy",
+    "prodigy-cosine",
 )
 #: Policies that step once per epoch on the monitored metric (the rest are fixed shapes).
 METRIC_DRIVEN = ("accelat", "plateau")
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 AMP_NAMES = ("bf16", "fp16")
+OPTIMIZER_NAMES = ("sgd", "schedulefree", "prodigy")
 DEVICE_KINDS = ("auto", "cpu", "cuda")
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -92,6 +94,27 @@ def parse_lr_max(text: str) -> float | str:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a finite number > 0")
     return value
+
+
+def parse_lr_min(text: str) -> float | str:
+    """``1e-4`` (a value) or ``lr_max/1000`` (a ratio of lr_max, kept as written)."""
+    head, _, ratio = text.strip().partition("/")
+    if head.strip() == "lr_max":
+        divisor = fraction(ratio)
+        if not (math.isfinite(divisor) and divisor >= 1):
+            raise argparse.ArgumentTypeError(f"{text!r}: the divisor must be a number >= 1")
+        return f"lr_max/{ratio.strip()}"
+    value = fraction(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0 or lr_max/N")
+    return value
+
+
+def lr_min_value(lr_min: float | str, lr_max: float) -> float:
+    """``lr_min`` as a number: a ratio ``lr_max/N`` resolved against ``lr_max``, capped at it."""
+    if isinstance(lr_min, str):
+        return lr_max / float(Fraction(lr_min.partition("/")[2]))
+    return min(float(lr_min), lr_max)
 
 
 def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
@@ -143,6 +166,16 @@ class TrainConfig:
         None, "JSON file with an accelat_core policy config", flag=False
     )
     lr_max: float | str = _opt("auto", "peak lr; 'auto' runs the lr finder", type=parse_lr_max)
+    optimizer: str | None = _opt(
+        None, "optimizer (None: the policy's own, SGD for the lr schedules)",
+        choices=OPTIMIZER_NAMES,
+    )  # fmt: skip
+    ema_epochs: float = _opt(
+        0.0, "EMA of the weights with this horizon in epochs (0: off)", type=float
+    )
+    ema_warmup: bool = _opt(
+        True, "EMA: warm the decay up (timm's power law)", action=argparse.BooleanOptionalAction
+    )
     epochs: int = _opt(10, "epoch-equivalents", type=POSITIVE)
     batch_size: int = _opt(128, "minibatch size", type=POSITIVE)
     train_size: int | None = _opt(None, "training images (None: all)", type=POSITIVE)
@@ -182,6 +215,10 @@ class TrainConfig:
     accelat_factor: float = _opt(
         0.5, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
     )
+    min_gain: float = _opt(0.005, "AccelAT/plateau: the gain a window must make", type=float)
+    lr_min: float | str = _opt(
+        "lr_max/1000", "AccelAT/plateau: the lr floor, a value or lr_max/N", type=parse_lr_min
+    )
     stop_patience: int = _opt(
         2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
         type=NONNEGATIVE,
@@ -214,6 +251,10 @@ class TrainConfig:
             raise ValueError(f"accelat_z must be a finite number, got {self.accelat_z!r}")
         if not (isinstance(self.accelat_factor, (int, float)) and 0 < self.accelat_factor < 1):
             raise ValueError(f"accelat_factor must be in (0, 1), got {self.accelat_factor!r}")
+        if self.optimizer is not None:
+            choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        if not (isinstance(self.ema_epochs, (int, float)) and 0 <= self.ema_epochs < math.inf):
+            raise ValueError(f"ema_epochs must be a finite number >= 0, got {self.ema_epochs!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:

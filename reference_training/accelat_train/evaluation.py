@@ -90,8 +90,8 @@ def pgd_accuracy(
 
 
 class Monitor:
-    """The per-epoch validation metrics of one run: ``measure(model, epoch)`` returns
-    ``{"val_acc", "robust_val_acc"}``."""
+    """The per-epoch validation metrics of one run: ``clean(model)`` (``val_acc``) and
+    ``robust(model, epoch)`` (``robust_val_acc``)."""
 
     def __init__(
         self, val: tuple[torch.Tensor, torch.Tensor], *, size: int, steps: int, eps: float,
@@ -101,13 +101,16 @@ class Monitor:
         self.mon_x, self.mon_y = self.val_x[:size], self.val_y[:size]
         self.steps, self.eps, self.seed = steps, eps, seed
 
-    def measure(self, model: nn.Module, epoch: int) -> dict[str, float]:
-        val_acc = clean_accuracy(model, self.val_x, self.val_y)
-        robust = pgd_accuracy(
+    def clean(self, model: nn.Module) -> float:
+        """Clean accuracy on the whole validation split."""
+        return clean_accuracy(model, self.val_x, self.val_y)
+
+    def robust(self, model: nn.Module, epoch: int) -> float:
+        """PGD accuracy on the first ``size`` validation images, seeded per epoch."""
+        return pgd_accuracy(
             model, self.mon_x, self.mon_y, self.eps, self.steps,
             seed=epoch_seed(self.seed, epoch, 2),
         )  # fmt: skip
-        return {"val_acc": val_acc, "robust_val_acc": robust}
 
 
 class OverfitCheck:

@@ -75,7 +75,8 @@ def load_run(
     splits = _splits(config, data_dir)
     model = _model(config, splits)
     try:
-        model.load_state_dict(state["model"])
+        # A run with averaging evaluated (and reports) the averaged weights.
+        model.load_state_dict(state["ema"]["model"] if "ema" in state else state["model"])
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
     model.to(torch.device(device)).eval()

@@ -15,7 +15,7 @@ constant lr of 1.0 (the trainer's scheduler writes it, momentum is not driven). 
 from the ``[peers]`` extra.
 
 >>> PEERS
-('schedulefree', 'prodigy')
+('schedulefree', 'prodigy', 'prodigy-cosine')
 """
 
 from __future__ import annotations
@@ -26,10 +26,21 @@ from typing import Any
 import torch
 from torch import nn
 
-PEERS = ("schedulefree", "prodigy")
+PEERS = ("schedulefree", "prodigy", "prodigy-cosine")
+#: The optimizer each peer policy trains with.
+PEER_OPTIMIZER = {"schedulefree": "schedulefree", "prodigy": "prodigy", "prodigy-cosine": "prodigy"}
 PEER_LR = 1.0
 WARMUP_FRACTION = 0.05
 BN_BATCHES = 50
+
+
+def optimizer_name(cfg: Any) -> str:
+    """The optimizer a run trains with: ``cfg.optimizer``, else its peer policy's, else SGD."""
+    if cfg.optimizer is not None:
+        return str(cfg.optimizer)
+    if cfg.policy_config is None and cfg.policy in PEERS:
+        return PEER_OPTIMIZER[cfg.policy]
+    return "sgd"
 
 
 def make_optimizer(

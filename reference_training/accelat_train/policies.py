@@ -67,7 +67,7 @@ from accelat_core import (
     from_config,
 )
 from accelat_torch import PolicyScheduler
-from accelat_train.config import POLICY_NAMES
+from accelat_train.config import POLICY_NAMES, lr_min_value
 from accelat_train.peers import PEER_LR, PEERS
 
 if TYPE_CHECKING:
@@ -95,12 +95,16 @@ def build_policy(
     z: float = 0.0,
     stop_patience: int | None = None,
     factor: float = ACCELAT_FACTOR,
+    min_gain: float = ACCELAT_MIN_GAIN,
+    lr_min: float | None = None,
 ) -> Policy:
     """The named default policy (not ``plateau``); ``total_steps`` counts weight updates.
 
     ``samples``, ``z``, ``stop_patience`` and ``factor`` apply to ``accelat`` only (see the
     table)."""
-    lr_min = lr_max * LR_MIN_RATIO
+    floor = lr_max * LR_MIN_RATIO  # where the fixed shapes end
+    if name == "prodigy-cosine":  # Prodigy's README: cosine annealing over the run
+        return WarmRestarts(PEER_LR, period=max(1, total_steps), lr_min=0.0)
     if name in PEERS:
         return Constant(PEER_LR)
     if name == "constant":
@@ -108,7 +112,7 @@ def build_policy(
     if name == "step":
         return StepDecay.free_at(lr_max, max(4, total_steps))
     if name == "linear":
-        return LinearDecay(lr_max, lr_min, total_steps)
+        return LinearDecay(lr_max, floor, total_steps)
     if name == "exponential":
         return ExponentialDecay(lr_max, rate=LR_MIN_RATIO, decay_steps=total_steps)
     if name == "onecycle":
@@ -117,12 +121,12 @@ def build_policy(
         return Cyclical(lr_max / 10, lr_max, step_size_up=max(1, total_steps // 4))
     if name == "restarts":
         period = max(1.0, total_steps / 7)  # a restart lasts at least one step
-        return WarmRestarts(lr_max, period=period, lr_min=lr_min, period_mult=2.0)
+        return WarmRestarts(lr_max, period=period, lr_min=floor, period_mult=2.0)
     if name == "accelat":
         return AccelAT(
             lr_max,
-            lr_min,
-            min_gain=ACCELAT_MIN_GAIN,
+            floor if lr_min is None else lr_min,
+            min_gain=min_gain,
             factor=factor,
             window=window or default_window(epochs),
             stop_patience=stop_patience or None,
@@ -159,7 +163,9 @@ class TrainerSchedule:
         if self.plateau:
             assert lr_max is not None
             self.policy = None
-            self.scheduler: Any = _plateau(optimizer, lr_max, window)
+            self.scheduler: Any = _plateau(
+                optimizer, lr_max, window, cfg.min_gain, lr_min_value(cfg.lr_min, lr_max)
+            )
             self.per_epoch = True
             return
         if cfg.policy_config is not None:
@@ -169,7 +175,8 @@ class TrainerSchedule:
             policy = build_policy(
                 cfg.policy, lr_max, total_steps=total, epochs=cfg.epochs, window=window,
                 samples=samples, z=cfg.accelat_z, stop_patience=cfg.stop_patience,
-                factor=cfg.accelat_factor,
+                factor=cfg.accelat_factor, min_gain=cfg.min_gain,
+                lr_min=lr_min_value(cfg.lr_min, lr_max),
             )  # fmt: skip
         self.policy = policy
         self.scheduler = PolicyScheduler(optimizer, policy, momentum="auto")
@@ -211,7 +218,7 @@ class TrainerSchedule:
 
 
 def _plateau(
-    optimizer: torch.optim.Optimizer, lr_max: float, window: int
+    optimizer: torch.optim.Optimizer, lr_max: float, window: int, min_gain: float, lr_min: float
 ) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
     """torch's ReduceLROnPlateau with AccelAT's factor, threshold and lr floor."""
     for group in optimizer.param_groups:
@@ -221,7 +228,7 @@ def _plateau(
         mode="max",
         factor=ACCELAT_FACTOR,
         patience=window,
-        threshold=ACCELAT_MIN_GAIN,
+        threshold=min_gain,
         threshold_mode="abs",
-        min_lr=lr_max * LR_MIN_RATIO,
+        min_lr=lr_min,
     )

@@ -85,6 +85,7 @@ def write_run_report(
     *,
     best: Mapping[str, Any] | None = None,
     rollback: Mapping[str, Any] | None = None,
+    evaluated: str = "weights",
 ) -> dict[str, Any]:
     """Write ``report.json`` and ``curves.png`` into ``run_dir``; return the report dict.
 
@@ -109,6 +110,7 @@ def write_run_report(
         "passes": int(last["passes"]),
         "seconds": float(last["seconds"]),
         "best_robust_val_acc": max(float(r["robust_val_acc"]) for r in rows),
+        "evaluated": evaluated,
         "final": dict(final),
     }
     if best is not None:
@@ -245,10 +247,23 @@ def charged_passes(config: Mapping[str, Any], row: Mapping[str, Any]) -> float:
     ``train_adv_acc``, which training measures anyway), and the lr finder's passes when it
     started from the finder's suggestion (each policy would have to run it alone)."""
     total = float(row["passes"]) + float(row.get("overhead_passes", 0.0))
-    if reads_monitor(config) and config.get("monitor") != "train_adv_acc":
-        total += float(row.get("monitor_passes", 0.0))
+    if reads_monitor(config):
+        total += monitor_cost(config.get("monitor"), row)
     finder = config.get("lr_find") or {}
     return total + float(finder.get("passes", 0))
+
+
+def monitor_cost(monitor: str | None, row: Mapping[str, Any]) -> float:
+    """What reading ``monitor`` cost up to ``row``: nothing for ``train_adv_acc`` (training
+    measures it anyway), the clean validation forwards for ``val_acc``, the PGD monitor for
+    ``robust_val_acc`` (a row from before ``val_passes`` was counted charges the whole
+    monitor to it, and nothing to ``val_acc``)."""
+    val = float(row.get("val_passes", 0.0))
+    if monitor == "val_acc":
+        return val
+    if monitor == "robust_val_acc":
+        return float(row.get("monitor_passes", 0.0)) - val
+    return 0.0
 
 
 def reads_monitor(config: Mapping[str, Any]) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from accelat_train.averaging import Averaging
 from accelat_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from accelat_train.policies import TrainerSchedule
 from accelat_train.setup import Setup
@@ -39,6 +40,7 @@ class RunState:
     consumed: int = 0  # minibatches taken from the loader's stream
     passes: int = 0
     monitor_passes: float = 0.0  # the per-epoch monitor's passes (forwards alone count 1/3)
+    val_passes: float = 0.0  # of which the clean validation accuracy's
     overhead_passes: float = 0.0  # the overfitting check's and schedule-free BN refreshes'
     seconds: float = 0.0
     co_prev: float | None = None  # the overfitting check's last accuracy
@@ -56,6 +58,7 @@ class RunState:
             consumed=int(ckpt["consumed"]),
             passes=int(ckpt["passes"]),
             monitor_passes=float(ckpt.get("monitor_passes", 0.0)),
+            val_passes=float(ckpt.get("val_passes", 0.0)),
             overhead_passes=float(ckpt.get("overhead_passes", 0.0)),
             seconds=float(ckpt["seconds"]),
             co_prev=ckpt.get("co_prev"),
@@ -72,6 +75,7 @@ class RunState:
             "consumed": self.consumed,
             "passes": self.passes,
             "monitor_passes": self.monitor_passes,
+            "val_passes": self.val_passes,
             "overhead_passes": self.overhead_passes,
             "seconds": self.seconds,
             "metrics_bytes": self.metrics_bytes,
@@ -102,6 +106,7 @@ def save(
     schedule: TrainerSchedule,
     state: RunState,
     method_states: list[Any],
+    averaging: Averaging | None = None,
 ) -> None:
     """Write the whole run (``method_states``: every rank's, in rank order) atomically."""
     save_checkpoint(
@@ -113,13 +118,21 @@ def save(
             "method": {"ranks": method_states},
             "scaler": setup.scaler.state_dict() if setup.scaler is not None else {},
             "rng": {"torch": torch.get_rng_state()},
+            **({} if averaging is None else {"ema": averaging.state_dict()}),
             **state.as_checkpoint(),
         },
     )
 
 
-def restore(ckpt: dict[str, Any], path: Path, setup: Setup, schedule: TrainerSchedule) -> RunState:
-    """Load ``ckpt`` (read from ``path``) into ``setup`` and ``schedule``; its ``RunState``."""
+def restore(
+    ckpt: dict[str, Any],
+    path: Path,
+    setup: Setup,
+    schedule: TrainerSchedule,
+    averaging: Averaging | None = None,
+) -> RunState:
+    """Load ``ckpt`` (read from ``path``) into ``setup``, ``schedule`` and ``averaging``;
+    its ``RunState``."""
     setup.model.load_state_dict(ckpt["model"])
     setup.optimizer.load_state_dict(ckpt["optimizer"])
     schedule.load_state_json(ckpt["scheduler"])
@@ -133,6 +146,8 @@ def restore(ckpt: dict[str, Any], path: Path, setup: Setup, schedule: TrainerSch
     setup.method.load_state_dict(method_states[info.rank])
     if setup.scaler is not None and ckpt.get("scaler"):
         setup.scaler.load_state_dict(ckpt["scaler"])
+    if averaging is not None:
+        averaging.load_state_dict(ckpt["ema"])
     torch.set_rng_state(ckpt["rng"]["torch"])
     return RunState.from_checkpoint(ckpt)
 

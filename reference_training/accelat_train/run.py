@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from accelat_train import distributed, hooks, peers, report, resume
+from accelat_train.averaging import Averaging
 from accelat_train.checkpoint import atomic_write_text, load_checkpoint
 from accelat_train.config import (
     CHECKPOINT_NAME,
@@ -53,7 +54,7 @@ from accelat_train.evaluation import (
 from accelat_train.load import BEST_NAME
 from accelat_train.lr_finder import find_lr
 from accelat_train.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
-from accelat_train.peers import PEER_LR, PEERS
+from accelat_train.peers import PEER_LR, optimizer_name
 from accelat_train.policies import TrainerSchedule
 from accelat_train.progress import Progress, epoch_line
 from accelat_train.resume import RunState
@@ -127,7 +128,7 @@ def _resolve_lr_max(
     config, which carries its own), and the finder's record when it ran."""
     if cfg.policy_config is not None:
         return cfg, None, None
-    if cfg.policy in PEERS:  # LR-free: no finder, their own lr
+    if optimizer_name(cfg) != "sgd" and cfg.lr_max == "auto":  # LR-free: their own lr
         return dataclasses.replace(cfg, lr_max=PEER_LR), PEER_LR, None
     if cfg.lr_max != "auto":
         return cfg, float(cfg.lr_max), None
@@ -158,6 +159,14 @@ class EpochLoop:
             cfg, setup.optimizer, lr_max, total, samples=monitor_samples(cfg, setup)
         )
         self.state = RunState()
+        self.averaging = (
+            Averaging(
+                setup.model, horizon_updates=max(1.0, cfg.ema_epochs * setup.updates_per_epoch),
+                warmup=cfg.ema_warmup,
+            )
+            if cfg.ema_epochs > 0
+            else None
+        )  # fmt: skip
         self._remember_hyper()
         setup.method.after_update = self._after_update
         device = setup.device
@@ -179,7 +188,14 @@ class EpochLoop:
         self.state.last_lr = float(group["lr"])
         self.state.last_momentum = None if momentum is None else float(momentum)
 
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The model the run evaluates: the averaged one when averaging is on."""
+        return self.setup.model if self.averaging is None else self.averaging.module
+
     def _after_update(self) -> None:
+        if self.averaging is not None:
+            self.averaging.update(self.setup.model)
         self._remember_hyper()
         self.schedule.after_update()
 
@@ -187,7 +203,9 @@ class EpochLoop:
     def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
         """Restore ``checkpoint``, or write a fresh run's ``config.json``."""
         if checkpoint is not None:
-            self.state = resume.restore(checkpoint, self.ckpt_path, self.setup, self.schedule)
+            self.state = resume.restore(
+                checkpoint, self.ckpt_path, self.setup, self.schedule, self.averaging
+            )
             if self.co is not None:
                 self.co.previous = self.state.co_prev
             if self.info.is_main:
@@ -221,11 +239,17 @@ class EpochLoop:
         loss_sum, correct, n, passes = distributed.sum_over_ranks(self.info, list(sums))
         state.passes += int(passes)
         distributed.broadcast_buffers(self.info, setup.model)
+        if self.averaging is not None:
+            distributed.broadcast_buffers(self.info, self.averaging.module)
         with self._counting() as counted:
             peers.eval_mode(setup.optimizer, setup.model, setup.loader.epoch(0))
         state.overhead_passes += counted.count
         with self._counting() as counted:
-            measured = self.monitor.measure(setup.model, epoch)
+            val_acc = self.monitor.clean(self.evaluated)
+        state.val_passes += counted.count
+        state.monitor_passes += counted.count
+        with self._counting() as counted:
+            robust_val_acc = self.monitor.robust(self.evaluated, epoch)
         state.monitor_passes += counted.count
         row: dict[str, Any] = {
             "epoch": epoch,
@@ -235,9 +259,11 @@ class EpochLoop:
             "seconds": round(state.seconds, 6),
             "train_loss": loss_sum / n,
             "train_adv_acc": correct / n,
-            **measured,
+            "val_acc": val_acc,
+            "robust_val_acc": robust_val_acc,
             "monitor": cfg.monitor,
             "monitor_passes": state.monitor_passes,
+            "val_passes": state.val_passes,
             "overhead_passes": state.overhead_passes,
         }
         row["monitor_value"] = row[cfg.monitor]
@@ -288,7 +314,9 @@ class EpochLoop:
         state = self.state
         restored = state.best_epoch if self.best_path.exists() else None
         if restored is not None:
-            self.setup.model.load_state_dict(load_checkpoint(self.best_path)["model"])
+            weights = load_checkpoint(self.best_path)["model"]
+            self.setup.model.load_state_dict(weights)
+            self.evaluated.load_state_dict(weights)
         state.rollback = {"epoch": epoch, "restored_epoch": restored}
         message = (
             f"catastrophic overfitting at epoch {epoch}: PGD accuracy on the check batch fell "
@@ -325,8 +353,10 @@ class EpochLoop:
             state.epoch = row["epoch"]
             if state.improves(row["robust_val_acc"]):
                 state.best_epoch, state.best_robust_val_acc = row["epoch"], row["robust_val_acc"]
-                resume.save_best(self.best_path, self.setup.model, *self.best())
-            resume.save(self.ckpt_path, self.setup, self.schedule, state, method_states)
+                resume.save_best(self.best_path, self.evaluated, *self.best())
+            resume.save(
+                self.ckpt_path, self.setup, self.schedule, state, method_states, self.averaging
+            )
         distributed.barrier(self.info)
 
     def best(self) -> tuple[int, float]:
@@ -342,14 +372,17 @@ class EpochLoop:
         report (rank 0)."""
         hooks.dump_rank(self.info.rank, self.setup.model, self.lrs)
         if self.info.is_main:
-            final = self._evaluate(self.setup.model)
+            final = self._evaluate(self.evaluated)
             best = None
             if self.state.best_epoch is not None:
-                model = copy.deepcopy(self.setup.model)
+                model = copy.deepcopy(self.evaluated)
                 model.load_state_dict(load_checkpoint(self.best_path)["model"])
                 epoch, value = self.best()
                 best = {"epoch": epoch, "robust_val_acc": value, "test": self._evaluate(model)}
-            report.write_run_report(self.run_dir, final, best=best, rollback=self.state.rollback)
+            report.write_run_report(
+                self.run_dir, final, best=best, rollback=self.state.rollback,
+                evaluated="weights" if self.averaging is None else "ema",
+            )  # fmt: skip
         return self.run_dir
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from accelat_train.data import load_splits
 from accelat_train.loader import DeviceLoader
 from accelat_train.methods import METHODS, FreeMethod, Method
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.peers import PEERS, make_optimizer
+from accelat_train.peers import make_optimizer, optimizer_name
 
 
 @dataclass
@@ -105,9 +105,10 @@ def prepare(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) 
 
 def _optimizer(cfg: TrainConfig, model: nn.Module, *, total_updates: int) -> torch.optim.Optimizer:
     """SGD (momentum, weight decay, Nesterov from ``cfg``), or a peer's own optimizer."""
-    if cfg.policy_config is None and cfg.policy in PEERS:
+    name = optimizer_name(cfg)
+    if name != "sgd":
         return make_optimizer(
-            cfg.policy, model.parameters(), momentum=cfg.momentum,
+            name, model.parameters(), momentum=cfg.momentum,
             weight_decay=cfg.weight_decay, total_updates=total_updates,
         )  # fmt: skip
     return torch.optim.SGD(
