@@ -4,12 +4,12 @@ Pure Python, standard library only. See README.md for the AccelAT semantics.
 """
 
 from accelat_core.compose import (
-    Join,
     JoinSchedule,
     MetricJoin,
     MetricWarmup,
-    Warmup,
     WarmupSchedule,
+    join,
+    warmup,
 )
 from accelat_core.config import from_config, policy_names
 from accelat_core.finder import (
@@ -28,6 +28,7 @@ from accelat_core.policies.cyclical import Cyclical
 from accelat_core.policies.exponential_decay import ExponentialDecay
 from accelat_core.policies.linear_decay import LinearDecay
 from accelat_core.policies.one_cycle import OneCycle
+from accelat_core.policies.plateau import Plateau, PlateauState
 from accelat_core.policies.step_decay import StepDecay
 from accelat_core.policies.warm_restarts import WarmRestarts
 from accelat_core.policy import Policy, Schedule
@@ -40,13 +41,14 @@ __all__ = [
     "Decision",
     "ExponentialDecay",
     "Hyper",
-    "Join",
     "JoinSchedule",
     "LRFindResult",
     "LinearDecay",
     "MetricJoin",
     "MetricWarmup",
     "OneCycle",
+    "Plateau",
+    "PlateauState",
     "Policy",
     "RangeTest",
     "RangeTestLog",
@@ -54,11 +56,12 @@ __all__ = [
     "StepDecay",
     "Suggestion",
     "WarmRestarts",
-    "Warmup",
     "WarmupSchedule",
     "curve_problem",
     "cycle_batches",
     "from_config",
+    "join",
     "policy_names",
     "suggest",
+    "warmup",
 ]

@@ -7,6 +7,7 @@ NaN and infinities: a policy must never be built into a state that can emit them
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -106,3 +107,19 @@ def saved(check: Callable[..., T], key: str, value: Any, **bounds: Any) -> T:
         return check(f"state['{key}']", value, **bounds)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def metric_value(owner: str, metric: Any, call: int) -> float:
+    """A metric passed to ``owner``'s ``step`` as a float, NaN and ±inf included.
+
+    ``None``, a bool or anything that is not a real number raises ``ValueError`` naming the
+    value and the evaluation (step-call) index ``call``; an int beyond float range is inf.
+    """
+    if metric is None or isinstance(metric, bool) or not isinstance(metric, numbers.Real):
+        raise ValueError(
+            f"{owner} needs a real-number metric at every step, got {metric!r} at evaluation {call}"
+        )
+    try:
+        return float(metric)
+    except OverflowError:  # an int beyond float range is as unusable as inf
+        return math.inf

@@ -1,23 +1,29 @@
 """Composition: a linear warmup in front of a policy, and policies joined end to end.
 
-Both wrap any policy. ``Warmup(...)`` and ``Join(...)`` are the constructors; each
-returns one of two documented subclasses: when every wrapped policy is fixed-shape a
+:func:`warmup` and :func:`join` build them. Each returns one of two classes, chosen by
+what it wraps: when every wrapped policy is fixed-shape, a
 :class:`~accelat_core.policy.Schedule` with a closed-form ``at(t)`` (:class:`WarmupSchedule`,
-:class:`JoinSchedule`), otherwise a plain :class:`~accelat_core.policy.Policy` that routes
-metrics to the active child (:class:`MetricWarmup`, :class:`MetricJoin`).
-Configs nest: ``{"policy": "Warmup", "inner": {...child config...}, ...}`` is built by
-:func:`accelat_core.from_config`, which hands the child's dict to the constructor.
+:class:`JoinSchedule`); otherwise a policy that routes metrics to the active child
+(:class:`MetricWarmup`, :class:`MetricJoin`). The classes can be called directly too; each
+refuses children that belong to the other.
+
+Configs and states carry the family's name, ``"Warmup"`` or ``"Join"``, and nest the
+children's configs: :func:`accelat_core.from_config` builds
+``{"policy": "Warmup", "inner": {...child config...}, ...}`` with :func:`warmup`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from accelat_core._validate import MAX_STEPS, integer, real
 from accelat_core.config import from_config, policy_names, register
 from accelat_core.hyper import Hyper
 from accelat_core.policy import Policy, Schedule, clock, expect_keys
+
+#: A phase as ``join`` takes it: a policy (or its config) and its length in units.
+Phase = tuple[Policy | dict[str, Any], int | None]
 
 
 def _as_policy(name: str, value: Any) -> Policy:
@@ -39,67 +45,53 @@ def _as_policy(name: str, value: Any) -> Policy:
     return value
 
 
-#: Marks a constructor argument that was not given: copy and pickle call ``__new__`` bare.
-_UNSET: Any = object()
-
-
-def _flavour(cls: type, base: type, kind: type, arg: str) -> type:
-    """The class to build: ``kind`` when called as ``base(...)``, else ``cls`` if it fits."""
-    if cls is base:
-        return kind
-    if issubclass(cls, kind):
-        return cls
-    raise TypeError(
-        f"{cls.__name__} cannot be built from this {arg} (it makes a {kind.__name__}); "
-        f"call {base.__name__}(...), which picks the class"
-    )
-
-
-@register
-class Warmup(Policy):
-    r"""Linear warmup from ``start_lr`` to the wrapped policy's initial lr over ``steps`` units.
+def warmup(
+    inner: Policy | dict[str, Any], steps: int, start_lr: float = 0.0
+) -> WarmupSchedule | MetricWarmup:
+    r"""Linear warmup from ``start_lr`` to ``inner``'s initial lr over ``steps`` units.
 
     .. math::
         lr(t) = \text{start\_lr} + (lr_0 - \text{start\_lr})\, t / \text{steps}
         \quad (t < \text{steps}),
 
-    then the wrapped policy with its own clock starting at 0 at ``t = steps``: the lr at
-    ``t`` is ``inner.at(t - steps)``. During the warmup the momentum is the wrapped
-    policy's initial momentum. The wrapped policy must be freshly built (not stepped);
-    ``steps`` is an integer in ``[0, 2**53]``.
+    then ``inner`` with its own clock starting at 0 at ``t = steps``. During the warmup the
+    momentum is ``inner``'s initial momentum. ``inner`` must be freshly built (not stepped)
+    or a config dict; ``steps`` is an integer in ``[0, 2**53]``.
 
-    ``Warmup(inner, steps, start_lr)`` returns an instance of one of two subclasses,
-    chosen by ``inner``: :class:`WarmupSchedule` when ``inner`` is fixed-shape (a
-    :class:`~accelat_core.policy.Schedule`; the warmup then is one too, with a closed-form
-    ``at(t)``), :class:`MetricWarmup` otherwise (AccelAT, say). Both are ``Warmup`` to
-    ``isinstance``, to configs and to states: the wrapped policy's config sits under
-    ``"inner"``: ``{"policy": "Warmup", "inner": {...}, "steps": 4, "start_lr": 0.0}``.
+    Returns a :class:`WarmupSchedule` (a Schedule with a closed form ``at(t)``) when
+    ``inner`` is fixed-shape, else a :class:`MetricWarmup`. Both are named ``"Warmup"`` in
+    configs and states: ``{"policy": "Warmup", "inner": {...}, "steps": 4, "start_lr": 0.0}``.
 
     >>> from accelat_core import Constant
-    >>> w = Warmup(Constant(0.5), steps=4)
+    >>> w = warmup(Constant(0.5), steps=4)
     >>> [w.at(t).lr for t in range(6)], type(w).__name__, w.to_config()["policy"]
     ([0.0, 0.125, 0.25, 0.375, 0.5, 0.5], 'WarmupSchedule', 'Warmup')
     """
+    policy = _as_policy("inner", inner)
+    if isinstance(policy, Schedule):
+        return WarmupSchedule(policy, steps, start_lr)
+    return MetricWarmup(policy, steps, start_lr)
 
+
+class _Warmup(Policy):
+    """What both warmups share: the arguments, the ramp, the name and the config."""
+
+    #: The ``inner`` this class takes, for the error when it is given another.
+    _fits: ClassVar[str]
     inner: Policy
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Warmup:
-        inner = args[0] if args else kwargs.get("inner", _UNSET)
-        if inner is _UNSET:
-            if cls is Warmup:  # a call without inner: report it as the call would
-                raise TypeError("Warmup() missing 1 required argument: 'inner'")
-            return super().__new__(cls)  # copy / pickle: the state is filled in next
-        policy = _as_policy("inner", inner)
-        kind = WarmupSchedule if isinstance(policy, Schedule) else MetricWarmup
-        self = super().__new__(_flavour(cls, Warmup, kind, "inner"))
-        self.inner = policy  # built and checked once, here: __init__ does the rest
-        return self
-
     def __init__(self, inner: Policy | dict[str, Any], steps: int, start_lr: float = 0.0) -> None:
-        del inner  # __new__ built it into self.inner
+        policy = _as_policy("inner", inner)
+        # A warmup is a Schedule exactly when its inner is one.
+        if isinstance(policy, Schedule) != isinstance(self, Schedule):
+            raise TypeError(
+                f"{type(self).__name__} needs {self._fits}, got {policy!r}; "
+                "warmup(inner, ...) picks the class that fits"
+            )
+        self.inner = policy
         self.steps = integer("steps", steps, lo=0, hi=MAX_STEPS)
         self.start_lr = real("start_lr", start_lr, lo=0.0)
-        self._target = self.inner.hyper
+        self._target = policy.hyper
         self._slope = (self._target.lr - self.start_lr) / self.steps if self.steps else 0.0
         self.t = 0
         self._hyper = self._head(0)
@@ -118,14 +110,15 @@ class Warmup(Policy):
         return {"inner": self.inner.to_config(), "steps": self.steps, "start_lr": self.start_lr}
 
 
-class WarmupSchedule(Warmup, Schedule):
-    """What ``Warmup(inner, ...)`` returns for a fixed-shape ``inner``: a Schedule.
+class WarmupSchedule(_Warmup, Schedule):
+    """:func:`warmup` of a fixed-shape ``inner``: a Schedule.
 
     ``at(t)`` is the ramp for ``t < steps``, then ``inner.at(t - steps)``; the state is
-    the clock alone. Build it with ``Warmup(...)`` (calling this class directly works only
-    for a fixed-shape ``inner``).
+    the clock alone. ``WarmupSchedule(inner, steps, start_lr)`` takes :func:`warmup`'s
+    arguments and refuses an ``inner`` that is not a Schedule.
     """
 
+    _fits = "a fixed-shape inner (a Schedule)"
     inner: Schedule
 
     def at(self, t: int) -> Hyper:
@@ -143,18 +136,21 @@ class WarmupSchedule(Warmup, Schedule):
         return h
 
 
-class MetricWarmup(Warmup):
-    """What ``Warmup(inner, ...)`` returns for any other ``inner`` (AccelAT, say).
+class MetricWarmup(_Warmup):
+    """:func:`warmup` of any other ``inner`` (AccelAT, say).
 
     ``needs_metric`` is the wrapped policy's. The metrics passed during the warmup (the
     steps that reach ``t <= steps``) are not fed to it: its first metric is the one that
     measures the unit trained at its own initial lr. The state is the clock and the
-    wrapped policy's state. Build it with ``Warmup(...)``.
+    wrapped policy's state. ``MetricWarmup(inner, steps, start_lr)`` takes :func:`warmup`'s
+    arguments and refuses an ``inner`` that is a Schedule.
     """
+
+    _fits = "an inner that is not fixed-shape (not a Schedule)"
 
     def __init__(self, inner: Policy | dict[str, Any], steps: int, start_lr: float = 0.0) -> None:
         super().__init__(inner, steps, start_lr)
-        self.needs_metric = self.inner.needs_metric  # type: ignore[misc]
+        self.needs_metric = self.inner.needs_metric
         self._initial = self.inner.state_dict()
 
     def step(self, metric: float | None = None) -> Hyper:
@@ -185,8 +181,32 @@ class MetricWarmup(Warmup):
         self._hyper = self._head(t) if t <= self.steps else self.inner.hyper
 
 
+def join(phases: Sequence[Phase]) -> JoinSchedule | MetricJoin:
+    r"""Run policies one after another: ``join([(p0, n0), (p1, n1), ..., (pk, None)])``.
+
+    Phase :math:`i` starts at :math:`T_i = n_0 + \dots + n_{i-1}` and runs ``p_i`` with
+    its own clock from 0: :math:`lr(t) = p_i.at(t - T_i)` for :math:`T_i \le t < T_{i+1}`.
+    Each length is an integer in ``[1, 2**53]``; the last phase's length must be ``None``
+    (it runs to the end); every child must be freshly built (or given as a config dict).
+
+    Returns a :class:`JoinSchedule` (a Schedule with a closed form ``at(t)``) when every
+    child is fixed-shape, else a :class:`MetricJoin`. Both are named ``"Join"`` in configs
+    and states: ``{"policy": "Join", "phases": [[child_config, n], ...]}``.
+
+    >>> from accelat_core import Constant
+    >>> j = join([(Constant(0.1), 2), (Constant(0.01), None)])
+    >>> [j.at(t).lr for t in range(4)], type(j).__name__, j.to_config()["policy"]
+    ([0.1, 0.1, 0.01, 0.01], 'JoinSchedule', 'Join')
+    """
+    policies, lengths = _parse_phases(phases)
+    built = list(zip(policies, [*lengths, None], strict=True))
+    if all(isinstance(p, Schedule) for p in policies):
+        return JoinSchedule(built)
+    return MetricJoin(built)
+
+
 def _parse_phases(phases: Any) -> tuple[list[Policy], list[int]]:
-    """Join's ``phases`` as built policies and the lengths of all phases but the last."""
+    """``join``'s ``phases`` as built policies and the lengths of all phases but the last."""
     if isinstance(phases, (str, bytes)) or not isinstance(phases, Sequence) or not phases:
         raise ValueError(
             f"phases must be a non-empty list of (policy, steps) pairs, got {phases!r}"
@@ -206,47 +226,25 @@ def _parse_phases(phases: Any) -> tuple[list[Policy], list[int]]:
     return policies, lengths
 
 
-@register
-class Join(Policy):
-    r"""Run policies one after another: ``Join([(p0, n0), (p1, n1), ..., (pk, None)])``.
+class _Join(Policy):
+    """What both joins share: the phases, the phase lookup, the name and the config."""
 
-    Phase :math:`i` starts at :math:`T_i = n_0 + \dots + n_{i-1}` and runs ``p_i`` with
-    its own clock from 0: :math:`lr(t) = p_i.at(t - T_i)` for :math:`T_i \le t < T_{i+1}`.
-    Each length is an integer in ``[1, 2**53]``; the last phase's length must be ``None``
-    (it runs to the end); every child must be freshly built (or given as a config dict).
-    The config is ``{"policy": "Join", "phases": [[child_config, n], ...]}``.
+    #: The phases this class takes, for the error when it is given others.
+    _fits: ClassVar[str]
+    policies: Sequence[Policy]
 
-    ``Join(phases)`` returns an instance of one of two subclasses, chosen by the children:
-    :class:`JoinSchedule` when every child is fixed-shape (a
-    :class:`~accelat_core.policy.Schedule`; the join then is one too, with a closed-form
-    ``at(t)``), :class:`MetricJoin` otherwise. Both are ``Join`` to ``isinstance``, to
-    configs and to states.
-
-    >>> from accelat_core import Constant
-    >>> j = Join([(Constant(0.1), 2), (Constant(0.01), None)])
-    >>> [j.at(t).lr for t in range(4)], type(j).__name__, j.to_config()["policy"]
-    ([0.1, 0.1, 0.01, 0.01], 'JoinSchedule', 'Join')
-    """
-
-    policies: list[Policy]
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Join:
-        phases = args[0] if args else kwargs.get("phases", _UNSET)
-        if phases is _UNSET:
-            if cls is Join:  # a call without phases: report it as the call would
-                raise TypeError("Join() missing 1 required argument: 'phases'")
-            return super().__new__(cls)  # copy / pickle: the state is filled in next
+    def __init__(self, phases: Sequence[Phase]) -> None:
         policies, lengths = _parse_phases(phases)
-        fixed = all(isinstance(p, Schedule) for p in policies)
-        self = super().__new__(_flavour(cls, Join, JoinSchedule if fixed else MetricJoin, "phases"))
-        self.policies = policies  # built and checked once, here: __init__ does the rest
+        # A join is a Schedule exactly when every child is one.
+        if all(isinstance(p, Schedule) for p in policies) != isinstance(self, Schedule):
+            raise TypeError(
+                f"{type(self).__name__} needs {self._fits}, got phases of "
+                f"{[p.policy_name for p in policies]}; join(phases) picks the class that fits"
+            )
+        self.policies = policies
         self.lengths = lengths
-        return self
-
-    def __init__(self, phases: Sequence[tuple[Policy | dict[str, Any], int | None]]) -> None:
-        del phases  # __new__ built it into self.policies and self.lengths
         starts = [0]
-        for n in self.lengths:
+        for n in lengths:
             starts.append(starts[-1] + n)
         self._starts = starts  # phase i runs on [starts[i], starts[i + 1])
         self.t = 0
@@ -272,16 +270,18 @@ class Join(Policy):
         }
 
 
-class JoinSchedule(Join, Schedule):
-    """What ``Join(phases)`` returns when every child is fixed-shape: a Schedule.
+class JoinSchedule(_Join, Schedule):
+    """:func:`join` of fixed-shape children only: a Schedule.
 
     ``at(t)`` is the active phase's ``at`` on its own clock; the state is the clock alone.
-    Build it with ``Join(...)``.
+    ``JoinSchedule(phases)`` takes :func:`join`'s argument and refuses a child that is not
+    a Schedule.
     """
 
-    policies: list[Schedule]  # type: ignore[assignment]
+    _fits = "fixed-shape phases only (Schedules)"
+    policies: Sequence[Schedule]
 
-    def __init__(self, phases: Sequence[tuple[Policy | dict[str, Any], int | None]]) -> None:
+    def __init__(self, phases: Sequence[Phase]) -> None:
         super().__init__(phases)
         self._hyper = self.at(0)
 
@@ -308,18 +308,21 @@ class JoinSchedule(Join, Schedule):
         self._active = self._phase(self.t)
 
 
-class MetricJoin(Join):
-    """What ``Join(phases)`` returns when a child is not fixed-shape (AccelAT, say).
+class MetricJoin(_Join):
+    """:func:`join` with a child that is not fixed-shape (AccelAT, say).
 
     Metric-driven children get the metrics of their own units; the metric passed at the
     step that switches phases measures the previous phase's last unit and is dropped.
     ``needs_metric`` is True if any child needs one; ``should_stop`` is the active
-    child's. The state is the clock and every child's state. Build it with ``Join(...)``.
+    child's. The state is the clock and every child's state. ``MetricJoin(phases)`` takes
+    :func:`join`'s argument and refuses phases that are all Schedules.
     """
 
-    def __init__(self, phases: Sequence[tuple[Policy | dict[str, Any], int | None]]) -> None:
+    _fits = "a phase that is not fixed-shape (not a Schedule)"
+
+    def __init__(self, phases: Sequence[Phase]) -> None:
         super().__init__(phases)
-        self.needs_metric = any(p.needs_metric for p in self.policies)  # type: ignore[misc]
+        self.needs_metric = any(p.needs_metric for p in self.policies)
         self._initial = [p.state_dict() for p in self.policies]
         self._hyper = self.policies[0].hyper
 
@@ -356,8 +359,20 @@ class MetricJoin(Join):
                     f"state['phases'][{i}] must be that phase's initial state before it starts "
                     f"(t = {t})"
                 )
-        for p, s in zip(self.policies, phases, strict=True):
-            p.load_state_dict(s)
+        before = [p.state_dict() for p in self.policies]
+        try:
+            for p, s in zip(self.policies, phases, strict=True):
+                p.load_state_dict(s)
+        except ValueError:
+            # Put back the phases loaded before the refused one: a refusal changes nothing.
+            for p, s in zip(self.policies, before, strict=True):
+                p.load_state_dict(s)
+            raise
         self.t = t
         self._active = active
         self._hyper = self.policies[active].hyper
+
+
+# Configs and states name the families, as they did when Warmup and Join were classes.
+register(warmup, name="Warmup")
+register(join, name="Join")

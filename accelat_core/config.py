@@ -1,7 +1,8 @@
 """``from_config`` / ``to_config`` and the name registry.
 
 A policy's config is ``{"policy": "<ClassName>", **constructor_kwargs}`` in plain JSON.
-Nested policies (``Warmup``, ``Join``) hold their children's configs.
+The composites (``"Warmup"``, ``"Join"``) are built by their functions and hold their
+children's configs.
 
 >>> from accelat_core import OneCycle, from_config
 >>> p = OneCycle(0.1, total_steps=100)
@@ -11,19 +12,24 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from accelat_core.policy import Policy
 
-_REGISTRY: dict[str, type[Policy]] = {}
+_REGISTRY: dict[str, Callable[..., Policy]] = {}
 
-P = TypeVar("P", bound=type[Policy])
+B = TypeVar("B", bound=Callable[..., Policy])
 
 
-def register(cls: P) -> P:
-    """Class decorator: make ``cls`` buildable by name from a config."""
-    _REGISTRY[cls.__name__] = cls
-    return cls
+def register(builder: B, name: str | None = None) -> B:
+    """Make ``builder`` buildable by ``name`` from a config; a class decorator as ``@register``.
+
+    ``builder`` is a policy class, or a function returning a policy (``warmup``); ``name``
+    (by default ``builder.__name__``) must be the ``policy_name`` of what it builds.
+    """
+    _REGISTRY[builder.__name__ if name is None else name] = builder
+    return builder
 
 
 def policy_names() -> list[str]:
@@ -44,13 +50,13 @@ def from_config(config: dict[str, Any]) -> Policy:
     name = config["policy"]
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r}; known policies: {', '.join(policy_names())}")
-    cls = _REGISTRY[name]
+    builder = _REGISTRY[name]
     kwargs = {k: v for k, v in config.items() if k != "policy"}
     bad = [k for k in kwargs if not isinstance(k, str)]
     if bad:
         raise ValueError(f"{name} config keys must be strings, got {bad!r}")
     try:
-        return cls(**kwargs)
+        return builder(**kwargs)
     except TypeError as exc:
         # Unknown or missing keyword arguments surface as TypeError from the call itself;
         # report them as a config error that names the policy.

@@ -15,7 +15,7 @@ dataclass.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 from accelat_core._validate import MAX_STEPS, integer, saved
 from accelat_core.hyper import Hyper
@@ -33,7 +33,8 @@ class Policy(ABC):
     """
 
     #: True when ``step`` needs a metric (AccelAT); adapters use it to route the metric.
-    needs_metric: ClassVar[bool] = False
+    #: A class attribute, except in the composites, whose instances take their children's.
+    needs_metric: bool = False
 
     _hyper: Hyper
 
@@ -71,8 +72,8 @@ class Policy(ABC):
     def policy_name(self) -> str:
         """The name configs, states and reprs carry, which :func:`from_config` looks up.
 
-        The class's own name, except where a public constructor returns one of several
-        documented subclasses (``Warmup``, ``Join``): then the constructor's name.
+        The class's own name, except for the composites: both warmup classes are named
+        ``"Warmup"`` and both join classes ``"Join"`` (see :mod:`accelat_core.compose`).
         """
         return type(self).__name__
 

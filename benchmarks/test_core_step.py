@@ -19,14 +19,14 @@ from accelat_core import (
     Cyclical,
     ExponentialDecay,
     Hyper,
-    Join,
     LinearDecay,
     OneCycle,
     Policy,
     RangeTest,
     StepDecay,
     WarmRestarts,
-    Warmup,
+    join,
+    warmup,
 )
 
 LONG = 10**9
@@ -49,9 +49,9 @@ CORE: dict[str, callable] = {
     "AccelAT(endpoint)": lambda: accelat("endpoint"),
     "AccelAT(windows)": lambda: accelat("windows"),
     "AccelAT(slope)": lambda: accelat("slope"),
-    "Warmup(OneCycle)": lambda: Warmup(OneCycle(0.1, total_steps=LONG), steps=0),
-    "Warmup(AccelAT)": lambda: Warmup(accelat("endpoint"), steps=0),
-    "Join(OneCycle, Cyclical)": lambda: Join(
+    "Warmup(OneCycle)": lambda: warmup(OneCycle(0.1, total_steps=LONG), steps=0),
+    "Warmup(AccelAT)": lambda: warmup(accelat("endpoint"), steps=0),
+    "Join(OneCycle, Cyclical)": lambda: join(
         [(OneCycle(0.1, total_steps=100), 100), (Cyclical(1e-3, 0.1, step_size_up=2000), None)]
     ),
 }

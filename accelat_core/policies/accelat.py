@@ -7,14 +7,21 @@ state machine whose whole state is one dataclass (:class:`AccelATState`).
 from __future__ import annotations
 
 import math
-import numbers
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import mul
 from typing import Any, NamedTuple
 
-from accelat_core._validate import MAX_STEPS, choice, integer, positive, real, saved
+from accelat_core._validate import (
+    MAX_STEPS,
+    choice,
+    integer,
+    metric_value,
+    positive,
+    real,
+    saved,
+)
 from accelat_core.config import register
 from accelat_core.hyper import Hyper
 from accelat_core.policy import Policy, expect_keys
@@ -28,6 +35,7 @@ class Decision(NamedTuple):
     """One cut decision: at ``evaluation`` the ``gain`` was below ``min_gain``.
 
     ``new_lr == old_lr`` when the lr was already at ``lr_min`` (the cut was clamped away).
+    :class:`~accelat_core.Plateau` records its reductions as these too.
     """
 
     evaluation: int
@@ -166,8 +174,8 @@ class AccelAT(Policy):
         self._nan_policy = choice("nan_policy", nan_policy, ("raise", "skip"))
 
         w = self._window
-        self._cooldown = w if cooldown is None else self._cooldown_arg
-        self._warmup = w + 1 if warmup is None else self._warmup_arg
+        self._cooldown = w if self._cooldown_arg is None else self._cooldown_arg
+        self._warmup = w + 1 if self._warmup_arg is None else self._warmup_arg
         self._sign = 1.0 if self._mode == "max" else -1.0
         # How many values the gain reads, and the first index at which it can be computed.
         self._needed = 2 * w if self._gain == "windows" else w + 1
@@ -216,7 +224,7 @@ class AccelAT(Policy):
     def step(self, metric: float | None = None) -> Hyper:
         """Feed the metric of the evaluation just finished; return the lr for the next epoch."""
         # Finite floats take the fast path: x - x is 0.0 for them and NaN for NaN/inf.
-        if metric.__class__ is not float or metric - metric != 0.0:  # type: ignore[operator]
+        if metric.__class__ is not float or metric - metric != 0.0:
             metric = self._admit(metric)
             if metric is None:
                 return self._hyper
@@ -256,15 +264,7 @@ class AccelAT(Policy):
         """The slow path of ``step``: convert a metric, or raise / skip a bad one."""
         s = self._state
         call = s.evaluations + len(s.skipped)
-        if metric is None or isinstance(metric, bool) or not isinstance(metric, numbers.Real):
-            raise ValueError(
-                f"AccelAT needs a real-number metric at every step, got {metric!r} "
-                f"at evaluation {call}"
-            )
-        try:
-            value = float(metric)
-        except OverflowError:  # an int beyond float range is as unusable as inf
-            value = math.inf
+        value = metric_value("AccelAT", metric, call)
         if math.isfinite(value):
             return value
         if self._nan_policy == "skip":
@@ -423,7 +423,7 @@ class AccelAT(Policy):
         if not isinstance(skipped, list):
             raise ValueError(f"state['skipped'] must be a list, got {skipped!r}")
         skipped = [saved(integer, "skipped[]", i, lo=0, hi=MAX_STEPS) for i in skipped]
-        parsed = _saved_decisions(state["decisions"])
+        parsed = saved_decisions(state["decisions"], self._lr_min, self._lr_max)
         if (last_drop is None) != (not parsed) or (parsed and parsed[-1].evaluation != last_drop):
             raise ValueError(
                 f"state['last_drop'] ({last_drop!r}) must be the last decision's evaluation"
@@ -444,21 +444,35 @@ class AccelAT(Policy):
         self._sync()
 
 
-def _saved_decisions(decisions: Any) -> list[Decision]:
-    """``state['decisions']`` checked and parsed into :class:`Decision` tuples."""
+def saved_decisions(
+    decisions: Any, lr_min: float, lr_max: float, lr_min_name: str = "lr_min"
+) -> list[Decision]:
+    """``state['decisions']`` checked and parsed into :class:`Decision` tuples.
+
+    Each is a 4-list whose lrs lie in ``[lr_min, lr_max]`` and never rise (``new_lr <=
+    old_lr``); anything else raises ``ValueError`` naming the field and the value (and
+    the lower bound as ``lr_min_name``: Plateau calls it ``min_lr``).
+    """
     if not isinstance(decisions, list):
         raise ValueError(f"state['decisions'] must be a list, got {decisions!r}")
     parsed = []
     for d in decisions:
         if not isinstance(d, list) or len(d) != 4:
             raise ValueError(f"state['decisions'] entries must be 4-lists, got {d!r}")
-        parsed.append(
-            Decision(
-                saved(integer, "decisions[][0]", d[0], lo=0),
-                # A gain saved before gains were bounded may be ±inf: still loadable.
-                saved(real, "decisions[][1]", d[1], finite=False),
-                saved(real, "decisions[][2]", d[2]),
-                saved(real, "decisions[][3]", d[3]),
+        evaluation = saved(integer, "decisions[][0]", d[0], lo=0)
+        # A gain saved before gains were bounded may be ±inf: still loadable.
+        gain = saved(real, "decisions[][1]", d[1], finite=False)
+        old, new = (saved(real, f"decisions[][{i}]", d[i]) for i in (2, 3))
+        for i, name, lr in ((2, "old_lr", old), (3, "new_lr", new)):
+            if not lr_min <= lr <= lr_max:
+                raise ValueError(
+                    f"state['decisions[][{i}]'] ({name}) must be in [{lr_min_name}, lr_max] = "
+                    f"[{lr_min}, {lr_max}], got {lr!r}"
+                )
+        if new > old:
+            raise ValueError(
+                f"state['decisions[][3]'] (new_lr) must be <= the decision's old_lr ({old!r}): "
+                f"the lr never rises, got {new!r}"
             )
-        )
+        parsed.append(Decision(evaluation, gain, old, new))
     return parsed

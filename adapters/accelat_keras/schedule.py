@@ -21,7 +21,7 @@ from keras import ops
 
 import accelat_core
 from accelat_core import Policy, Schedule
-from accelat_tables import tabulate
+from accelat_core.tables import tabulate
 
 
 @keras.saving.register_keras_serializable(package="accelat")

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from accelat_core import Policy, Schedule
-from accelat_tables import Table, tabulate
+from accelat_core.tables import Table, tabulate
 
 
 def schedule(policy: Policy, steps: int | None = None) -> optax.Schedule:

@@ -1,15 +1,18 @@
-"""accelat_tables: a fixed-shape policy tabulated step by step, for in-graph schedules.
+"""Deprecated: ``accelat_tables`` moved into the core as :mod:`accelat_core.tables`.
 
-Standard library only, so every adapter can import it without pulling another
-framework: :class:`accelat_keras.PolicySchedule` and :func:`accelat_optax.schedule` /
-:func:`accelat_optax.momentum_schedule` look their values up in the same table.
-
->>> from accelat_core import Constant
->>> from accelat_tables import tabulate
->>> tabulate(Constant(0.1), owner="PolicySchedule").lrs
-[0.1]
+This shim re-exports the same objects (``MAX_STEPS`` is ``MAX_TABLE_STEPS`` there) and
+warns on import; import from ``accelat_core.tables`` instead.
 """
 
-from accelat_tables.table import MAX_STEPS, Table, tabulate
+import warnings
+
+from accelat_core.tables import MAX_TABLE_STEPS as MAX_STEPS
+from accelat_core.tables import Table, tabulate
+
+warnings.warn(
+    "accelat_tables is deprecated: import Table and tabulate from accelat_core.tables",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["MAX_STEPS", "Table", "tabulate"]

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for the metric-driven policy (AccelAT) and the composites."""
+"""Hypothesis strategies for the metric-driven policies (AccelAT, Plateau) and the composites."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from typing import NamedTuple
 from hypothesis import strategies as st
 from strategies_fixed import BOUNDS_SLACK, fixed_policies, fixed_policy_bounds
 
-from accelat_core import AccelAT, Join, Policy, RangeTest, Warmup
+from accelat_core import (
+    AccelAT,
+    JoinSchedule,
+    MetricJoin,
+    MetricWarmup,
+    Plateau,
+    Policy,
+    RangeTest,
+    WarmupSchedule,
+    join,
+    warmup,
+)
 
 # Round numbers make exact ties with min_gain (and so the >= / < edge) likely.
 _grid_metric = st.integers(-64, 64).map(lambda k: k / 32)
@@ -74,6 +85,37 @@ def accelat_policies() -> st.SearchStrategy[AccelAT]:
     return accelat_configs().map(lambda c: AccelAT(**c))
 
 
+@st.composite
+def plateau_configs(draw: st.DrawFn) -> dict:
+    """Keyword arguments of a random valid Plateau (torch's ReduceLROnPlateau arguments):
+    round thresholds that tie with grid metrics, min_lr from 0 to lr_max, and eps from 0
+    to a quarter of lr_max (so a reduction is sometimes ignored)."""
+    lr_max = draw(st.sampled_from([1e-12, 1e3, None, None, None, None])) or draw(
+        st.floats(1e-6, 10.0)
+    )
+    mode = draw(st.sampled_from(["min", "max"]))
+    threshold_mode = draw(st.sampled_from(["rel", "abs"]))
+    # mode="min" with "rel" needs threshold < 1 (else nothing ever improves).
+    top = 0.999 if (mode, threshold_mode) == ("min", "rel") else 4.0
+    return {
+        "lr_max": lr_max,
+        "mode": mode,
+        # 0.75 with eps = lr_max / 4: a first reduction of exactly eps (not kept).
+        "factor": draw(st.sampled_from([0.1, 0.5, 0.75, 0.999]) | st.floats(0.01, 0.99)),
+        "patience": draw(st.integers(0, 5)),
+        "threshold": draw(st.sampled_from([0.0, 1e-4, 1 / 32, 0.25]) | st.floats(0.0, top)),
+        "threshold_mode": threshold_mode,
+        "cooldown": draw(st.integers(0, 4)),
+        "min_lr": lr_max * draw(st.sampled_from([0.0, 1e-3, 0.5, 1.0]) | st.floats(0.0, 1.0)),
+        "eps": draw(st.sampled_from([0.0, 1e-8, lr_max / 4])),
+    }
+
+
+def plateau_policies() -> st.SearchStrategy[Plateau]:
+    """Freshly built random valid Plateau policies."""
+    return plateau_configs().map(lambda c: Plateau(**c))
+
+
 # -- every policy, with the envelope its values must stay in -------------------------------
 
 
@@ -92,14 +134,17 @@ def envelope(policy: Policy) -> Envelope:
     if isinstance(policy, AccelAT):
         c = policy.get_config()
         return Envelope(c["lr_min"], c["lr_max"], None, True)
+    if isinstance(policy, Plateau):
+        c = policy.get_config()
+        return Envelope(c["min_lr"], c["lr_max"], None, True)
     if isinstance(policy, RangeTest):
         c = policy.get_config()
         lo, hi = c["start_lr"], c["end_lr"]
         return Envelope(lo * (1 - BOUNDS_SLACK), hi * (1 + BOUNDS_SLACK), None, True)
-    if isinstance(policy, Warmup):
+    if isinstance(policy, (WarmupSchedule, MetricWarmup)):
         inner = envelope(policy.inner)
         return _union([inner, Envelope(policy.start_lr, policy.start_lr, None, False)])
-    if isinstance(policy, Join):
+    if isinstance(policy, (JoinSchedule, MetricJoin)):
         return _union([envelope(p) for p in policy.policies])
     b = fixed_policy_bounds(policy)
     return Envelope(b.lr_lo, b.lr_hi, b.momentum, b.momentum is None)
@@ -125,9 +170,9 @@ def range_tests() -> st.SearchStrategy[RangeTest]:
     )
 
 
-def warmups(inner: st.SearchStrategy[Policy]) -> st.SearchStrategy[Warmup]:
+def warmups(inner: st.SearchStrategy[Policy]) -> st.SearchStrategy[Policy]:
     return st.builds(
-        Warmup,
+        warmup,
         inner,
         steps=st.integers(0, 40),
         start_lr=st.just(0.0) | st.floats(1e-7, 10.0),
@@ -135,21 +180,21 @@ def warmups(inner: st.SearchStrategy[Policy]) -> st.SearchStrategy[Warmup]:
 
 
 @st.composite
-def joins(draw: st.DrawFn, children: st.SearchStrategy[Policy]) -> Join:
+def joins(draw: st.DrawFn, children: st.SearchStrategy[Policy]) -> Policy:
     policies = draw(st.lists(children, min_size=1, max_size=3))
     lengths = draw(
         st.lists(st.integers(1, 60), min_size=len(policies) - 1, max_size=len(policies) - 1)
     )
-    return Join(list(zip(policies, [*lengths, None], strict=True)))
+    return join(list(zip(policies, [*lengths, None], strict=True)))
 
 
 def base_policies() -> st.SearchStrategy[Policy]:
-    """Every leaf policy: fixed shapes, range tests and AccelAT."""
-    return st.one_of(fixed_policies(), range_tests(), accelat_policies())
+    """Every leaf policy: fixed shapes, range tests, AccelAT and Plateau."""
+    return st.one_of(fixed_policies(), range_tests(), accelat_policies(), plateau_policies())
 
 
 def all_policies() -> st.SearchStrategy[Policy]:
-    """Every policy kind: the leaves, and Warmup / Join of them (nested one level)."""
+    """Every policy kind: the leaves, and warmups / joins of them (nested one level)."""
     base = base_policies()
     composed = st.one_of(warmups(base), joins(base))
     return st.one_of(base, composed, warmups(composed), joins(st.one_of(base, composed)))

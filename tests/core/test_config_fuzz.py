@@ -30,6 +30,7 @@ from strategies_metric import (
     base_policies,
     envelope,
     joins,
+    plateau_policies,
     range_tests,
     warmups,
 )
@@ -44,13 +45,14 @@ EXAMPLES = {
     "Join": joins(base_policies()),
     "LinearDecay": linear_decays(),
     "OneCycle": one_cycles(),
+    "Plateau": plateau_policies(),
     "RangeTest": range_tests(),
     "StepDecay": step_decays(),
     "Warmup": warmups(base_policies()),
     "WarmRestarts": warm_restarts(),
 }
 each_policy = pytest.mark.parametrize("name", sorted(EXAMPLES))
-# Eleven policies times five properties: a fifth of the profile's examples each.
+# Twelve policies times five properties: a fifth of the profile's examples each.
 few = settings(max_examples=max(10, settings().max_examples // 5))
 
 scalars = (

@@ -1,4 +1,4 @@
-"""Properties every policy must have: fixed shapes, AccelAT, and Warmup / Join of them.
+"""Properties every policy must have: fixed shapes, AccelAT, and warmups / joins of them.
 
 - every emitted lr is finite and within the policy's envelope, momentum within its pair;
 - a fixed-shape policy's ``step()`` equals its closed form ``at(t)`` at every t;
@@ -22,14 +22,14 @@ from accelat_core import (
     AccelAT,
     Constant,
     Hyper,
-    Join,
     LinearDecay,
     OneCycle,
     Policy,
     Schedule,
     WarmRestarts,
-    Warmup,
     from_config,
+    join,
+    warmup,
 )
 
 # Momentum formulas follow torch's ``high - (high - low) * x``, which can land one rounding
@@ -62,12 +62,12 @@ def edge_runs() -> list[tuple[Policy, list[float | None]]]:
         (OneCycle(0.1, total_steps=10, pct_start=0.1, three_phase=True), none[:12]),
         (WarmRestarts(1.0, period=1.1, period_mult=3), none),  # period_mult = 3
         (WarmRestarts(1.0, period=1, period_mult=3, lr_min=0.0), none),
-        (Warmup(Constant(1e3), steps=0), none[:5]),  # a zero-length phase, lr 1e3
-        (Join([(Constant(1e-12), 1), (OneCycle(1e3, total_steps=1), None)]), none[:5]),
+        (warmup(Constant(1e3), steps=0), none[:5]),  # a zero-length phase, lr 1e3
+        (join([(Constant(1e-12), 1), (OneCycle(1e3, total_steps=1), None)]), none[:5]),
         # window = 1, lr 1e-12 and 1e3, the clamp at lr_min and the stop.
         (AccelAT(1e-12, 3e-13, 1 / 32, 0.5, window=1, cooldown=0, warmup=0, stop_patience=1), flat),
         (AccelAT(1e3, 1e-3, 1 / 32, 0.1, window=1, stop_patience=2), flat),
-        (Warmup(AccelAT(1e3, 1e3, 0.0, 0.5, window=1), steps=2), flat),  # lr_min == lr_max
+        (warmup(AccelAT(1e3, 1e3, 0.0, 0.5, window=1), steps=2), flat),  # lr_min == lr_max
     ]
 
 
@@ -154,7 +154,7 @@ def test_resume_at_a_random_split_gives_identical_trajectory(run, split_at) -> N
 
 @given(all_policies())
 @example(OneCycle(0.1, total_steps=10, pct_start=0.1, three_phase=True))
-@example(Warmup(Constant(1e-12), steps=0))
+@example(warmup(Constant(1e-12), steps=0))
 def test_from_config_of_to_config_rebuilds_the_same_policy(policy) -> None:
     config = json.loads(json.dumps(policy.to_config(), allow_nan=False))
     rebuilt = from_config(config)

@@ -17,14 +17,15 @@ from accelat_core import (
     Constant,
     Cyclical,
     ExponentialDecay,
-    Join,
     LinearDecay,
     OneCycle,
+    Plateau,
     Policy,
     RangeTest,
     StepDecay,
-    Warmup,
     cycle_batches,
+    join,
+    warmup,
 )
 from accelat_core._validate import MAX_STEPS
 
@@ -39,10 +40,10 @@ def accelat(**kwargs: object) -> AccelAT:
 # Every integer argument that reaches float arithmetic (or a clock compared with one), as
 # (the name its error must carry, a builder taking that argument's value, its largest value).
 INTEGER_ARGUMENTS: dict[str, tuple[str, Callable[[int], Policy], int]] = {
-    "Warmup.steps": ("steps", lambda n: Warmup(StepDecay.free_at(1.0, 3), steps=n), MAX_STEPS),
-    "Join phase length": (
+    "warmup steps": ("steps", lambda n: warmup(StepDecay.free_at(1.0, 3), steps=n), MAX_STEPS),
+    "join phase length": (
         r"phases\[0\]\[1\]",
-        lambda n: Join([(Constant(0.1), n), (Constant(0.2), None)]),
+        lambda n: join([(Constant(0.1), n), (Constant(0.2), None)]),
         MAX_STEPS,
     ),
     "Cyclical.step_size_up": ("step_size_up", lambda n: Cyclical(0.01, 0.1, n), MAX_STEPS),
@@ -74,13 +75,15 @@ INTEGER_ARGUMENTS: dict[str, tuple[str, Callable[[int], Policy], int]] = {
         MAX_STEPS,
     ),
     "AccelAT.samples": ("samples", lambda n: accelat(window=2, samples=n), MAX_STEPS),
+    "Plateau.patience": ("patience", lambda n: Plateau(0.1, patience=n), MAX_STEPS),
+    "Plateau.cooldown": ("cooldown", lambda n: Plateau(0.1, cooldown=n), MAX_STEPS),
 }
 
 
 def test_warmup_of_a_300_digit_steps_names_steps_instead_of_overflowing() -> None:
     # The exact case: this raised OverflowError in compose.py (... / self.steps).
     with pytest.raises(ValueError, match=r"steps must be an integer in \[0, 2\*\*53\], got 1000"):
-        Warmup(StepDecay.free_at(lr=1.0, total_steps=3), steps=HUGE)
+        warmup(StepDecay.free_at(lr=1.0, total_steps=3), steps=HUGE)
 
 
 @pytest.mark.parametrize("argument", INTEGER_ARGUMENTS)

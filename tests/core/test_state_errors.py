@@ -6,6 +6,7 @@ these paths reached only by tests that checked the exception type).
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -80,8 +81,8 @@ def test_threshold_of_a_bad_history_names_it(history, message) -> None:
 
 
 NAMES = (
-    "AccelAT, Constant, Cyclical, ExponentialDecay, Join, LinearDecay, OneCycle, RangeTest, "
-    "StepDecay, WarmRestarts, Warmup"
+    "AccelAT, Constant, Cyclical, ExponentialDecay, Join, LinearDecay, OneCycle, Plateau, "
+    "RangeTest, StepDecay, WarmRestarts, Warmup"
 )
 
 
@@ -137,3 +138,44 @@ def test_a_gain_exactly_at_the_sample_threshold_is_not_a_plateau() -> None:
     assert (p.lr, p.decisions) == (1.0, [])
     p.step(1.125)  # a gain of 0.125 < 0.25: a cut
     assert p.lr == 0.5 and len(p.decisions) == 1
+
+
+def accelat_after_two_cuts() -> tuple[AccelAT, dict]:
+    """lr_min 0.1, lr_max 1.0; decisions [[1, 0.0, 1.0, 0.5], [2, 0.0, 0.5, 0.25]], lr 0.25."""
+    p = AccelAT(1.0, 0.1, 0.1, 0.5, window=1, warmup=0, cooldown=0)
+    for metric in [0.5, 0.5, 0.5]:
+        p.step(metric)
+    return p, json.loads(json.dumps(p.state_dict()))
+
+
+BOUNDS = "must be in [lr_min, lr_max] = [0.1, 1.0], got"
+DECISIONS_OUT_OF_RANGE = [
+    ([[1, 0.0, 2.0, 0.5], [2, 0.0, 0.5, 0.25]], f"state['decisions[][2]'] (old_lr) {BOUNDS} 2.0"),
+    ([[1, 0.0, 1.0, 1.5], [2, 0.0, 0.5, 0.25]], f"state['decisions[][3]'] (new_lr) {BOUNDS} 1.5"),
+    ([[1, 0.0, 1.0, 0.5], [2, 0.0, 0.05, 0.05]], f"state['decisions[][2]'] (old_lr) {BOUNDS} 0.05"),
+    ([[1, 0.0, 1.0, 0.5], [2, 0.0, 0.5, 0.05]], f"state['decisions[][3]'] (new_lr) {BOUNDS} 0.05"),
+    (
+        [[1, 0.0, 0.5, 1.0], [2, 0.0, 0.5, 0.25]],
+        "state['decisions[][3]'] (new_lr) must be <= the decision's old_lr (0.5): the lr "
+        "never rises, got 1.0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("decisions", "message"), DECISIONS_OUT_OF_RANGE)
+def test_a_saved_accelat_decision_outside_the_lr_range_or_rising_is_refused(
+    decisions, message
+) -> None:
+    p, saved = accelat_after_two_cuts()
+    before = p.state_dict()
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        p.load_state_dict({**saved, "state": {**saved["state"], "decisions": decisions}})
+    assert p.state_dict() == before  # nothing half-applied
+
+
+def test_saved_accelat_decisions_at_the_lr_range_edges_load() -> None:
+    # A cut from lr_max, one clamped to lr_min, and one that found lr at lr_min already.
+    p, saved = accelat_after_two_cuts()
+    edges = [[0, 0.0, 1.0, 0.1], [1, 0.0, 0.1, 0.1], [2, 0.0, 0.1, 0.1]]
+    p.load_state_dict({**saved, "state": {**saved["state"], "decisions": edges, "lr": 0.1}})
+    assert [list(d) for d in p.decisions] == edges

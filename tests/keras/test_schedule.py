@@ -8,7 +8,7 @@ import pytest
 from keras_helpers import GRADIENT, Recorder, one_weight_model, ones
 
 import accelat_keras
-from accelat_core import AccelAT, Constant, Cyclical, OneCycle, WarmRestarts, Warmup
+from accelat_core import AccelAT, Constant, Cyclical, OneCycle, WarmRestarts, warmup
 
 
 def _values(schedule, steps):
@@ -19,7 +19,7 @@ def _values(schedule, steps):
     ("policy", "steps"),
     [
         (OneCycle(0.3, total_steps=17, momentum=None), None),
-        (Warmup(OneCycle(0.3, total_steps=9, momentum=None), steps=3), None),
+        (warmup(OneCycle(0.3, total_steps=9, momentum=None), steps=3), None),
         (Cyclical(0.01, 0.1, step_size_up=4, momentum=None), 25),
         (Constant(0.05), None),
     ],

@@ -29,12 +29,12 @@ from accelat_core import (
     Constant,
     Cyclical,
     ExponentialDecay,
-    Join,
     LinearDecay,
     OneCycle,
     StepDecay,
     WarmRestarts,
-    Warmup,
+    join,
+    warmup,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
@@ -53,7 +53,7 @@ def _f32(values):
     ("policy", "steps"),
     [
         (OneCycle(0.3, total_steps=17), None),
-        (Warmup(OneCycle(0.3, total_steps=9), steps=3), None),
+        (warmup(OneCycle(0.3, total_steps=9), steps=3), None),
         (Cyclical(0.01, 0.1, step_size_up=4), 25),
         (StepDecay(0.1, milestones=[3, 7], factor=0.1), 10),
         (Constant(0.05), None),
@@ -96,7 +96,7 @@ def test_optax_and_keras_read_the_same_table_bit_for_bit():
 
     import accelat_keras
 
-    policy = Warmup(OneCycle(0.3, total_steps=40, momentum=None), steps=5)
+    policy = warmup(OneCycle(0.3, total_steps=40, momentum=None), steps=5)
     ours = np.asarray(accelat_optax.schedule(policy)(jnp.arange(50)))
     keras_schedule = accelat_keras.PolicySchedule(policy)
     theirs = [float(keras.ops.convert_to_numpy(keras_schedule(k))) for k in range(50)]
@@ -270,7 +270,7 @@ def test_metric_driven_policy_is_rejected_with_the_controller_named():
 def test_momentum_schedule_of_a_policy_without_momentum_names_the_step():
     with pytest.raises(ValueError, match=r"momentum=None at t=0"):
         accelat_optax.momentum_schedule(LinearDecay(0.1, 0.01, total_steps=5))
-    gap = Join([(OneCycle(0.1, total_steps=4), 3), (Constant(0.01), None)])
+    gap = join([(OneCycle(0.1, total_steps=4), 3), (Constant(0.01), None)])
     with pytest.raises(ValueError, match=r"momentum=None at t=3"):
         accelat_optax.momentum_schedule(gap, steps=6)
 
