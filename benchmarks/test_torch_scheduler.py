@@ -23,7 +23,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from accelat_core import AccelAT, Cyclical, OneCycle, WarmRestarts
-from accelat_torch import PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler, PolicyScheduler
 
 LONG = 10**9
 TARGET = 0.5
@@ -48,7 +48,7 @@ TWINS: dict[str, tuple[Factory, Factory, float | None]] = {
         None,
     ),
     "AccelAT": (
-        lambda opt: PolicyScheduler(
+        lambda opt: PlateauPolicyScheduler(
             opt, AccelAT(0.1, 1e-4, min_gain=-1.0, factor=0.5, window=5, cooldown=0)
         ),
         lambda opt: lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=LONG),

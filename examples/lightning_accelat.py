@@ -2,9 +2,9 @@
 
     python examples/lightning_accelat.py
 
-``PolicyScheduler`` with a metric-driven policy is a ``ReduceLROnPlateau`` to Lightning,
-so Lightning passes the monitored ``val_acc`` to it after every validation, with no glue
-code. Runs offline on CPU in seconds; the last line reads
+``PlateauPolicyScheduler`` (the scheduler for a metric-driven policy) is a
+``ReduceLROnPlateau`` to Lightning, so Lightning passes the monitored ``val_acc`` to it
+after every validation, with no glue code. Runs offline on CPU in seconds; the last line reads
 ``final val_acc=<acc> lr=<lr> cuts=<n>``.
 """
 
@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from accelat_core import AccelAT
-from accelat_torch import PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler
 
 
 class DigitsClassifier(pl.LightningModule):
@@ -37,7 +37,7 @@ class DigitsClassifier(pl.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
         policy = AccelAT(lr_max=0.1, lr_min=0.005, min_gain=0.01, factor=0.5, window=2)
-        scheduler = PolicyScheduler(optimizer, policy)
+        scheduler = PlateauPolicyScheduler(optimizer, policy)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc", "interval": "epoch"},

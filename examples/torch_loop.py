@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from accelat_core import AccelAT, OneCycle
-from accelat_torch import PolicyScheduler, lr_find
+from accelat_torch import lr_find, scheduler_for
 
 
 def digits_batches(batch_size: int = 64):
@@ -57,7 +57,8 @@ def main() -> None:
         policy = AccelAT(lr_max, lr_min, min_gain=0.01, factor=0.5, window=2)
     else:
         policy = OneCycle(0.3, total_steps=args.epochs * len(batches))
-    scheduler = PolicyScheduler(optimizer, policy)
+    # AccelAT reads a metric (a PlateauPolicyScheduler), OneCycle none (a PolicyScheduler).
+    scheduler = scheduler_for(optimizer, policy)
 
     for epoch in range(args.epochs):
         for x, y in batches:

@@ -37,6 +37,7 @@ from strategies_metric import (
     base_policies,
     joins,
     metric_histories,
+    plateau_policies,
     range_tests,
     warmups,
 )
@@ -44,7 +45,7 @@ from strategies_metric import (
 import accelat_keras
 import accelat_optax
 from accelat_core import Policy, from_config
-from accelat_torch import PolicyScheduler
+from accelat_torch import scheduler_for
 
 # Keras' own NumPy 2 warning (see tests/keras/conftest.py).
 pytestmark = pytest.mark.filterwarnings(
@@ -55,6 +56,7 @@ KINDS = {
     **FIXED_SHAPES,
     "RangeTest": range_tests(),
     "AccelAT": accelat_policies(),
+    "Plateau": plateau_policies(),
     "Warmup": warmups(base_policies()),
     "Join": joins(base_policies()),
 }
@@ -86,7 +88,7 @@ def _core(policy: Policy, metrics: list[float]) -> list[tuple[float, float]]:
 
 def _torch(policy: Policy, metrics: list[float]) -> list[tuple[float, float]]:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.5)
-    scheduler = PolicyScheduler(optimizer, policy)
+    scheduler = scheduler_for(optimizer, policy)
     group = optimizer.param_groups[0]
     out = [(group["lr"], group["momentum"])]
     for i in range(STEPS):

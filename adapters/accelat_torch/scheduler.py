@@ -1,9 +1,11 @@
-"""``PolicyScheduler``: any accelat_core policy as a ``torch.optim`` lr scheduler.
+"""Any accelat_core policy as a ``torch.optim`` lr scheduler.
 
-The policy decides every value; the scheduler only writes the policy's ``Hyper`` into
-the optimizer's ``param_groups`` (``lr``, and ``momentum`` / ``betas[0]`` when the policy
-drives momentum). Nothing else is written there: the scheduler's own state, policy
-included, lives in :meth:`PolicyScheduler.state_dict`.
+:class:`PolicyScheduler` drives a policy that reads no metric (a fixed shape),
+:class:`PlateauPolicyScheduler` a metric-driven one (AccelAT), and :func:`scheduler_for`
+picks between the two. The policy decides every value; the scheduler only writes the
+policy's ``Hyper`` into the optimizer's ``param_groups`` (``lr``, and ``momentum`` /
+``betas[0]`` when the policy drives momentum). Nothing else is written there: the
+scheduler's own state, policy included, lives in :meth:`PolicyScheduler.state_dict`.
 
 >>> import torch
 >>> from accelat_core import Constant
@@ -15,7 +17,9 @@ included, lives in :meth:`PolicyScheduler.state_dict`.
 
 from __future__ import annotations
 
+import copy
 import math
+import numbers
 from typing import Any, Literal
 
 from torch import Tensor
@@ -27,6 +31,7 @@ from accelat_torch.distributed import mean_over_ranks, should_sync
 
 #: Version of :meth:`PolicyScheduler.state_dict`'s layout.
 STATE_FORMAT = 1
+_STATE_KEYS = ("format", "policy", "base_lrs", "last_epoch")
 
 
 class PolicyScheduler(LRScheduler):
@@ -35,59 +40,36 @@ class PolicyScheduler(LRScheduler):
     - **Unit.** One ``step()`` is one unit of the policy: call it once per batch for a
       per-step shape (``OneCycle`` with ``total_steps`` batches), once per epoch for a
       per-epoch one. A metric-driven policy (``policy.needs_metric``, e.g. ``AccelAT``)
-      takes ``step(metric)`` once per evaluation; stepping it without a metric raises.
+      belongs in a :class:`PlateauPolicyScheduler`, stepped with ``step(metric)``; here it
+      is a ``TypeError`` (:func:`scheduler_for` picks the class for you).
     - **Param groups.** Group ``i`` gets ``policy.lr * lr_i / lr_0``, where ``lr_i`` are
       the groups' lrs when the scheduler is built (``lr_0 > 0``): a head built at 0.01
       next to a body at 0.1 stays at a tenth of the policy's lr. On construction the
       optimizer gets the policy's *current* values (``at(0)`` for a fresh schedule).
     - **Momentum** (``momentum="auto"``, or ``True``): a momentum the policy emits is
       written to SGD's / RMSprop's ``momentum`` and to Adam-family ``betas[0]``
-      (``betas[1]`` is kept); a policy emitting ``None`` leaves momentum alone. An optimizer without
-      momentum (SGD or RMSprop built with ``momentum=0``, Adagrad) is an error;
-      ``momentum=False`` never touches momentum.
+      (``betas[1]`` is kept); a policy emitting ``None`` leaves momentum alone. An
+      optimizer without momentum (SGD or RMSprop built with ``momentum=0``, Adagrad) is
+      an error; ``momentum=False`` never touches momentum.
     - **Tensor hyperparameters** (capturable / compiled optimizers) are updated in place
       with ``fill_``, so a compiled ``optimizer.step`` does not recompile.
-    - **Distributed.** With ``torch.distributed`` initialised, ``step(metric)`` first
-      averages the metric over ranks, so all ranks take the same decision and keep the
-      same lr. ``sync_metric="auto"`` syncs when a process group of more than one rank is
-      up at the first ``step(metric)``; ``True`` requires one; ``False`` never syncs.
-    - **Frameworks.** ``PolicyScheduler(optimizer, policy)`` with a metric-driven policy
-      returns a :class:`PlateauPolicyScheduler`: this class's subclass that is also a
-      ``ReduceLROnPlateau`` (only for ``isinstance``; none of its logic runs), so
-      Lightning (``{"scheduler": s, "monitor": "val_acc"}``) and the HF ``Trainer``
-      (``metric_for_best_model``) pass the monitored metric to ``step`` as they do for
-      ``ReduceLROnPlateau``, with no glue code. A fixed-shape policy gets a plain
-      ``PolicyScheduler``, which those frameworks step without a metric.
+    - **Frameworks.** Lightning and the HF ``Trainer`` step a ``PolicyScheduler``
+      without a metric (per ``interval``, or per optimizer step).
 
-    Values are written when the policy's ``Hyper`` changes (every step for a moving
-    shape, only at a cut for AccelAT, as ``ReduceLROnPlateau`` does) and after the
-    optimizer's groups were replaced (``optimizer.load_state_dict``). ``get_last_lr()``
-    returns plain floats, one per group. A param group added to the optimizer after
-    construction is an error at the next write.
+    Values are written when the policy's ``Hyper`` changes and after the optimizer's
+    groups were replaced (``optimizer.load_state_dict``). ``get_last_lr()`` returns plain
+    floats, one per group. A param group added to the optimizer after construction is an
+    error at the next ``step``, raised before the policy moves.
 
     >>> import torch
-    >>> from accelat_core import AccelAT
-    >>> w = torch.zeros(1, requires_grad=True)
-    >>> opt = torch.optim.SGD([{"params": [w]}], lr=1.0)
-    >>> sched = PolicyScheduler(opt, AccelAT(0.1, 0.001, min_gain=0.01, factor=0.5, window=1))
-    >>> for acc in [0.5, 0.6, 0.6]:
-    ...     sched.step(acc)
-    >>> sched.get_last_lr()
-    [0.05]
-    >>> type(sched).__name__
-    'PlateauPolicyScheduler'
+    >>> from accelat_core import OneCycle
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
+    >>> sched = PolicyScheduler(opt, OneCycle(0.1, total_steps=10))
+    >>> for _ in range(3):
+    ...     sched.step()  # once per batch
+    >>> sched.get_last_lr() == [OneCycle(0.1, total_steps=10).at(3).lr]
+    True
     """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> PolicyScheduler:
-        """Return a :class:`PlateauPolicyScheduler` when ``policy.needs_metric``.
-
-        That subclass is also a ``ReduceLROnPlateau``: the type Lightning and transformers
-        check before they pass a metric to ``step()``. Any other call builds ``cls``.
-        """
-        policy = kwargs.get("policy", args[1] if len(args) > 1 else None)
-        if cls is PolicyScheduler and getattr(policy, "needs_metric", False):
-            cls = PlateauPolicyScheduler
-        return object.__new__(cls)
 
     def __init__(
         self,
@@ -103,11 +85,18 @@ class PolicyScheduler(LRScheduler):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be an accelat_core Policy, got {policy!r}")
-        if isinstance(self, PlateauPolicyScheduler) and not policy.needs_metric:
+        plateau = isinstance(self, PlateauPolicyScheduler)
+        if policy.needs_metric and not plateau:
+            raise TypeError(
+                f"{type(self).__name__} drives policies that read no metric, got {policy!r}, "
+                "which is metric-driven: use PlateauPolicyScheduler(optimizer, policy), or "
+                "accelat_torch.scheduler_for(optimizer, policy), which picks the class"
+            )
+        if plateau and not policy.needs_metric:
             raise TypeError(
                 f"PlateauPolicyScheduler needs a metric-driven policy, got {policy!r}, which "
                 "reads no metric: use PolicyScheduler(optimizer, policy), which frameworks step "
-                "without one"
+                "without one, or accelat_torch.scheduler_for(optimizer, policy)"
             )
         if momentum not in ("auto", True, False):
             raise ValueError(f"momentum must be 'auto', True or False, got {momentum!r}")
@@ -119,7 +108,9 @@ class PolicyScheduler(LRScheduler):
         self.sync_metric = sync_metric
         self._sync: bool | None = None  # resolved at the first step(metric)
         self.needs_metric = policy.needs_metric
-        self.base_lrs = _base_lrs([g["lr"] for g in optimizer.param_groups])
+        self.base_lrs = _base_lrs(
+            [float(g["lr"]) for g in optimizer.param_groups], "param_groups[{}] lr"
+        )
         self.last_epoch = 0
         self._step_count = 1
         self._bind()
@@ -129,15 +120,23 @@ class PolicyScheduler(LRScheduler):
     def step(self, metric: Any = None) -> None:  # type: ignore[override]
         """Advance the policy one unit (feeding ``metric`` if given) and write its values.
 
-        ``metric`` may be a float or a 0-d tensor; a fixed-shape policy ignores it (and it
-        is then not synced over ranks).
+        ``metric`` may be a real number (not a bool), a one-element tensor or a numpy
+        scalar; a fixed-shape policy ignores it (and it is then not synced over ranks).
+        A refused metric raises ``ValueError`` before anything changes.
         """
         if metric is None:
             if self.needs_metric:
                 raise _missing_metric(self.policy)
-        elif self.needs_metric:
-            if metric.__class__ is not float:
-                metric = float(metric)
+        elif self.needs_metric and metric.__class__ is not float:
+            metric = _metric_value(metric, self.policy)
+        groups = self.optimizer.param_groups
+        stale = groups is not self._param_groups or len(groups) != len(self.base_lrs)
+        if stale:
+            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
+            # add_param_group makes one the scheduler has no ratio for (an error, raised
+            # here, before the policy moves).
+            self._bind()
+        if metric is not None and self.needs_metric:
             sync = self._sync
             if sync is None:
                 # Resolved once, at the first metric: by then any process group is up.
@@ -147,20 +146,15 @@ class PolicyScheduler(LRScheduler):
         h = self.policy.step(metric)
         # A metric-driven policy returns the same Hyper until it changes its mind; like
         # ReduceLROnPlateau, write only then (or when the optimizer's groups were replaced).
-        if h is not self._written or self.optimizer.param_groups is not self._param_groups:
+        if stale or h is not self._written:
             self._write(h)
         self.last_epoch += 1
 
     def _write(self, h: Hyper) -> None:
-        self._written = h
-        groups = self.optimizer.param_groups
-        if groups is not self._param_groups or len(groups) != len(self.base_lrs):
-            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
-            # add_param_group makes one the scheduler has no ratio for (an error).
-            self._bind()
         m = h.momentum
         if m is not None and self._no_momentum and self._drive_momentum:
             raise _no_momentum_error(self.policy, self.optimizer, self._no_momentum)
+        self._written = h
         lr = h.lr
         for group, num, den in self._float_lr:
             group["lr"] = lr * num / den
@@ -176,12 +170,13 @@ class PolicyScheduler(LRScheduler):
 
     def _bind(self) -> None:
         """Sort the param groups by how each value is written (plain float or tensor)."""
-        groups = self._param_groups = self.optimizer.param_groups
+        groups = self.optimizer.param_groups
         if len(groups) != len(self.base_lrs):
             raise ValueError(
                 f"the optimizer has {len(groups)} param groups, but this scheduler was built "
                 f"for {len(self.base_lrs)}; build a new scheduler after add_param_group"
             )
+        self._param_groups = groups
         # Group i gets lr * num / den with (num, den) = (lr_i, lr_0), or (1, 1) when the
         # two are equal, so that group 0 (and its equals) get the policy's lr exactly.
         self._float_lr: list[tuple[dict[str, Any], float, float]] = []
@@ -189,9 +184,11 @@ class PolicyScheduler(LRScheduler):
         self._momentum_groups: list[dict[str, Any]] = []
         self._beta_groups: list[dict[str, Any]] = []
         self._tensor_momentum: list[Tensor] = []
-        self._no_momentum: list[int] = []
+        # SGD/RMSprop built with momentum=0 chose plain updates; turning momentum on
+        # behind the user's back would change the algorithm, so that is an error.
+        self._no_momentum = _groups_without_momentum(groups)
         first = self.base_lrs[0]
-        for i, (group, base) in enumerate(zip(groups, self.base_lrs, strict=True)):
+        for group, base in zip(groups, self.base_lrs, strict=True):
             num, den = (1.0, 1.0) if base == first else (base, first)
             if isinstance(group["lr"], Tensor):
                 self._tensor_lr.append((group["lr"], num, den))
@@ -208,10 +205,6 @@ class PolicyScheduler(LRScheduler):
                     self._tensor_momentum.append(group["momentum"])
                 else:
                     self._momentum_groups.append(group)
-            else:
-                # SGD/RMSprop built with momentum=0 chose plain updates; turning momentum on
-                # behind the user's back would change the algorithm, so that is an error.
-                self._no_momentum.append(i)
 
     # -- views --------------------------------------------------------------------------
     def get_last_lr(self) -> list[float]:
@@ -233,7 +226,8 @@ class PolicyScheduler(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         """``{"format", "policy": policy.state_dict(), "base_lrs", "last_epoch"}``: plain JSON.
 
-        ``base_lrs`` are the groups' lrs at construction, which fix their ratios.
+        ``base_lrs`` are the groups' lrs at construction, which fix their ratios;
+        ``last_epoch`` counts the steps since construction (0 when fresh).
         """
         return {
             "format": STATE_FORMAT,
@@ -245,82 +239,168 @@ class PolicyScheduler(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` and write the restored values into the optimizer.
 
-        Raises ``ValueError`` for a state saved from another policy (or another config of
-        this one), or for another number of param groups.
+        The whole state is checked first (the policy's part by loading it into a copy of
+        the policy); on any refusal a ``ValueError`` names the key and its value, and the
+        scheduler, its policy and the optimizer are left exactly as they were. Refused:
+        a state saved from another policy (or another config of this one), ``base_lrs``
+        that are not one finite real number per param group (``>= 0``, the first ``> 0``),
+        a ``last_epoch`` that is not an integer ``>= 0``, and a policy state emitting a
+        momentum this optimizer has no place for.
         """
-        if not isinstance(state_dict, dict) or set(state_dict) != {
-            "format",
-            "policy",
-            "base_lrs",
-            "last_epoch",
-        }:
-            raise ValueError(
-                "state_dict must be a PolicyScheduler.state_dict() with keys "
-                f"format, policy, base_lrs, last_epoch; got {state_dict!r:.200}"
-            )
-        if state_dict["format"] != STATE_FORMAT:
-            raise ValueError(
-                f"state_dict format must be {STATE_FORMAT}, got {state_dict['format']!r}"
-            )
-        base_lrs = state_dict["base_lrs"]
-        groups = len(self.optimizer.param_groups)
-        if not isinstance(base_lrs, list) or len(base_lrs) != groups:
-            raise ValueError(
-                f"state_dict holds base_lrs {base_lrs!r} for another number of param groups; "
-                f"this optimizer has {groups}"
-            )
-        base_lrs = _base_lrs(base_lrs)
-        try:
-            self.policy.load_state_dict(state_dict["policy"])
-        except ValueError as exc:
-            raise ValueError(f"cannot load this state into {self.policy!r}: {exc}") from None
+        base_lrs, last_epoch = self._checked_state(state_dict)
+        self.policy.load_state_dict(state_dict["policy"])  # loaded into a copy already
         self.base_lrs = base_lrs
-        self.last_epoch = int(state_dict["last_epoch"])
+        self.last_epoch = last_epoch
         self._bind()
         self._write(self.policy.hyper)
 
+    def _checked_state(self, state: Any) -> tuple[list[float], int]:
+        """``(base_lrs, last_epoch)`` of a state :meth:`load_state_dict` can apply in full."""
+        if not isinstance(state, dict) or sorted(state) != sorted(_STATE_KEYS):
+            raise ValueError(
+                f"state_dict must be a {type(self).__name__}.state_dict() with keys "
+                f"{', '.join(_STATE_KEYS)}; got {state!r:.200}"
+            )
+        fmt = state["format"]
+        if type(fmt) is not int or fmt != STATE_FORMAT:
+            raise ValueError(f"state_dict['format'] must be {STATE_FORMAT}, got {fmt!r}")
+        base_lrs = _saved_base_lrs(state["base_lrs"], len(self.optimizer.param_groups))
+        last_epoch = state["last_epoch"]
+        if type(last_epoch) is not int or last_epoch < 0:
+            raise ValueError(
+                "state_dict['last_epoch'] must be an integer >= 0 (the steps since "
+                f"construction), got {last_epoch!r}"
+            )
+        trial = copy.deepcopy(self.policy)
+        try:
+            trial.load_state_dict(state["policy"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"state_dict['policy'] cannot be loaded into {self.policy!r}: {exc}"
+            ) from None
+        missing = _groups_without_momentum(self.optimizer.param_groups)
+        if trial.momentum is not None and self._drive_momentum and missing:
+            error = _no_momentum_error(trial, self.optimizer, missing)
+            raise ValueError(f"state_dict['policy'] cannot be loaded: {error}")
+        return base_lrs, last_epoch
+
     def __repr__(self) -> str:
-        return f"PolicyScheduler({type(self.optimizer).__name__}, {self.policy!r})"
+        return f"{type(self).__name__}({type(self.optimizer).__name__}, {self.policy!r})"
 
 
 class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
-    """What ``PolicyScheduler(optimizer, policy)`` returns for a metric-driven policy.
+    """A :class:`PolicyScheduler` for a metric-driven policy, stepped with ``step(metric)``.
 
-    A :class:`PolicyScheduler` that is also a ``torch.optim.lr_scheduler.ReduceLROnPlateau``
-    for ``isinstance`` alone, because that check is how Lightning (``reduce_on_plateau``,
-    and the required ``monitor``) and the HF ``Trainer`` (stepping after evaluation, with
-    the metric) decide to call ``step(metric)``. Nothing of ``ReduceLROnPlateau`` runs: its
-    ``__init__`` is never called, so its attributes (``mode``, ``best``, ``patience``,
-    ``num_bad_epochs``, ...) do not exist, and every method the frameworks call
-    (``step``, ``get_last_lr``, ``state_dict``, ``load_state_dict``) is
-    :class:`PolicyScheduler`'s, first in the MRO. The policy decides every value.
+    Call ``step(metric)`` once per evaluation with the monitored value (a float, or a
+    one-element tensor); stepping without one raises. With ``torch.distributed``
+    initialised, the metric is first averaged over ranks, so all ranks take the same
+    decision and keep the same lr: ``sync_metric="auto"`` syncs when a process group of
+    more than one rank is up at the first ``step(metric)``; ``True`` requires one;
+    ``False`` never syncs. A policy that reads no metric is a ``TypeError``.
 
-    Build it through ``PolicyScheduler(...)`` (or directly, with a metric-driven policy;
-    a policy that reads no metric is a ``TypeError``).
+    It is also a ``torch.optim.lr_scheduler.ReduceLROnPlateau``, for ``isinstance``
+    alone: that check is how Lightning (``{"scheduler": s, "monitor": "val_acc"}``) and
+    the HF ``Trainer`` (``metric_for_best_model``) decide to pass the monitored metric to
+    ``step``. Nothing of ``ReduceLROnPlateau`` runs: its ``__init__`` is never called, so
+    its attributes (``mode``, ``best``, ``patience``, ...) do not exist, and every method
+    the frameworks call (``step``, ``get_last_lr``, ``state_dict``, ``load_state_dict``)
+    is :class:`PolicyScheduler`'s, first in the MRO. The policy decides every value.
 
     >>> import torch
     >>> from accelat_core import AccelAT
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    >>> sched = PolicyScheduler(opt, AccelAT(0.1, 0.001, min_gain=0.01, factor=0.5, window=1))
-    >>> isinstance(sched, PlateauPolicyScheduler), isinstance(sched, ReduceLROnPlateau)
-    (True, True)
+    >>> policy = AccelAT(0.1, 0.001, min_gain=0.01, factor=0.5, window=1)
+    >>> sched = PlateauPolicyScheduler(opt, policy)
+    >>> for acc in [0.5, 0.6, 0.6]:
+    ...     sched.step(acc)  # once per evaluation
+    >>> sched.get_last_lr(), isinstance(sched, ReduceLROnPlateau)
+    ([0.05], True)
     """
 
-    def __repr__(self) -> str:
-        return f"PlateauPolicyScheduler({type(self.optimizer).__name__}, {self.policy!r})"
+
+def scheduler_for(
+    optimizer: Optimizer,
+    policy: Policy,
+    momentum: Literal["auto"] | bool = "auto",
+    sync_metric: Literal["auto"] | bool = "auto",
+) -> PolicyScheduler:
+    """The scheduler a policy needs: a :class:`PlateauPolicyScheduler` when
+    ``policy.needs_metric`` (step it with the metric), else a :class:`PolicyScheduler`.
+
+    For code that takes any policy, a config's say; the arguments are the classes' own.
+
+    >>> import torch
+    >>> from accelat_core import AccelAT, OneCycle
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
+    >>> type(scheduler_for(opt, AccelAT(0.1, 0.001, min_gain=0.01, factor=0.5, window=1)))
+    <class 'accelat_torch.scheduler.PlateauPolicyScheduler'>
+    >>> type(scheduler_for(opt, OneCycle(0.1, total_steps=10)))
+    <class 'accelat_torch.scheduler.PolicyScheduler'>
+    """
+    cls = PlateauPolicyScheduler if getattr(policy, "needs_metric", False) else PolicyScheduler
+    return cls(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
 
 
-def _base_lrs(lrs: list[Any]) -> list[float]:
-    values = [float(lr) for lr in lrs]
-    for i, v in enumerate(values):
+def _base_lrs(lrs: list[float], name: str) -> list[float]:
+    """Check the groups' base lrs: finite, ``>= 0``, the first ``> 0``; ``name`` has a
+    ``{}`` for the group's index."""
+    for i, v in enumerate(lrs):
         if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"param_groups[{i}] lr must be finite and >= 0, got {v!r}")
-    if values[0] <= 0:
+            raise ValueError(f"{name.format(i)} must be finite and >= 0, got {v!r}")
+    if lrs[0] <= 0:
         raise ValueError(
-            f"param_groups[0] lr must be > 0, got {values[0]!r}: the other groups' lrs are "
+            f"{name.format(0)} must be > 0, got {lrs[0]!r}: the other groups' lrs are "
             "kept as ratios to it"
         )
-    return values
+    return lrs
+
+
+def _saved_base_lrs(value: Any, groups: int) -> list[float]:
+    """A saved ``base_lrs``: a list of one real number per param group, as floats."""
+    if not isinstance(value, list) or len(value) != groups:
+        raise ValueError(
+            f"state_dict['base_lrs'] must be a list of one lr per param group, got {value!r}; "
+            f"this optimizer has {groups}"
+        )
+    lrs = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(
+                f"state_dict['base_lrs'][{i}] must be a real number, got {v!r} ({type(v).__name__})"
+            )
+        try:
+            lrs.append(float(v))
+        except OverflowError:  # an int beyond float range
+            lrs.append(math.inf)
+    return _base_lrs(lrs, "state_dict['base_lrs'][{}]")
+
+
+def _metric_value(metric: Any, policy: Policy) -> float:
+    """``metric`` as a float: a real number, or a tensor / numpy value of one element.
+
+    Bools, strings, complex and several-element values raise ``ValueError``, as
+    ``AccelAT.step`` does for them; an int beyond float range becomes ``inf``.
+    """
+    value = metric
+    if isinstance(metric, Tensor):
+        if metric.numel() == 1:
+            value = metric.item()
+    elif hasattr(metric, "__array__") and getattr(metric, "size", None) == 1:
+        value = metric.item()  # numpy (or jax) scalars and one-element arrays
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"{policy.policy_name} needs a real-number metric, got {metric!r} "
+            f"({type(metric).__name__})"
+        )
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range is as unusable as inf
+        return math.inf
+
+
+def _groups_without_momentum(groups: list[dict[str, Any]]) -> list[int]:
+    """The indices of the groups with nowhere to write a momentum (``momentum`` 0 or none)."""
+    return [i for i, g in enumerate(groups) if "betas" not in g and g.get("momentum", 0) == 0]
 
 
 def _missing_metric(policy: Policy) -> ValueError:
@@ -337,5 +417,5 @@ def _no_momentum_error(policy: Policy, optimizer: Optimizer, groups: list[int]) 
         f"{policy.policy_name} drives momentum but {type(optimizer).__name__} "
         f"param_groups {groups} have none (momentum=0 or no momentum at all); build the "
         "optimizer with momentum (e.g. SGD(..., momentum=0.9)), or pass momentum=False "
-        "to PolicyScheduler to leave momentum alone"
+        "to the scheduler to leave momentum alone"
     )

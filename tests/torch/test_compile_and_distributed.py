@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from accelat_core import AccelAT, OneCycle
-from accelat_torch import PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler, PolicyScheduler
 
 
 def run_adam(w: torch.Tensor, opt: torch.optim.Optimizer, step, steps: int) -> None:
@@ -56,7 +56,7 @@ WORKER = textwrap.dedent(
     import json, os, sys
     import torch, torch.distributed as dist
     from accelat_core import AccelAT
-    from accelat_torch import PolicyScheduler
+    from accelat_torch import PlateauPolicyScheduler
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -64,7 +64,7 @@ WORKER = textwrap.dedent(
     trajectories = {}
     for sync in ("auto", False):
         opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
-        sched = PolicyScheduler(opt, AccelAT(**policy), sync_metric=sync)
+        sched = PlateauPolicyScheduler(opt, AccelAT(**policy), sync_metric=sync)
         lrs = []
         for m in metrics:
             sched.step(torch.tensor(m))
@@ -74,7 +74,7 @@ WORKER = textwrap.dedent(
     dist.barrier()
     dist.destroy_process_group()
     # gloo can abort in interpreter teardown after a clean destroy (see
-    # accelat_train.distributed.exit_rank); this test is about the metric sync, not that.
+    # accelat_train.training.distributed.exit_rank); this test is about the metric sync, not that.
     os._exit(0)
     """
 )
@@ -121,6 +121,6 @@ def test_ddp_ranks_fed_different_metrics_follow_the_mean_metric_trajectory():
 
 def test_sync_metric_true_without_a_process_group_raises():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    sched = PolicyScheduler(opt, AccelAT(**POLICY), sync_metric=True)
+    sched = PlateauPolicyScheduler(opt, AccelAT(**POLICY), sync_metric=True)
     with pytest.raises(RuntimeError, match="sync_metric=True needs an initialised"):
         sched.step(0.5)

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from accelat_core import AccelAT, OneCycle
-from accelat_torch import PlateauPolicyScheduler, PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler, PolicyScheduler, scheduler_for
 
 pl = pytest.importorskip("pytorch_lightning")
 
@@ -45,8 +45,8 @@ def test_the_isinstance_checks_lightning_and_the_hf_trainer_make_route_the_metri
     def sgd() -> torch.optim.SGD:
         return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
 
-    plateau = PolicyScheduler(sgd(), AccelAT(**POLICY))
-    fixed = PolicyScheduler(sgd(), OneCycle(0.1, total_steps=10))
+    plateau = scheduler_for(sgd(), AccelAT(**POLICY))
+    fixed = scheduler_for(sgd(), OneCycle(0.1, total_steps=10))
     assert type(plateau) is PlateauPolicyScheduler and type(fixed) is PolicyScheduler
     assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert not isinstance(fixed, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -160,7 +160,7 @@ def fit(module: DigitsModule, digits, epochs: int) -> Recorder:
 
 @pytest.mark.slow
 def test_lightning_feeds_the_monitored_val_acc_to_accelat(digits):
-    module = DigitsModule(lambda opt: PolicyScheduler(opt, AccelAT(**POLICY)), "epoch")
+    module = DigitsModule(lambda opt: PlateauPolicyScheduler(opt, AccelAT(**POLICY)), "epoch")
     recorder = fit(module, digits, EPOCHS)
 
     config = module.trainer_configs[0]
@@ -218,7 +218,7 @@ def test_hf_trainer_feeds_the_eval_metric_to_accelat(digits, tmp_path):
     xt, yt, xv, yv = digits
     model = DictMLP()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    scheduler = PolicyScheduler(opt, AccelAT(**POLICY))
+    scheduler = PlateauPolicyScheduler(opt, AccelAT(**POLICY))
     epoch_lrs: list[float] = []
     eval_accs: list[float] = []
 

@@ -21,12 +21,12 @@ from accelat_core import (
     Constant,
     Cyclical,
     ExponentialDecay,
-    Join,
     OneCycle,
     StepDecay,
     WarmRestarts,
+    join,
 )
-from accelat_torch import PolicyScheduler
+from accelat_torch import PlateauPolicyScheduler, PolicyScheduler, scheduler_for
 
 ACCURACIES = [0.30, 0.45, 0.55, 0.60, 0.61, 0.61, 0.62, 0.62, 0.62, 0.70, 0.70, 0.70, 0.70]
 
@@ -65,7 +65,7 @@ def test_fixed_policy_lr_and_momentum_equal_the_core_at_every_step(make_sgd, mak
 
 def test_metric_policy_lr_equals_a_core_accelat_fed_the_same_metrics(make_sgd):
     opt = make_sgd((0.1,))
-    sched = PolicyScheduler(opt, accelat())
+    sched = PlateauPolicyScheduler(opt, accelat())
     reference = accelat()
     for acc in ACCURACIES:
         sched.step(torch.tensor(acc, dtype=torch.float64))
@@ -154,7 +154,7 @@ def test_scheduler_writes_no_keys_into_param_groups(make_sgd):
     opt = make_sgd((0.1, 0.01), momentum=0.9)
     before = [set(g) for g in opt.param_groups]
     for policy in (OneCycle(0.1, 10), accelat()):
-        sched = PolicyScheduler(opt, policy)
+        sched = scheduler_for(opt, policy)
         for acc in ACCURACIES[:5]:
             sched.step(acc)
     assert [set(g) for g in opt.param_groups] == before
@@ -194,7 +194,7 @@ def test_policy_momentum_reaches_each_optimizer_and_betas1_is_kept(name):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_policy_without_momentum_leaves_optimizer_momentum_alone(name):
     opt = OPTIMIZERS[name]([torch.zeros(2, requires_grad=True)])
-    sched = PolicyScheduler(opt, accelat())
+    sched = PlateauPolicyScheduler(opt, accelat())
     for acc in ACCURACIES:
         sched.step(acc)
     assert momentum_of(opt.param_groups[0]) == 0.5
@@ -226,7 +226,7 @@ def test_momentum_policy_on_optimizer_without_momentum_raises_at_construction(ma
 
 def test_momentum_appearing_mid_run_on_optimizer_without_momentum_raises(make_sgd):
     opt = make_sgd((0.1,), momentum=0.0)
-    sched = PolicyScheduler(opt, Join([(Constant(0.1), 2), (OneCycle(0.1, 10), None)]))
+    sched = PolicyScheduler(opt, join([(Constant(0.1), 2), (OneCycle(0.1, 10), None)]))
     sched.step()
     with pytest.raises(ValueError, match="Join drives momentum"):
         sched.step()
@@ -244,7 +244,7 @@ def test_lr_reaches_the_new_param_groups_after_optimizer_load_state_dict(make_sg
 
 def test_metric_policy_rewrites_its_lr_into_replaced_param_groups(make_sgd):
     opt = make_sgd((0.1,))
-    sched = PolicyScheduler(opt, accelat())
+    sched = PlateauPolicyScheduler(opt, accelat())
     stale = make_sgd((0.7,)).state_dict()
     opt.load_state_dict(stale)  # new group dicts holding a foreign lr of 0.7
     sched.step(0.5)  # no cut: the policy's Hyper is unchanged, the groups are not
@@ -290,11 +290,37 @@ def test_tensor_lr_and_betas_are_filled_in_place():
 
 # -- framework compatibility ---------------------------------------------------------------
 def test_metric_policy_scheduler_is_a_reduce_lr_on_plateau_and_fixed_one_is_not(make_sgd):
-    metric = PolicyScheduler(make_sgd(), accelat())
+    metric = PlateauPolicyScheduler(make_sgd(), accelat())
     fixed = PolicyScheduler(make_sgd(), OneCycle(0.1, 10))
     assert isinstance(metric, ReduceLROnPlateau) and isinstance(metric, PolicyScheduler)
     assert not isinstance(fixed, ReduceLROnPlateau) and isinstance(fixed, PolicyScheduler)
     assert isinstance(fixed, LRScheduler) and isinstance(metric, LRScheduler)
+
+
+def test_policy_scheduler_refuses_a_metric_policy_naming_the_two_ways_out(make_sgd):
+    with pytest.raises(
+        TypeError, match=r"is metric-driven: use PlateauPolicyScheduler.*scheduler_for"
+    ):
+        PolicyScheduler(make_sgd(), accelat())
+
+
+@pytest.mark.parametrize(
+    ("make_policy", "cls"),
+    [
+        (accelat, PlateauPolicyScheduler),
+        (lambda: join([(Constant(0.1), 2), (accelat(), None)]), PlateauPolicyScheduler),
+        (lambda: OneCycle(0.1, 10), PolicyScheduler),
+        (lambda: join([(Constant(0.1), 2), (OneCycle(0.1, 10), None)]), PolicyScheduler),
+    ],
+    ids=["AccelAT", "Join-to-AccelAT", "OneCycle", "Join-to-OneCycle"],
+)
+def test_scheduler_for_builds_the_class_the_policy_needs_with_the_given_arguments(
+    make_sgd, make_policy, cls
+):
+    policy = make_policy()
+    sched = scheduler_for(make_sgd(momentum=0.0), policy, momentum=False, sync_metric=False)
+    assert type(sched) is cls and sched.policy is policy
+    assert sched.sync_metric is False and sched.optimizer.param_groups[0]["momentum"] == 0.0
 
 
 def test_stepping_before_the_optimizer_gives_no_torch_warning(make_sgd):
@@ -307,7 +333,7 @@ def test_stepping_before_the_optimizer_gives_no_torch_warning(make_sgd):
 
 def test_should_stop_is_the_policy_verdict(make_sgd):
     policy = AccelAT(0.1, 0.05, min_gain=0.1, factor=0.5, window=1, stop_patience=1)
-    sched = PolicyScheduler(make_sgd(), policy)
+    sched = PlateauPolicyScheduler(make_sgd(), policy)
     seen = []
     for acc in [0.5, 0.5, 0.5, 0.5, 0.5]:
         sched.step(acc)
@@ -318,7 +344,7 @@ def test_should_stop_is_the_policy_verdict(make_sgd):
 
 # -- errors --------------------------------------------------------------------------------
 def test_metric_policy_stepped_without_metric_raises_naming_the_fix(make_sgd):
-    sched = PolicyScheduler(make_sgd(), accelat())
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
     with pytest.raises(
         ValueError, match=r"AccelAT is metric-driven: call scheduler.step\(metric\)"
     ):
@@ -327,7 +353,7 @@ def test_metric_policy_stepped_without_metric_raises_naming_the_fix(make_sgd):
 
 def test_load_state_dict_from_a_different_policy_raises(make_sgd):
     saved = PolicyScheduler(make_sgd(), OneCycle(0.1, 10)).state_dict()
-    sched = PolicyScheduler(make_sgd(), accelat())
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
     before = sched.state_dict()
     with pytest.raises(ValueError, match="'OneCycle', cannot load it into AccelAT"):
         sched.load_state_dict(saved)
@@ -364,20 +390,20 @@ def _roundtrip_torch(state: dict) -> dict:
 def test_resume_mid_run_gives_identical_trajectory(make_sgd, roundtrip, make_policy):
     metrics = ACCURACIES + ACCURACIES[::-1]
     opt = make_sgd((0.1, 0.02), momentum=0.9)
-    straight = PolicyScheduler(opt, make_policy())
+    straight = scheduler_for(opt, make_policy())
     expected = []
     for acc in metrics:
         straight.step(acc)
         expected.append((lrs(opt), opt.param_groups[0]["momentum"]))
 
     opt = make_sgd((0.1, 0.02), momentum=0.9)
-    first = PolicyScheduler(opt, make_policy())
+    first = scheduler_for(opt, make_policy())
     for acc in metrics[:7]:
         first.step(acc)
     checkpoint = roundtrip({"optimizer": opt.state_dict(), "scheduler": first.state_dict()})
 
     opt = make_sgd((0.1, 0.02), momentum=0.9)
-    resumed = PolicyScheduler(opt, make_policy())
+    resumed = scheduler_for(opt, make_policy())
     opt.load_state_dict(checkpoint["optimizer"])
     resumed.load_state_dict(checkpoint["scheduler"])
     assert resumed.last_epoch == 7
@@ -389,11 +415,11 @@ def test_resume_mid_run_gives_identical_trajectory(make_sgd, roundtrip, make_pol
 
 
 def test_load_state_dict_writes_the_restored_lr_into_the_optimizer(make_sgd):
-    first = PolicyScheduler(make_sgd((0.1, 0.05)), accelat())
+    first = PlateauPolicyScheduler(make_sgd((0.1, 0.05)), accelat())
     for acc in ACCURACIES:
         first.step(acc)
     opt = make_sgd((0.1, 0.05))
-    resumed = PolicyScheduler(opt, accelat())
+    resumed = PlateauPolicyScheduler(opt, accelat())
     resumed.load_state_dict(first.state_dict())
     assert lrs(opt) == first.get_last_lr()
     assert lrs(opt)[0] < 0.1
