@@ -4,10 +4,10 @@ Run: ``python -m benchmarks.acceleration --setting digits|cifar10-cpu|cifar10-gp
 [--seeds 0,1,2] [--out DIR] [--jobs 2]``. Results: ``docs/benchmarks.md``.
 
 Every policy of the grid trains with the same seed, data, model, method, attack budget and
-epoch budget, through the pipeline's own ``accelat_train.run.train`` (the machinery of
+epoch budget, through the pipeline's own ``accelat_train.training.loop.train`` (the machinery of
 ``accelat compare``). Per seed the lr finder runs once (the "paper" reading of the range
 test on the adversarial loss) and every policy of that seed starts from its ``lr_max``;
-the policies themselves are ``accelat_train.policies.build_policy``'s defaults, the same rules
+the policies themselves are ``accelat_train.catalogue.build_policy``'s defaults, the same rules
 for every dataset, nothing tuned here:
 
 constant, step (Free AT's /10 at 50 % and 75 % of the budget), onecycle (the paper's
@@ -38,9 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from accelat_train import plots, report, tables
 from accelat_train.compare import compare, stderr_log
 from accelat_train.config import TrainConfig
+from accelat_train.reporting import plots, report, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"

@@ -3,7 +3,8 @@
 Run: ``python -m benchmarks.throughput --device cuda`` (or ``--device cpu``, slow).
 
 For every model x method x batch size it builds the pipeline's own ``Method`` object
-(``accelat_train.methods.METHODS`` via ``accelat_train.setup.make_method``) and times
+(``accelat_train.adversarial.methods.METHODS`` via
+``accelat_train.training.build.make_method``) and times
 ``train_batch`` on a fixed synthetic batch (CIFAR-shaped, 3 x 32 x 32; the data's content
 does not change the cost), after ``warmup`` untimed calls. On CUDA each call is timed with
 CUDA events; on CPU with ``time.perf_counter``. The figure is the median over ``repeats`` calls.
@@ -30,7 +31,7 @@ import torch
 
 from accelat_train.config import TrainConfig
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.setup import make_method
+from accelat_train.training.build import make_method
 
 METHODS = ("natural", "free", "fgsm-rs", "pgd")
 MODELS = ("resnet20", "preact18")

@@ -13,10 +13,10 @@ and pass counting), ``policies`` (the trainer's default policies), ``setup``, ``
 >>> load_run("runs/a").model  # doctest: +SKIP
 """
 
+from accelat_train.adversarial.methods import METHODS, BatchStats, Method
 from accelat_train.config import TrainConfig
-from accelat_train.load import Run, load_run
-from accelat_train.methods import METHODS, BatchStats, Method
-from accelat_train.run import TrainingDiverged, train
+from accelat_train.trained import Run, load_run
+from accelat_train.training.loop import TrainingDiverged, train
 
 __all__ = [
     "METHODS",

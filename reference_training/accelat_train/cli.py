@@ -25,35 +25,44 @@ import argparse
 import dataclasses
 import json
 import math
+import shlex
+import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from accelat_train import distributed, plots, tables
-from accelat_train.attacks import ATTACK_NAMES
+from accelat_core import from_config
+from accelat_train.adversarial.attacks import ATTACK_NAMES
+from accelat_train.adversarial.evaluation import as_tensors, eval_subset, evaluate_test
+from accelat_train.catalogue import CATALOGUE, POLICY_NAMES
 from accelat_train.checkpoint import CheckpointError
 from accelat_train.compare import compare, stderr_log
 from accelat_train.config import (
     NONNEGATIVE,
-    POLICY_NAMES,
     POSITIVE,
     TrainConfig,
+    check_policy_config,
     names,
     parse_eps,
     parse_lr_max,
 )
-from accelat_train.evaluation import as_tensors, eval_subset, evaluate_test
-from accelat_train.load import load_run
-from accelat_train.lr_finder import find_lr
-from accelat_train.policies import build_policy, build_policy_from_config
-from accelat_train.run import TrainingDiverged, train
-from accelat_train.setup import prepare, resolve_device
+from accelat_train.reporting import plots, tables
+from accelat_train.run_dir import RunDir, read_json
+from accelat_train.trained import load_run
+from accelat_train.training import distributed
+from accelat_train.training.build import build, resolve_device
+from accelat_train.training.events import Callback
+from accelat_train.training.loop import TrainingDiverged, train
+from accelat_train.training.range_test import find_lr
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 DEMO_POLICIES = "constant,step,onecycle,accelat"
 #: ``accelat demo``: a small CNN on digits, sized to finish in about a minute on two cores.
@@ -181,16 +190,12 @@ def _seed_list(text: str) -> list[int]:
 
 # -- turning flags into a config ----------------------------------------------------------------
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
-    """A validated TrainConfig; every problem is a ``parser.error`` (exit 2) naming the flag."""
-    if args.replays is not None and args.method != "free":
-        parser.error(f"--replays applies only to --method free, got --method {args.method}")
-    if args.co_check and args.method != "fgsm-rs":
-        parser.error(f"--co-check applies only to --method fgsm-rs, got --method {args.method}")
+    """The run's TrainConfig, validated once as it is made; every problem is a
+    ``parser.error`` (exit 2) naming the flag."""
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         parser.error(f"--data-dir {args.data_dir}: no such file or directory")
     if args.dataset != "digits" and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
-    _check_device(args.device, parser)
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
@@ -199,32 +204,27 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     values["attacks"] = tuple(values["attacks"])
     if args.policy_config is not None:
         values["policy_config"] = _read_policy_config(args.policy_config, parser)
-    cfg = TrainConfig(**values)
     try:
-        cfg.validate()
+        cfg = TrainConfig(**values)
+        resolve_device(cfg.device)
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.error(_as_flags(str(exc)))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return cfg
 
 
-def _check_device(device: str, parser: argparse.ArgumentParser) -> None:
-    if device.split(":")[0] not in ("auto", "cpu", "cuda"):
-        parser.error(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {device}: CUDA is not available on this machine")
+def _as_flags(message: str) -> str:
+    """A TrainConfig error in the command line's words: ``eps must ...`` -> ``--eps must ...``."""
+    name = message.split(" ", 1)[0]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return "--" + name.replace("_", "-") + message[len(name) :] if name in fields else message
 
 
 def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        parser.error(f"--policy-config {path}: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        parser.error(f"--policy-config {path}: not valid JSON ({exc})")
-    try:
-        build_policy_from_config(config)
+        config = read_json(Path(path))
+        check_policy_config(config)
     except ValueError as exc:
         parser.error(f"--policy-config {path}: {exc}")
     return config
@@ -235,28 +235,29 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
-    run_dir = train(cfg, quiet=args.quiet, resume=args.resume)
-    report_path = run_dir / "report.json"
-    if report_path.exists():
-        final = json.loads(report_path.read_text())["final"]
+    run_dir = RunDir(train(cfg, callbacks=args.callbacks, quiet=args.quiet, resume=args.resume))
+    if run_dir.report.exists():
+        report = read_json(run_dir.report)
+        final, stopped = report["final"], report.get("stopped") or {}
         print(
-            f"{run_dir}: clean {final['clean_acc']:.3f}, robust {final['robust_acc']:.3f} "
-            f"({cfg.attacks[0]}, eps {cfg.eps:.4g})"
+            f"{run_dir.path}: clean {final['clean_acc']:.3f}, robust {final['robust_acc']:.3f} "
+            f"({cfg.attacks[0]}, eps {cfg.eps:.4g}); stopped after epoch "
+            f"{stopped.get('epoch')}: {stopped.get('message') or stopped.get('reason')}"
         )
     return 0
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
-    finding = find_lr(prepare(cfg))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = RunDir(args.out)
+    out.create()
+    finding = find_lr(build(cfg))
     record = finding.record()
     print(
         f"lr_max {finding.lr_max:.4g}  lr_min {finding.lr_min:.4g}  "
         f"(method {record['method']}, {finding.steps} steps, {finding.passes} passes)"
     )
-    png = finding.plot(out / "lr_find.png")
+    png = finding.plot(out.lr_find_plot)
     if png is not None:
         print(png)
     return 0
@@ -323,12 +324,14 @@ def _full_test(run: Any) -> tuple[Any, Any]:
 
 def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.policy_config is not None:
-        policy = build_policy_from_config(_read_policy_config(args.policy_config, parser))
-    elif args.policy == "plateau":
-        parser.error("--policy plateau is torch's ReduceLROnPlateau: nothing to plot")
+        try:
+            policy = from_config(_read_policy_config(args.policy_config, parser))
+        except (ValueError, TypeError) as exc:
+            parser.error(f"--policy-config {args.policy_config}: {exc}")
     else:
         lr_max = 0.1 if args.lr_max == "auto" else float(args.lr_max)
-        policy = build_policy(args.policy, lr_max, total_steps=args.steps, epochs=args.steps)
+        entry = CATALOGUE[args.policy]
+        policy = entry.build(lr_max, total_steps=args.steps, epochs=args.steps)
     metrics = None
     if policy.needs_metric:
         # An illustrative saturating accuracy curve (the policy needs one metric per step).
@@ -350,10 +353,42 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+class Terminated(Exception):
+    """SIGTERM (what a cluster scheduler sends) arrived: end like Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """The one line an interrupted command prints: where the run stands, how to go on."""
+    again = "accelat " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.command != "train":
+        return f"interrupted; run the same command again to continue: {again}"
+    folder = RunDir(args.out)
+    epoch = folder.checkpoint_epoch()
+    if epoch == "none yet":
+        return f"interrupted before the first checkpoint in {folder.path}; start it again"
+    if not args.resume:
+        again += " --resume"
+    return (
+        f"interrupted; the last checkpoint is {folder.checkpoint} (epoch {epoch}); "
+        f"continue with: {again}"
+    )
+
+
+def main(argv: list[str] | None = None, *, callbacks: Sequence[Callback] = ()) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); its exit code.
+    ``callbacks`` listen to ``accelat train``'s loop, after the built-in listeners."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    code = _run(args, parser)
+    args.callbacks = list(callbacks)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = _run(args, parser)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if distributed.launched_as_rank():
         distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
     return code
@@ -370,9 +405,13 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
     except ValueError as exc:
-        # Problems only found once the data or a run dir is read (bad layout, resume mismatch).
+        # Problems only found once the data or a run dir is read (bad layout, resume mismatch,
+        # a folder in use, a full disk).
         print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(f"accelat {args.command}: {interrupted(args)}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """The one comparison engine behind ``accelat compare``, ``accelat demo`` and the acceleration
 study (benchmarks/acceleration.py): several policies, several seeds, the same budget.
 
-Per seed the lr finder runs once (when ``lr_max="auto"``) and every policy of that seed starts
-from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json``. Each policy
-trains into ``<out>/<policy>/seed<seed>``; a run whose ``report.json`` exists is not repeated
-and one with a checkpoint resumes, so an interrupted comparison continues where it stopped.
-``compare.json`` and ``compare.png`` summarise them (:func:`accelat_train.report.compare_summary`).
+Each *arm* is a policy name with optional changes to the base config,
+``policy[:field=value...]`` (:func:`arm_config`), e.g. ``accelat:ema_epochs=2``. Per seed the
+lr finder runs once (when ``lr_max="auto"``) and every arm of that seed that trains SGD
+starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json``. Each
+arm trains into ``<out>/<arm>/seed<seed>``; a run whose ``report.json`` exists is not
+repeated and one with a checkpoint resumes, so an interrupted comparison continues where it
+stopped. ``compare.json`` and ``compare.png`` summarise them
+(:func:`accelat_train.reporting.summary.compare_summary`).
 
 >>> base = TrainConfig(dataset="digits", eps=0.1, epochs=8)
 >>> summary = compare(base, ["step", "accelat"], [0, 1], "runs/cmp")  # doctest: +SKIP
@@ -27,12 +30,16 @@ from typing import Any
 
 import torch
 
-from accelat_train import plots, report
-from accelat_train.config import METRIC_DRIVEN, TrainConfig
-from accelat_train.lr_finder import find_lr
-from accelat_train.peers import PEERS, optimizer_name
-from accelat_train.run import train
-from accelat_train.setup import prepare
+from accelat_train.catalogue import CATALOGUE
+from accelat_train.config import TrainConfig
+from accelat_train.reporting import plots
+from accelat_train.reporting.report import write_json
+from accelat_train.reporting.summary import compare_summary
+from accelat_train.run_dir import RunDir
+from accelat_train.training.build import build
+from accelat_train.training.loop import train
+from accelat_train.training.optimizers import optimizer_name
+from accelat_train.training.range_test import find_lr
 
 BASELINE = "step"
 
@@ -80,13 +87,13 @@ def compare(
         jobs,
         before=lambda t: say(f"training {t[0].policy} (seed {t[0].seed}) -> {t[0].out}"),
     )
-    summary = report.compare_summary(
+    summary = compare_summary(
         runs,
         target=target,
         baseline=BASELINE if BASELINE in policies else None,
-        fixed_shape=[spec for spec, cfg in arms.items() if cfg.policy not in METRIC_DRIVEN + PEERS],
+        fixed_shape=[spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped],
     )
-    report.write_json(out / "compare.json", summary)
+    write_json(out / "compare.json", summary)
     plots.plot_compare(summary, out / "compare.png")
     return summary
 
@@ -101,10 +108,10 @@ def _lr_find(
     if cached.is_file():
         shared = json.loads(cached.read_text(encoding="utf-8"))
     else:
-        finding = find_lr(prepare(cfg))
+        finding = find_lr(build(cfg))
         shared = {**finding.record(), "shared_by": list(policies)}
         finding.plot(out / f"lr_find_seed{cfg.seed}.png")
-        report.write_json(cached, shared)
+        write_json(cached, shared)
     say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
     return {"lr_max": shared["lr_max"], "lr_find": shared}
 
@@ -124,9 +131,7 @@ def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
             changes[key] = parse(text)
         except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
             raise ValueError(f"arm {spec!r}: {key}={text!r}: {exc}") from None
-    cfg = dataclasses.replace(base, **changes)
-    cfg.validate()
-    return cfg
+    return dataclasses.replace(base, **changes)
 
 
 def _bool(text: str) -> bool:
@@ -148,10 +153,10 @@ def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
     cfg, quiet, threads = task
     if threads is not None:
         torch.set_num_threads(threads)
-    run_dir = Path(cfg.out)
-    if not (run_dir / "report.json").is_file():
-        train(cfg, quiet=quiet, resume=(run_dir / "checkpoint.pt").exists())
-    return str(run_dir)
+    run_dir = RunDir(cfg.out)
+    if not run_dir.report.is_file():
+        train(cfg, quiet=quiet, resume=run_dir.checkpoint.exists())
+    return str(run_dir.path)
 
 
 def _map(

@@ -14,54 +14,39 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from accelat_core._validate import choice
-from accelat_train.attacks import ATTACK_NAMES
+from accelat_core import from_config
+from accelat_core._validate import choice, integer, real
+from accelat_train.adversarial.attacks import ATTACK_NAMES
+from accelat_train.adversarial.methods import METHOD_NAMES
+from accelat_train.catalogue import POLICY_NAMES
 from accelat_train.data import DATASET_NAMES
-from accelat_train.methods import METHOD_NAMES
 from accelat_train.models import MODEL_NAMES
 
-POLICY_NAMES = (
-    "constant",
-    "step",
-    "linear",
-    "exponential",
-    "onecycle",
-    "cyclical",
-    "restarts",
-    "accelat",
-    "plateau",
-    "schedulefree",
-    "prodigy",
-    "prodigy-cosine",
-)
-#: Policies that step once per epoch on the monitored metric (the rest are fixed shapes).
-METRIC_DRIVEN = ("accelat", "plateau")
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 AMP_NAMES = ("bf16", "fp16")
 OPTIMIZER_NAMES = ("sgd", "schedulefree", "prodigy")
-DEVICE_KINDS = ("auto", "cpu", "cuda")
-
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
-CONFIG_NAME = "config.json"
+#: The largest lr_max accepted: the lr range test ends at 10, and SGD beyond it only diverges.
+MAX_LR = 10.0
 
 
 # -- flag parsers (each error names the flag through argparse) -------------------------------
 def fraction(text: str) -> float:
-    """``0.1``, ``8/255``: a float parsed exactly as written."""
+    """``0.1``, ``8/255``: a finite float parsed exactly as written."""
     try:
-        return float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number or fraction like 8/255"
+            f"{text!r} is not a finite number or fraction like 8/255"
         ) from None
+    return value
 
 
 def parse_eps(text: str) -> float:
@@ -91,8 +76,8 @@ def parse_lr_max(text: str) -> float | str:
     if text == "auto":
         return "auto"
     value = fraction(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a finite number > 0")
+    if not 0 < value <= MAX_LR:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a number in (0, {MAX_LR:g}]")
     return value
 
 
@@ -101,19 +86,21 @@ def parse_lr_min(text: str) -> float | str:
     head, _, ratio = text.strip().partition("/")
     if head.strip() == "lr_max":
         divisor = fraction(ratio)
-        if not (math.isfinite(divisor) and divisor >= 1):
+        if not divisor >= 1:
             raise argparse.ArgumentTypeError(f"{text!r}: the divisor must be a number >= 1")
         return f"lr_max/{ratio.strip()}"
     value = fraction(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0 or lr_max/N")
+    if not 0 < value <= MAX_LR:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number in (0, {MAX_LR:g}] or lr_max/N"
+        )
     return value
 
 
 def lr_min_value(lr_min: float | str, lr_max: float) -> float:
     """``lr_min`` as a number: a ratio ``lr_max/N`` resolved against ``lr_max``, capped at it."""
     if isinstance(lr_min, str):
-        return lr_max / float(Fraction(lr_min.partition("/")[2]))
+        return lr_max * (1.0 / float(Fraction(lr_min.partition("/")[2])))
     return min(float(lr_min), lr_max)
 
 
@@ -144,7 +131,7 @@ POSITIVE = int_at_least(1)
 NONNEGATIVE = int_at_least(0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run; written resolved to ``config.json``.
 
@@ -180,7 +167,7 @@ class TrainConfig:
     batch_size: int = _opt(128, "minibatch size", type=POSITIVE)
     train_size: int | None = _opt(None, "training images (None: all)", type=POSITIVE)
     val_size: int | None = _opt(
-        None, "validation images held out of training (None: per data set)", type=NONNEGATIVE
+        None, "validation images held out of training (None: per data set)", type=POSITIVE
     )
     seed: int = _opt(0, "seed of data order, init and attacks", type=NONNEGATIVE)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
@@ -226,68 +213,54 @@ class TrainConfig:
     #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
+    def __post_init__(self) -> None:
+        try:
+            self.validate()
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the field, its value and the allowed values."""
-        choice("method", self.method, METHOD_NAMES)
-        choice("monitor", self.monitor, MONITOR_NAMES)
+        """Raise ``ValueError`` (or ``TypeError``) naming the field, its value and the allowed
+        values. Runs once, when the config is made (a TrainConfig is frozen)."""
+        for name, allowed in _CHOICES.items():
+            choice(name, getattr(self, name), allowed)
+        for name in ("amp", "optimizer"):
+            if getattr(self, name) is not None:
+                choice(name, getattr(self, name), _CHOICES_OPTIONAL[name])
         if self.policy_config is None:
             choice("policy", self.policy, POLICY_NAMES)
-        if not (isinstance(self.eps, (int, float)) and 0 < self.eps <= 1):
-            raise ValueError(f"eps must be in (0, 1] (pixels in [0, 1]), got {self.eps!r}")
+        else:
+            check_policy_config(self.policy_config)
+        for name, (lo, hi, lo_open, hi_open) in _REALS.items():
+            real(name, getattr(self, name), lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+        if self.lr_max != "auto":
+            real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
+        if not isinstance(self.lr_min, str):
+            real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
+        self._validate_counts()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not isinstance(self.out, str) or not self.out.strip():
+            raise ValueError(f"out must name a run directory, got {self.out!r}")
         if self.replays is not None and self.method != "free":
             raise ValueError(
                 f"replays applies only to method 'free', got replays={self.replays!r} "
                 f"with method {self.method!r}"
             )
-        self._validate_counts()
-        if self.lr_max != "auto" and not (
-            isinstance(self.lr_max, (int, float)) and math.isfinite(self.lr_max) and self.lr_max > 0
-        ):
-            raise ValueError(f"lr_max must be 'auto' or a finite float > 0, got {self.lr_max!r}")
-        if self.amp is not None:
-            choice("amp", self.amp, AMP_NAMES)
-        choice("device", self.device.split(":")[0], DEVICE_KINDS)
-        if not (isinstance(self.accelat_z, (int, float)) and math.isfinite(self.accelat_z)):
-            raise ValueError(f"accelat_z must be a finite number, got {self.accelat_z!r}")
-        if not (isinstance(self.accelat_factor, (int, float)) and 0 < self.accelat_factor < 1):
-            raise ValueError(f"accelat_factor must be in (0, 1), got {self.accelat_factor!r}")
-        if self.optimizer is not None:
-            choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
-        if not (isinstance(self.ema_epochs, (int, float)) and 0 <= self.ema_epochs < math.inf):
-            raise ValueError(f"ema_epochs must be a finite number >= 0, got {self.ema_epochs!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.co_check and self.method != "fgsm-rs":
             raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
-        if self.policy_config is not None:
-            from accelat_train.policies import build_policy_from_config  # policies imports us
-
-            build_policy_from_config(self.policy_config)  # raises on an invalid config
+        if self.dataset == "digits" and self.data_dir is not None:
+            raise ValueError(
+                f"data_dir applies to cifar10 and cifar100 (digits ships with scikit-learn), "
+                f"got data_dir={self.data_dir!r} with dataset 'digits'"
+            )
 
     def _validate_counts(self) -> None:
-        for name, lo in (
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("pgd_steps", 1),
-            ("monitor_steps", 1),
-            ("monitor_size", 1),
-            ("eval_every", 0),
-            ("eval_steps", 1),
-            ("seed", 0),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-        for name in (
-            "replays", "train_size", "val_size", "eval_size", "window", "lr_find_steps",
-            "stop_patience",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            lo = {"val_size": 0, "lr_find_steps": 5, "stop_patience": 0}.get(name, 1)
-            if value is not None and (not isinstance(value, int) or value < lo):
-                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+        for name, lo in _COUNTS.items():
+            integer(name, getattr(self, name), lo=lo)
+        for name, lo in _OPTIONAL_COUNTS.items():
+            if getattr(self, name) is not None:
+                integer(name, getattr(self, name), lo=lo)
 
     @property
     def num_replays(self) -> int:
@@ -297,6 +270,43 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["attacks"] = list(self.attacks)
         return d
+
+
+_CHOICES = {
+    "dataset": DATASET_NAMES,
+    "model": MODEL_NAMES,
+    "method": METHOD_NAMES,
+    "monitor": MONITOR_NAMES,
+}
+_CHOICES_OPTIONAL = {"amp": AMP_NAMES, "optimizer": OPTIMIZER_NAMES}
+#: name -> (lo, hi, lo_open, hi_open)
+_REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "eps": (0.0, 1.0, True, False),
+    "momentum": (0.0, 1.0, False, True),
+    "weight_decay": (0.0, 1.0, False, False),
+    "accelat_z": (None, None, False, False),
+    "accelat_factor": (0.0, 1.0, True, True),
+    "min_gain": (None, None, False, False),
+    "ema_epochs": (0.0, None, False, False),
+}
+_COUNTS = {
+    "epochs": 1, "batch_size": 1, "pgd_steps": 1, "monitor_steps": 1, "monitor_size": 1,
+    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0,
+}  # fmt: skip
+_OPTIONAL_COUNTS = {
+    "replays": 1, "train_size": 1, "val_size": 1, "eval_size": 1, "window": 1,
+    "lr_find_steps": 5,
+}  # fmt: skip
+
+
+def check_policy_config(config: Any) -> None:
+    """Raise ``ValueError`` naming the config when ``from_config`` refuses it."""
+    if not isinstance(config, dict):
+        raise ValueError(f"policy_config must be a JSON object, got {config!r:.100}")
+    try:
+        from_config(config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"invalid policy_config {json.dumps(config)[:200]}: {exc}") from None
 
 
 # Fields that may differ between a run and its resumption.

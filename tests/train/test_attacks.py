@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from accelat_train.attacks import (
+from accelat_train.adversarial.attacks import (
     FOOLBOX_NAMES,
     clean_accuracy,
     fgsm_rs,
     foolbox_adversarial,
     pgd,
 )
+from accelat_train.adversarial.robust import robust_accuracy
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.robust import robust_accuracy
 
 torch.set_num_threads(1)
 

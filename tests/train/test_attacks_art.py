@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-import accelat_train.attacks as attacks_module
-import accelat_train.robust as robust_module
-from accelat_train.attacks import (
+import accelat_train.adversarial.attacks as attacks_module
+import accelat_train.adversarial.robust as robust_module
+from accelat_train.adversarial.attacks import (
     ART_NAMES,
     ATTACK_NAMES,
     FOOLBOX_NAMES,
@@ -25,8 +25,8 @@ from accelat_train.attacks import (
     clean_accuracy,
     foolbox_adversarial,
 )
+from accelat_train.adversarial.robust import describe_attack, evaluate, robust_accuracy, robust_mask
 from accelat_train.models import NormalizedModel
-from accelat_train.robust import describe_attack, evaluate, robust_accuracy, robust_mask
 
 torch.set_num_threads(1)
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from accelat_train import cifar
-from accelat_train.cifar import CIFAR10_CLASSES, read_cifar
-from accelat_train.data import load_splits
+from accelat_train.data import cifar, load_splits
+from accelat_train.data.cifar import CIFAR10_CLASSES, read_cifar
 
 # ../shared beside the repository root, as CI lays it out; absent on a user's machine.
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

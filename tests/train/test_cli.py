@@ -28,20 +28,24 @@ TRAIN = ["train", *TINY, "--method", "free", "--replays", "2", "--policy", "onec
 TRAIN += ["--lr-max", "0.05", "--epochs", "6", "--seed", "1"]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    env.pop("ACCELAT_INJECT_NAN_AT", None)
-    env.update(extra)
-    return env
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _accelat(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+
+
+def _accelat(*args: str, listeners: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``accelat ARGS``; with ``listeners`` (tests/train/listeners.py's flags) through the
+    entry point that adds the tests' listeners to the command line."""
+    module = ["tests.train.listeners", *listeners, "--"] if listeners else ["accelat_train.cli"]
     return subprocess.run(
-        [sys.executable, "-m", "accelat_train.cli", *args],
+        [sys.executable, "-m", *module, *args],
         capture_output=True,
         text=True,
-        env=_env(**env),
+        env=_env(),
         timeout=300,
+        cwd=ROOT,
     )
 
 
@@ -128,7 +132,7 @@ def test_resume_after_kill_9_reproduces_the_uninterrupted_metrics(trained, tmp_p
 
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    done = _accelat(*TRAIN, "--out", str(out), ACCELAT_INJECT_NAN_AT="2:1")
+    done = _accelat(*TRAIN, "--out", str(out), listeners=("--nan-at", "2:1"))
     assert done.returncode == 3
     assert "epoch 2 batch 1" in done.stderr and "nan" in done.stderr
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,16 +27,22 @@ POLICY = {"policy": "AccelAT", "lr_max": 0.05, "lr_min": 5e-5, "min_gain": 0.5, 
           "window": 1}  # fmt: skip
 
 
-def _torchrun(out, dump, epochs, *extra, env=None):
-    """Run 2 ranks; their rank{r}_final.json dumps, or the failed process when env is given."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELAT_RANK_DUMP_DIR=str(dump), **(env or {}))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _torchrun(out, dump, epochs, *extra, nan_at=None):
+    """Run 2 ranks with the tests' listeners (tests/train/listeners.py); their
+    rank{r}_final.json dumps, or the failed process when ``nan_at`` stops the run."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1"]
-    cmd += ["--nproc_per_node", "2", "-m", "accelat_train.cli", *ARGS]
+    cmd += ["--nproc_per_node", "2", "-m", "tests.train.listeners", "--dump", str(dump)]
+    cmd += ["--nan-at", nan_at] if nan_at else []
     config = out.parent / "policy.json"
     config.write_text(json.dumps(POLICY))
-    cmd += ["--policy-config", str(config), "--epochs", str(epochs), "--out", str(out), *extra]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    if "ACCELAT_INJECT_NAN_AT" in env:
+    cmd += ["--", *ARGS, "--policy-config", str(config), "--epochs", str(epochs)]
+    cmd += ["--out", str(out), *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    if nan_at:
         return done
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads((dump / f"rank{r}_final.json").read_text()) for r in (0, 1)]
@@ -78,7 +85,7 @@ def test_both_ranks_resume_from_rank_0_checkpoint_mid_run(uninterrupted, tmp_pat
     want_dir, (want0, _) = uninterrupted
     out = tmp_path / "run"
     # Stop the run at epoch 3 (NaN injected on every rank), then resume it.
-    done = _torchrun(out, tmp_path / "dump_a", 4, env={"ACCELAT_INJECT_NAN_AT": "3:1"})
+    done = _torchrun(out, tmp_path / "dump_a", 4, nan_at="3:1")
     assert done.returncode != 0 and "epoch 3 batch 1" in done.stderr
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
     rank0, rank1 = _torchrun(out, tmp_path / "dump_b", 4, "--resume")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from accelat_train.arrays import ArrayData
 from accelat_train.data import load_splits
-from accelat_train.loader import DeviceLoader, crop_flip
+from accelat_train.data.arrays import ArrayData
+from accelat_train.data.loader import DeviceLoader, crop_flip
 
 
 def indexed_data(n: int, size: int = 6, channels: int = 3) -> ArrayData:

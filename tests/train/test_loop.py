@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from accelat_core import OneCycle
+from accelat_train.adversarial.methods import METHODS, FreeMethod
+from accelat_train.catalogue import CATALOGUE
 from accelat_train.config import TrainConfig
-from accelat_train.data import load_splits
-from accelat_train.loader import DeviceLoader
-from accelat_train.methods import METHODS, FreeMethod
+from accelat_train.data import load_splits, stream
+from accelat_train.data.loader import DeviceLoader
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.policies import build_policy
-from accelat_train.run import train
-from accelat_train.setup import make_method, stream
+from accelat_train.training.build import make_method
+from accelat_train.training.loop import train
 
 torch.set_num_threads(1)
 
@@ -153,12 +153,12 @@ def test_epoch_equivalents_cut_a_running_stream_of_loader_epochs():
 
 
 def test_default_step_policy_is_free_at_scaled_to_the_budget():
-    policy = build_policy("step", 0.2, total_steps=400, epochs=10)
+    policy = CATALOGUE["step"].build(0.2, total_steps=400, epochs=10)
     lrs = [policy.at(t).lr for t in range(400)]
     assert lrs[:200] == [0.2] * 200  # /10 at 50 % and again at 75 % of the updates
     assert lrs[200:300] == [pytest.approx(0.02, rel=1e-15)] * 100
     assert lrs[300:] == [pytest.approx(0.002, rel=1e-15)] * 100
-    onecycle = build_policy("onecycle", 0.2, total_steps=400, epochs=10)
+    onecycle = CATALOGUE["onecycle"].build(0.2, total_steps=400, epochs=10)
     assert onecycle.get_config() == OneCycle.paper(0.2, 400).get_config()
 
 
@@ -166,13 +166,13 @@ def test_default_step_policy_is_free_at_scaled_to_the_budget():
     ("epochs", "window"), [(1, 1), (10, 1), (19, 1), (20, 2), (40, 4), (49, 4), (50, 5), (500, 5)]
 )
 def test_default_window_is_a_tenth_of_the_budget_in_1_to_5(epochs, window):
-    from accelat_train.policies import default_window
+    from accelat_train.catalogue import default_window
 
     assert default_window(epochs) == window
 
 
 def test_default_cyclical_is_two_triangles_from_a_tenth_of_lr_max():
-    policy = build_policy("cyclical", 0.1, total_steps=400, epochs=10)
+    policy = CATALOGUE["cyclical"].build(0.1, total_steps=400, epochs=10)
     lrs = [policy.at(t).lr for t in range(401)]
     assert lrs[0] == pytest.approx(0.01) and lrs[100] == pytest.approx(0.1)
     assert lrs[200] == pytest.approx(0.01) and lrs[300] == pytest.approx(0.1)
@@ -180,7 +180,7 @@ def test_default_cyclical_is_two_triangles_from_a_tenth_of_lr_max():
 
 
 def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth():
-    policy = build_policy("restarts", 0.1, total_steps=700, epochs=10)
+    policy = CATALOGUE["restarts"].build(0.1, total_steps=700, epochs=10)
     # periods 100, 200, 400: restarts at t = 100 and t = 300
     assert policy.at(0).lr == pytest.approx(0.1)
     assert policy.at(50).lr == pytest.approx(0.0001 + (0.1 - 0.0001) / 2)
@@ -188,20 +188,20 @@ def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth(
     assert policy.at(300).lr == pytest.approx(0.1) and policy.at(299).lr < 0.001
 
 
-def test_default_plateau_is_torchs_reduce_lr_on_plateau_with_accelats_rule():
-    from accelat_train.policies import TrainerSchedule
+def test_default_plateau_is_the_core_plateau_with_accelats_rule():
+    from accelat_train.training.schedule import build_schedule
 
     w = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
     cfg = TrainConfig(policy="plateau", epochs=20, lr_max=0.1)  # window = 20 // 10 = 2
-    schedule = TrainerSchedule(cfg, optimizer, 0.1, total=100)
+    schedule = build_schedule(cfg, optimizer, 0.1, total_steps=100)
     assert optimizer.param_groups[0]["lr"] == 0.1
     # best 0.5 at epoch 1; +0.004 is below the 0.005 threshold: 3 bad epochs > patience 2
-    decisions = [schedule.after_epoch(e, m) for e, m in enumerate([0.5, 0.504, 0.5, 0.503], 1)]
+    decisions = [schedule.after_epoch(m) for m in [0.5, 0.504, 0.5, 0.503]]
     assert decisions[:3] == [None, None, None]
     assert decisions[3] == {"index": 3, "gain": pytest.approx(0.003), "old_lr": 0.1, "new_lr": 0.05}
     assert optimizer.param_groups[0]["lr"] == 0.05
-    assert json.loads(schedule.state_json())["num_bad_epochs"] == 0
+    assert json.loads(schedule.state_json())["policy"]["state"]["num_bad_epochs"] == 0
 
 
 def _tiny_cfg(tmp_path, **kw) -> TrainConfig:
@@ -296,37 +296,34 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
 
 @pytest.mark.slow
 def test_catastrophic_overfitting_check_rolls_back_to_the_best_checkpoint(tmp_path, monkeypatch):
-    from accelat_train import evaluation
     from accelat_train.checkpoint import load_checkpoint
+    from accelat_train.training import rollback
 
-    real = evaluation.pgd_accuracy
     scripted = iter([0.9, 0.85, 0.4])  # the check batch's PGD accuracy: -45 points at epoch 3
-
-    def pgd_accuracy(model, x, y, eps, steps, *, seed, batch_size=500):
-        if steps == 10:  # the check batch (PGD-10), not the validation monitor (PGD-2)
-            return next(scripted)
-        return real(model, x, y, eps, steps, seed=seed, batch_size=batch_size)
-
-    monkeypatch.setattr(evaluation, "pgd_accuracy", pgd_accuracy)
-    _script_monitor(monkeypatch, [0.5, 0.3, 0.2])  # epoch 1 is the best
-    cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant")
+    monkeypatch.setattr(rollback, "pgd_accuracy", lambda *a, **kw: next(scripted))
+    _script_monitor(monkeypatch, [0.5, 0.3, 0.2, 0.1])  # epoch 1 is the best
+    cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant",
+                    epochs=4)  # fmt: skip
     run_dir = train(cfg, quiet=True)
-    assert [r["epoch"] for r in _rows(run_dir)] == [1, 2]
-    assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 2
+    # The epoch that collapsed is logged (measured before the rollback); the run stops there.
+    assert [r["epoch"] for r in _rows(run_dir)] == [1, 2, 3]
     best = load_checkpoint(run_dir / "best.pt")
     assert best["epoch"] == 1 and best["robust_val_acc"] == 0.5
+    last = load_checkpoint(run_dir / "checkpoint.pt")
+    assert last["epoch"] == 3 and last["stopped"]["reason"] == "overfitting"
+    assert all(torch.equal(last["model"][k], best["model"][k]) for k in best["model"])
     report = json.loads((run_dir / "report.json").read_text())
     assert report["co_check"] == {"fired": True, "epoch": 3, "restored_epoch": 1}
+    assert report["stopped"]["epoch"] == 3 and report["stopped"]["reason"] == "overfitting"
     # The final evaluation is of the rolled-back (best) weights.
     untimed = [{k: v for k, v in e.items() if k != "attack_seconds"} for e in
                (report["final"], report["best"]["test"])]  # fmt: skip
     assert untimed[0] == untimed[1]
-    assert report["epochs"] == 2
 
 
 def _script_monitor(monkeypatch, values):
     """The monitor's robust_val_acc follows ``values`` (val_acc stays real)."""
-    from accelat_train import evaluation
+    from accelat_train.adversarial import evaluation
 
     it = iter(values)
     monkeypatch.setattr(evaluation.Monitor, "robust", lambda self, model, epoch: next(it))

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from accelat_core.finder import LRFindResult, Suggestion
-from accelat_train import lr_finder
 from accelat_train.config import TrainConfig
-from accelat_train.setup import prepare
+from accelat_train.training import range_test as lr_finder
+from accelat_train.training.build import build
 
 torch.set_num_threads(1)
 
@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def setup():
     cfg = TrainConfig(dataset="digits", eps=0.1, batch_size=128, lr_max=0.05, seed=3)
-    return prepare(cfg)
+    return build(cfg)
 
 
 def test_smoothing_time_constant_is_a_tenth_of_the_test():
@@ -68,8 +68,8 @@ def test_the_range_test_counts_its_passes_and_reads_the_minimum(setup):
 
 
 def _stream(setup):
-    from accelat_train.loader import DeviceLoader
-    from accelat_train.setup import stream
+    from accelat_train.data import stream
+    from accelat_train.data.loader import DeviceLoader
 
     loader = DeviceLoader(setup.splits.train, 128, device=setup.device, seed=3)
     return stream(loader, 0, None)

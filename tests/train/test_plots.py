@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from accelat_core import AccelAT, OneCycle, StepDecay
-from accelat_train import plots
+from accelat_train.reporting import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -17,8 +17,8 @@ def test_reading_and_comparing_runs_does_not_import_matplotlib():
     # report imports plots; matplotlib must wait for the first figure (plots' docstring says why).
     code = (
         "import sys\n"
-        "import accelat_train, accelat_train.report, accelat_train.plots\n"
-        "import accelat_train.data, accelat_train.loader\n"
+        "import accelat_train, accelat_train.reporting.report, accelat_train.reporting.plots\n"
+        "import accelat_train.data, accelat_train.data.loader\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

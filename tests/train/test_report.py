@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from accelat_train import report, tables
+from accelat_train.reporting import report, tables
+from accelat_train.reporting.summary import compare_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +65,7 @@ def make_run(
 # -- passes to target --------------------------------------------------------------------
 def test_passes_to_target_is_the_first_epoch_reaching_the_target(tmp_path):
     run = make_run(tmp_path, "step", [0.1, 0.3, 0.5, 0.4, 0.6], seconds_per_epoch=2.0)
-    summary = report.compare_summary({"step": [run]}, target=0.45)
+    summary = compare_summary({"step": [run]}, target=0.45)
     p = summary["policies"]["step"]
     # epoch 3 (0.5) is the first >= 0.45; epoch 5 also is, but later
     assert p["passes_to_target"] == 300_000
@@ -75,7 +76,7 @@ def test_passes_to_target_is_the_first_epoch_reaching_the_target(tmp_path):
 def test_target_equal_to_an_epoch_value_counts_as_reached(tmp_path):
     run = make_run(tmp_path, "step", [0.25, 0.5, 0.75])
     assert (
-        report.compare_summary({"step": [run]}, target=0.5)["policies"]["step"]["passes_to_target"]
+        compare_summary({"step": [run]}, target=0.5)["policies"]["step"]["passes_to_target"]
         == 200_000
     )
 
@@ -88,7 +89,7 @@ def test_policy_with_a_seed_that_never_reaches_the_target_gets_null(tmp_path):
             make_run(tmp_path, "cyclical", [0.3, 0.4], seed=1),
         ],
     }
-    summary = report.compare_summary(runs, target=0.55)
+    summary = compare_summary(runs, target=0.55)
     cyc = summary["policies"]["cyclical"]
     assert cyc["passes_to_target"] is None
     assert cyc["passes_to_target_std"] is None
@@ -110,7 +111,7 @@ def test_default_target_is_095_of_the_best_mean_final_robust_val_acc(tmp_path):
             make_run(tmp_path, "accelat", [0.5, 0.5], seed=1),
         ],  # final mean 0.5
     }
-    summary = report.compare_summary(runs)
+    summary = compare_summary(runs)
     assert summary["target"] == pytest.approx(0.95 * 0.7, abs=1e-12)
     assert summary["policies"]["step"]["final_robust_val_acc"] == pytest.approx(0.7)
     # 0.665: step seed 1 reaches it at epoch 2, seed 0 (0.6) never; accelat never
@@ -124,7 +125,7 @@ def test_ratio_to_baseline_divides_mean_passes_to_target_by_the_baselines(tmp_pa
         "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6, 0.6, 0.6])],  # 200k
         "constant": [make_run(tmp_path, "constant", [0.1, 0.2, 0.6, 0.6])],  # 300k
     }
-    summary = report.compare_summary(runs, target=0.5, fixed_shape=["step", "constant"])
+    summary = compare_summary(runs, target=0.5, fixed_shape=["step", "constant"])
     pol = summary["policies"]
     assert pol["accelat"]["ratio_to_baseline"] == 0.5
     assert pol["constant"]["ratio_to_baseline"] == 0.75
@@ -135,7 +136,7 @@ def test_ratio_to_baseline_divides_mean_passes_to_target_by_the_baselines(tmp_pa
 
 def test_missing_baseline_leaves_ratios_null_and_says_so(tmp_path):
     runs = {"accelat": [make_run(tmp_path, "accelat", [0.6])]}
-    summary = report.compare_summary(runs, target=0.5)
+    summary = compare_summary(runs, target=0.5)
     assert summary["policies"]["accelat"]["ratio_to_baseline"] is None
     assert any("baseline 'step'" in n for n in summary["notes"])
 
@@ -148,7 +149,7 @@ def test_mean_and_sample_std_over_seeds(tmp_path):
             make_run(tmp_path, "step", [0.1, 0.1, 0.6], seed=2, clean_acc=1.0, robust_acc=0.9),
         ]
     }
-    p = report.compare_summary(runs, target=0.5)["policies"]["step"]
+    p = compare_summary(runs, target=0.5)["policies"]["step"]
     # passes to target 100k, 200k, 300k: mean 200k, sample std 100k
     assert p["passes_to_target"] == pytest.approx(200_000)
     assert p["passes_to_target_std"] == pytest.approx(100_000)
@@ -167,7 +168,7 @@ def test_mean_and_sample_std_over_seeds(tmp_path):
 
 
 def test_single_seed_std_is_zero(tmp_path):
-    p = report.compare_summary({"step": [make_run(tmp_path, "step", [0.6])]}, target=0.5)
+    p = compare_summary({"step": [make_run(tmp_path, "step", [0.6])]}, target=0.5)
     assert p["policies"]["step"]["passes_to_target_std"] == 0.0
     assert p["policies"]["step"]["final_robust_acc_std"] == 0.0
 
@@ -177,7 +178,7 @@ def test_compare_summary_json_shape(tmp_path):
         "step": [make_run(tmp_path, "step", [0.3, 0.6], seed=s) for s in (0, 1)],
         "accelat": [make_run(tmp_path, "accelat", [0.6, 0.6], seed=s) for s in (0, 1)],
     }
-    summary = report.compare_summary(runs, fixed_shape=["step"])
+    summary = compare_summary(runs, fixed_shape=["step"])
     assert set(summary) == {"target", "target_rule", "baseline", "best_fixed", "notes", "policies"}
     assert summary["baseline"] == "step"
     assert list(summary["policies"]) == ["step", "accelat"]
@@ -229,12 +230,12 @@ def test_compare_refuses_runs_on_different_setups(tmp_path):
         "accelat": [make_run(tmp_path, "accelat", [0.5], config={"eps": 0.2})],
     }
     with pytest.raises(ValueError, match=r"runs differ in 'eps': 0.1 .* but 0.2"):
-        report.compare_summary(runs)
+        compare_summary(runs)
 
 
 def test_compare_rejects_empty_policy_list(tmp_path):
     with pytest.raises(ValueError, match=r"runs\['step'\] must be a non-empty list"):
-        report.compare_summary({"step": []})
+        compare_summary({"step": []})
 
 
 def test_format_table_rows_show_mean_std_ratio_and_dash_for_unreached(tmp_path):
@@ -243,7 +244,7 @@ def test_format_table_rows_show_mean_std_ratio_and_dash_for_unreached(tmp_path):
         "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6], seed=s) for s in (0, 1)],
         "constant": [make_run(tmp_path, "constant", [0.1, 0.2], seed=s) for s in (0, 1)],
     }
-    table = tables.format_table(report.compare_summary(runs, target=0.5))
+    table = tables.format_table(compare_summary(runs, target=0.5))
     lines = table.splitlines()
     assert lines[0].startswith("| policy | passes to target (k) | seconds to target | reached")
     assert "| step | 400.0 ± 0.0 | 10.0 ± 0.0 | 2/2 | 90.0 ± 0.0 | 50.0 ± 0.0 | 1.00 | - |" in lines
@@ -262,7 +263,7 @@ def test_format_table_with_one_seed_prints_plain_numbers_and_no_per_seed_table(t
         "step": [make_run(tmp_path, "step", [0.1, 0.2, 0.3, 0.6])],
         "accelat": [make_run(tmp_path, "accelat", [0.1, 0.6], robust_acc=0.45)],
     }
-    table = tables.format_table(report.compare_summary(runs, target=0.5))
+    table = tables.format_table(compare_summary(runs, target=0.5))
     assert "±" not in table and "Per seed" not in table
     assert "| accelat | 200.0 | 5.0 | 1/1 | 90.0 | 45.0 | 0.50 | - |" in table.splitlines()
 
@@ -272,7 +273,7 @@ def test_write_run_report_writes_report_json_and_curves_png(tmp_path):
     run = make_run(tmp_path, "accelat", [0.2, 0.7, 0.5], lrs=[0.1, 0.1, 0.05])
     (run / "report.json").unlink()
     final = {"clean_acc": 0.93, "robust_acc": 0.41, "attacks": {"linfpgd": {"0.1": 0.41}}}
-    got = report.write_run_report(run, final)
+    got = report.write_run_report(run, {"final": final})
     on_disk = json.loads((run / "report.json").read_text())
     assert got == on_disk
     assert on_disk["config"]["policy"] == "accelat"
@@ -336,7 +337,7 @@ def test_total_passes_charge_the_monitor_only_to_metric_policies_and_the_finder_
     for run in peer:
         _charge(run, monitor=1000, overhead=10, finder=None)
     runs = {"step": step, "accelat": accelat, "prodigy": peer}
-    summary = report.compare_summary(runs, target=0.5)
+    summary = compare_summary(runs, target=0.5)
     seeds = {name: summary["policies"][name]["seeds"] for name in runs}
     # step (fixed shape): 3 epochs x 100k + 3 x 10 overhead + the finder; no monitor.
     assert seeds["step"][0]["total_passes_to_target"] == 300_000 + 30 + 5000
@@ -360,6 +361,6 @@ def test_total_passes_charge_the_monitor_only_to_metric_policies_and_the_finder_
 def test_a_baseline_that_misses_the_target_counts_as_its_whole_budget(tmp_path):
     step = [make_run(tmp_path, "step", [0.1, 0.2, 0.3, 0.4])]
     accelat = [make_run(tmp_path, "accelat", [0.1, 0.6])]
-    summary = report.compare_summary({"step": step, "accelat": accelat}, target=0.5)
+    summary = compare_summary({"step": step, "accelat": accelat}, target=0.5)
     ratios = summary["policies"]["accelat"]["total_ratio_to_baseline"]
     assert ratios["per_seed"] == [200_000 / 400_000]

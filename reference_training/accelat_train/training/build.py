@@ -1,27 +1,25 @@
 """Setting a run up: device, data, model, optimizer and method for a ``TrainConfig``.
 
->>> setup = prepare(TrainConfig(dataset="digits", eps=0.1, lr_max=0.05))  # doctest: +SKIP
+>>> setup = build(TrainConfig(dataset="digits", eps=0.1, lr_max=0.05))  # doctest: +SKIP
 >>> setup.updates_per_epoch  # doctest: +SKIP
-44
+12
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from accelat_train import distributed
+from accelat_train.adversarial.methods import METHODS, FreeMethod, Method
 from accelat_train.config import TrainConfig
-from accelat_train.data import load_splits
-from accelat_train.loader import DeviceLoader
-from accelat_train.methods import METHODS, FreeMethod, Method
+from accelat_train.data import DeviceLoader, load_splits
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.peers import make_optimizer, optimizer_name
+from accelat_train.training import distributed
+from accelat_train.training.optimizers import make_optimizer, optimizer_name
 
 
 @dataclass
@@ -45,7 +43,13 @@ class Setup:
 
     @property
     def batches_per_epoch(self) -> int:
-        return -(-len(self.loader) // self.method.replays)
+        """Minibatches per epoch-equivalent: Free AT replays each of them ``replays`` times."""
+        return batches_per_epoch(len(self.loader), self.method.replays)
+
+
+def batches_per_epoch(loader_batches: int, replays: int) -> int:
+    """``ceil(loader_batches / replays)``: one epoch-equivalent of gradient work."""
+    return -(-loader_batches // replays)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,9 +70,8 @@ def make_method(cfg: TrainConfig, **kwargs: Any) -> Method:
     return cls(cfg.eps, pgd_steps=cfg.pgd_steps, **kwargs)
 
 
-def prepare(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) -> Setup:
+def build(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) -> Setup:
     """Load the data and build model, optimizer and method for ``cfg`` (seeded)."""
-    cfg.validate()
     device = resolve_device(cfg.device)
     info = dist_info or distributed.DistInfo()
     if info.active and device.type == "cuda":
@@ -95,7 +98,7 @@ def prepare(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) 
         world_size=info.world_size,
     )
     model, train_model = _models(cfg, splits, device, info)
-    batches = -(-len(loader) // cfg.num_replays)  # per epoch-equivalent
+    batches = batches_per_epoch(len(loader), cfg.num_replays)
     optimizer = _optimizer(cfg, model, total_updates=cfg.epochs * batches * cfg.num_replays)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -138,19 +141,3 @@ def _models(
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
     return model, train_model
-
-
-def stream(loader: DeviceLoader, start: int, count: int | None) -> Iterator[Any]:
-    """``count`` batches (None: endless) from loader epochs 0, 1, ... after skipping ``start``."""
-    per_epoch = len(loader)
-    epoch, skip = divmod(start, per_epoch)
-    taken = 0
-    while count is None or taken < count:
-        for i, batch in enumerate(loader.epoch(epoch)):
-            if i < skip:
-                continue
-            yield batch
-            taken += 1
-            if count is not None and taken == count:
-                return
-        epoch, skip = epoch + 1, 0

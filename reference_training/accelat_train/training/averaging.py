@@ -13,8 +13,9 @@ behind them for ``H`` epochs; ``ema_warmup=False`` uses ``d`` from the first upd
 BatchNorm statistics are averaged with the weights (``use_buffers=True``), so the averaged
 model needs no extra forward passes: averaging costs no gradient passes.
 
-When averaging is on, the averaged model is what the run evaluates: the monitor, ``best.pt``,
-the final test evaluation, ``load_run`` and ``accelat eval``.
+:class:`Averaging` is a listener of the training loop: it updates after every optimizer
+step and, from the start, makes the averaged model the trainer's ``evaluated`` model, so the
+monitor, ``best.pt``, the final test evaluation, ``load_run`` and ``accelat eval`` all use it.
 
 >>> import torch
 >>> net = torch.nn.Linear(1, 1, bias=False)
@@ -28,17 +29,22 @@ the final test evaluation, ``load_run`` and ``accelat eval``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from accelat_train.training.events import Callback
+
+if TYPE_CHECKING:
+    from accelat_train.training.loop import Trainer
+
 #: The warm-up's power: d_n = 1 - (1 + n) ** -WARMUP_POWER (timm's ModelEmaV3 uses 3/4).
 WARMUP_POWER = 0.75
 
 
-class Averaging:
+class Averaging(Callback):
     """An EMA of ``model``'s weights and buffers with a horizon of ``horizon_updates``."""
 
     def __init__(self, model: nn.Module, *, horizon_updates: float, warmup: bool = True) -> None:
@@ -60,6 +66,18 @@ class Averaging:
             return self.decay
         return min(self.decay, 1.0 - (1.0 + n) ** -WARMUP_POWER)
 
+    @classmethod
+    def for_run(cls, trainer: Trainer) -> Averaging:
+        """The run's averaging (``--ema-epochs``), made the model ``trainer`` evaluates."""
+        horizon = trainer.cfg.ema_epochs * trainer.setup.updates_per_epoch
+        averaging = cls(trainer.model, horizon_updates=max(1.0, horizon),
+                        warmup=trainer.cfg.ema_warmup)  # fmt: skip
+        trainer.evaluated = averaging.module
+        return averaging
+
+    def on_optimizer_step(self, trainer: Trainer) -> None:
+        self.update(trainer.model)
+
     def update(self, model: nn.Module) -> None:
         """Average ``model``'s current weights in (after an optimizer step)."""
         self.averaged.update_parameters(model)
@@ -73,9 +91,9 @@ class Averaging:
         torch._foreach_lerp_(averaged, current, 1.0 - self.decay_at(self.updates))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.module.state_dict(), "updates": self.updates}
+        """The update count (the averaged weights are the checkpoint's ``evaluated``)."""
+        return {"updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["model"])
         self.updates = int(state["updates"])
         self.averaged.n_averaged.fill_(self.updates)

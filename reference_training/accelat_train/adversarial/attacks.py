@@ -1,5 +1,5 @@
 """L-infinity attacks: fast torch ones for training, Foolbox's, and the checks every attack's
-images pass. Evaluation by any of ``ATTACK_NAMES`` lives in :mod:`accelat_train.robust`.
+images pass. Evaluation by any of ``ATTACK_NAMES`` lives in :mod:`accelat_train.adversarial.robust`.
 
 All take and return images in [0, 1] (the :class:`~accelat_train.models.NormalizedModel` input)
 and never leave gradients on the model's parameters.
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import NormalizedModel
+from accelat_train.models import NormalizedModel
 
 FOOLBOX_NAMES = ("linfpgd", "fgsm", "deepfool")
 ART_NAMES = ("apgd-ce", "apgd-dlr", "autoattack")

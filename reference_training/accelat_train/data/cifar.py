@@ -28,13 +28,14 @@ import pickle
 import re
 import tarfile
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from accelat_train.arrays import ArrayData, Decoded
 from accelat_train.checkpoint import atomic_write
+from accelat_train.data.arrays import ArrayData, Decoded
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -162,13 +163,19 @@ def _walk_dir(root: Path, subdirs: tuple[str, ...] = (".",)) -> Iterator[tuple[s
 
 
 def _walk_tar(archive: Path) -> Iterator[tuple[str, bytes]]:
-    """(member path, bytes) of every file in ``archive``, streamed in archive order."""
-    with tarfile.open(archive, "r|*") as tar:
-        for member in tar:
-            if member.isfile():
-                handle = tar.extractfile(member)
-                assert handle is not None
-                yield member.name, handle.read()
+    """(member path, bytes) of every file in ``archive``, streamed in archive order; a
+    truncated or damaged archive is a ``ValueError`` naming it."""
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    yield member.name, handle.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise ValueError(
+            f"archive '{archive}' is truncated or damaged ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _read_pickles(name: str, files: Iterator[tuple[str, bytes]]) -> Decoded:
@@ -197,7 +204,12 @@ def _read_pickles(name: str, files: Iterator[tuple[str, bytes]]) -> Decoded:
         raise ValueError(
             f"incomplete {name} python batches (found {sorted(found)}); {_layouts(name)}"
         )
-    return _stack(train_parts, label_key), _stack(test_parts, label_key), classes
+    try:
+        return _stack(train_parts, label_key), _stack(test_parts, label_key), classes
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"{name} python batches hold unexpected contents ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _stack(parts: list[dict], label_key: str) -> ArrayData:
@@ -240,6 +252,11 @@ def _safe_unpickle(payload: bytes, path: str) -> dict:
         obj = _BatchUnpickler(io.BytesIO(payload), encoding="bytes").load()
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+    except Exception as error:  # a truncated or garbage file: UnpicklingError, EOFError, ...
+        raise ValueError(
+            f"{path} is not a readable CIFAR python batch (truncated or damaged?): "
+            f"{type(error).__name__}: {error}"
+        ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
     return {_text(k): v for k, v in obj.items()}
@@ -253,8 +270,11 @@ def _decode_images(name: str, files: Iterator[tuple[str, bytes]]) -> Decoded:
         parts = path.split("/")
         if len(parts) < 3 or parts[-3] not in images or parts[-1].startswith("."):
             continue
-        with Image.open(io.BytesIO(payload)) as image:
-            pixels = np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(io.BytesIO(payload)) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a readable image: {error}") from None
         images[parts[-3]].append((parts[-2], path, pixels))
     names = {c for split in images.values() for c, _, _ in split}
     classes = CIFAR10_CLASSES if names == set(CIFAR10_CLASSES) else tuple(sorted(names))

@@ -1,14 +1,14 @@
 """The datasets a run trains on, split into train / val / test as uint8 arrays.
 
 Three datasets: ``digits`` (scikit-learn's embedded 8x8 digits, with a fixed train/test split)
-and ``cifar10`` / ``cifar100`` (read from disk by :mod:`accelat_train.cifar`). ``load_splits``
+and ``cifar10`` / ``cifar100`` (read from disk by :mod:`accelat_train.data.cifar`). ``load_splits``
 holds a stratified validation split out of the training set (and optionally a stratified
 training subset), and measures the per-channel mean and std of the training pixels. Batching
-and augmentation live in :mod:`accelat_train.loader`.
+and augmentation live in :mod:`accelat_train.data.loader`.
 
 Example::
 
-    from accelat_train.loader import DeviceLoader
+    from accelat_train.data.loader import DeviceLoader
 
     splits = load_splits("digits", val_size=200, seed=0)
     loader = DeviceLoader(splits.train, batch_size=128, augment=splits.augment, seed=0)
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from accelat_train.arrays import ArrayData, Decoded
-from accelat_train.cifar import read_cifar
+from accelat_train.data.arrays import ArrayData, Decoded
+from accelat_train.data.cifar import read_cifar
 
 DATASET_NAMES = ("digits", "cifar10", "cifar100")
 

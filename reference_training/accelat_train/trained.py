@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from accelat_train import report
+from accelat_train.adversarial.evaluation import as_tensors, eval_subset
 from accelat_train.checkpoint import CheckpointError, load_checkpoint
-from accelat_train.config import CHECKPOINT_NAME, CONFIG_NAME
 from accelat_train.data import load_splits
-from accelat_train.evaluation import as_tensors, eval_subset
 from accelat_train.models import NormalizedModel, build_model
+from accelat_train.run_dir import RunDir, RunDirError, read_json
 
-BEST_NAME = "best.pt"
-WHICH = {"last": CHECKPOINT_NAME, "best": BEST_NAME}
+WHICH = ("last", "best")
 
 
 @dataclass
@@ -65,26 +62,26 @@ def load_run(
     if which not in WHICH:
         raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
     path = Path(path)
-    run_dir = path if path.is_dir() else path.parent
-    ckpt_path = run_dir / WHICH[which] if path.is_dir() else path
-    config_path = run_dir / CONFIG_NAME
-    if not config_path.is_file():
-        raise CheckpointError(f"{path}: no {CONFIG_NAME} in {run_dir}")
+    folder = RunDir(path if path.is_dir() else path.parent)
+    ckpt_path = (folder.checkpoint if which == "last" else folder.best) if path.is_dir() else path
+    if not folder.config.is_file():
+        raise CheckpointError(f"{path}: no {folder.config.name} in {folder.path}")
     state = load_checkpoint(ckpt_path)
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        config = read_json(folder.config)
+    except RunDirError as exc:
+        raise CheckpointError(str(exc)) from None
     splits = _splits(config, data_dir)
     model = _model(config, splits)
     try:
-        # A run with averaging evaluated (and reports) the averaged weights.
-        model.load_state_dict(state["ema"]["model"] if "ema" in state else state["model"])
+        # A run with averaging evaluated (and reported on) the averaged weights.
+        model.load_state_dict(state.get("evaluated", state["model"]))
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
     model.to(torch.device(device)).eval()
-    metrics = report.read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
-    report_path = run_dir / "report.json"
-    report_dict = json.loads(report_path.read_text()) if report_path.is_file() else None
-    epoch = int(state["epoch"])
-    return Run(model, config, metrics, report_dict, epoch, ckpt_path, splits)
+    metrics = folder.rows() if folder.metrics.is_file() else []
+    report = read_json(folder.report) if folder.report.is_file() else None
+    return Run(model, config, metrics, report, int(state["epoch"]), ckpt_path, splits)
 
 
 def _splits(config: dict[str, Any], data_dir: str | None) -> Any:

@@ -25,6 +25,7 @@ left its plateau, or diverged at once) the trainer warns with the reason and use
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,10 +38,14 @@ from torch import nn
 
 from accelat_core.finder import LRFindResult, curve_problem
 from accelat_torch import lr_find
-from accelat_train import attacks
-from accelat_train.loader import DeviceLoader
-from accelat_train.methods import PassCounter, network
-from accelat_train.setup import Setup, stream
+from accelat_train.adversarial import attacks
+from accelat_train.adversarial.methods import PassCounter, network
+from accelat_train.catalogue import LR_FREE_LR
+from accelat_train.config import TrainConfig
+from accelat_train.data import DeviceLoader, stream
+from accelat_train.training import distributed
+from accelat_train.training.build import Setup
+from accelat_train.training.optimizers import optimizer_name
 
 MIN_STEPS = 20
 MAX_STEPS = 100
@@ -111,6 +116,25 @@ def find_lr(setup: Setup) -> Finding:
         warnings.warn(f"lr finder: {problem} Using lr_max {FALLBACK_LR_MAX} instead.", stacklevel=2)
         lr_max, lr_min = FALLBACK_LR_MAX, FALLBACK_LR_MAX / 10
     return Finding(float(lr_max), float(lr_min), steps, int(counter.count), problem, result)
+
+
+def resolve_lr_max(
+    cfg: TrainConfig, setup: Setup, plot: Path
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """``cfg`` with ``lr_max`` a float: the finder's suggestion for ``"auto"`` (its curve
+    drawn at ``plot``), an LR-free optimizer's own lr, or as given; and the finder's record
+    when it ran. A ``policy_config`` carries its own lrs: ``cfg`` is returned unchanged."""
+    if cfg.policy_config is not None:
+        return cfg, None
+    if cfg.lr_max != "auto":
+        return dataclasses.replace(cfg, lr_max=float(cfg.lr_max)), None
+    if optimizer_name(cfg) != "sgd":
+        return dataclasses.replace(cfg, lr_max=LR_FREE_LR), None
+    finding = find_lr(setup)
+    lr_max = distributed.broadcast_float(setup.dist, finding.lr_max)
+    if setup.dist.is_main:
+        finding.plot(plot)
+    return dataclasses.replace(cfg, lr_max=lr_max), {**finding.record(), "lr_max": lr_max}
 
 
 def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:

@@ -5,7 +5,7 @@ worst case over attacks.
 The attacks from IBM's adversarial-robustness-toolbox (ART, the ``[eval]`` extra) are imported
 only when asked for (ART takes seconds to import and reconfigures its logger).
 :func:`describe_attack` says exactly what each runs. Every adversarial image is checked to lie
-in the ε-ball around x and in [0, 1] (:func:`accelat_train.attacks.check_in_ball`).
+in the ε-ball around x and in [0, 1] (:func:`accelat_train.adversarial.attacks.check_in_ball`).
 
 >>> robust_accuracy(model, x, y, "linfpgd", [2 / 255, 8 / 255])  # doctest: +SKIP
 {0.00784313725490196: 0.61, 0.03137254901960784: 0.43}
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from accelat_train import attacks
-from accelat_train.attacks import (
+from accelat_train.adversarial import attacks
+from accelat_train.adversarial.attacks import (
     ART_NAMES,
     ATTACK_NAMES,
     FOOLBOX_NAMES,

@@ -1,4 +1,6 @@
-"""LR-free peers a user would pick instead of an lr schedule, as ``--policy`` names.
+"""The optimizers a run can train with: SGD (built in :mod:`accelat_train.training.build`),
+and the LR-free peers a user would pick instead of an lr schedule (``--optimizer``, or the
+``schedulefree`` / ``prodigy`` policies of the catalogue, which imply them).
 
 - ``schedulefree``: ``schedulefree.SGDScheduleFree`` (Defazio et al. 2024) at its defaults
   (lr 1.0, momentum 0.9) with a warmup of :data:`WARMUP_FRACTION` of the updates, as its
@@ -10,12 +12,12 @@
   ``use_bias_correction=True`` (its README's settings for unstable starts) and the run's
   weight decay (decoupled).
 
-Neither reads the lr finder, so none of its passes are charged to them; both hold a
-constant lr of 1.0 (the trainer's scheduler writes it, momentum is not driven). Both come
+Neither reads the lr finder (``--lr-max auto`` means their own lr 1.0), so none of its
+passes are charged to them; the schedule writes their lr (momentum is not driven). Both come
 from the ``[peers]`` extra.
 
->>> PEERS
-('schedulefree', 'prodigy', 'prodigy-cosine')
+>>> optimizer_name(TrainConfig(policy="schedulefree")), optimizer_name(TrainConfig())
+('schedulefree', 'sgd')
 """
 
 from __future__ import annotations
@@ -26,44 +28,41 @@ from typing import Any
 import torch
 from torch import nn
 
-PEERS = ("schedulefree", "prodigy", "prodigy-cosine")
-#: The optimizer each peer policy trains with.
-PEER_OPTIMIZER = {"schedulefree": "schedulefree", "prodigy": "prodigy", "prodigy-cosine": "prodigy"}
-PEER_LR = 1.0
+from accelat_train.catalogue import CATALOGUE, LR_FREE_LR
+from accelat_train.config import TrainConfig
+
 WARMUP_FRACTION = 0.05
 BN_BATCHES = 50
 
 
-def optimizer_name(cfg: Any) -> str:
-    """The optimizer a run trains with: ``cfg.optimizer``, else its peer policy's, else SGD."""
+def optimizer_name(cfg: TrainConfig) -> str:
+    """The optimizer a run trains with: ``cfg.optimizer``, else its policy's, else SGD."""
     if cfg.optimizer is not None:
-        return str(cfg.optimizer)
-    if cfg.policy_config is None and cfg.policy in PEERS:
-        return PEER_OPTIMIZER[cfg.policy]
-    return "sgd"
+        return cfg.optimizer
+    return "sgd" if cfg.policy_config is not None else CATALOGUE[cfg.policy].optimizer
 
 
 def make_optimizer(
     name: str, params: Iterable[Any], *, momentum: float, weight_decay: float, total_updates: int
 ) -> torch.optim.Optimizer:
-    """The peer's optimizer (``name`` in :data:`PEERS`), built as its README says."""
+    """The LR-free optimizer ``name`` (schedulefree or prodigy), built as its README says."""
     try:
         if name == "schedulefree":
             from schedulefree import SGDScheduleFree
 
             return SGDScheduleFree(
-                params, lr=PEER_LR, momentum=momentum, weight_decay=weight_decay,
+                params, lr=LR_FREE_LR, momentum=momentum, weight_decay=weight_decay,
                 warmup_steps=int(WARMUP_FRACTION * total_updates),
             )  # fmt: skip
         from prodigyopt import Prodigy
 
         return Prodigy(
-            params, lr=PEER_LR, weight_decay=weight_decay, safeguard_warmup=True,
+            params, lr=LR_FREE_LR, weight_decay=weight_decay, safeguard_warmup=True,
             use_bias_correction=True,
         )  # fmt: skip
     except ImportError as exc:
         raise ValueError(
-            f"policy {name!r} needs the [peers] extra (pip install 'accelat[peers]'): {exc}"
+            f"optimizer {name!r} needs the [peers] extra (pip install 'accelat[peers]'): {exc}"
         ) from None
 
 

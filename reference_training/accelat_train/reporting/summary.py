@@ -1,8 +1,7 @@
-"""Reports: one run's report.json (and curves.png), the comparison of several policies.
+"""The comparison of several policies: ``compare.json`` from the run folders it summarises.
 
 Everything here reads the files a run leaves behind (``config.json``, ``metrics.jsonl``,
-``report.json``), so a comparison can be rebuilt long after the runs ended. The figures are
-drawn by :mod:`accelat_train.plots`; this module only asks it for a run's ``curves.png``.
+``report.json``), so a comparison can be rebuilt long after the runs ended.
 
 The comparison rule (``compare_summary``), in one place:
 
@@ -23,7 +22,6 @@ The comparison rule (``compare_summary``), in one place:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -32,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from accelat_core import from_config
-from accelat_train import plots
-from accelat_train.checkpoint import atomic_write_text
-from accelat_train.config import METRIC_DRIVEN
+from accelat_train.catalogue import CATALOGUE
+from accelat_train.reporting.report import read_metrics, read_report
 
 #: Fraction of the best final robust validation accuracy that defines the default target.
 TARGET_FRACTION = 0.95
@@ -55,76 +52,6 @@ _SAME_SETUP_KEYS = (
 
 
 # -- one run ---------------------------------------------------------------------------
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The run's ``metrics.jsonl``, one dict per completed epoch, in file order.
-
-    >>> read_metrics("runs/digits-accelat")[-1]["robust_val_acc"]  # doctest: +SKIP
-    0.61
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise ValueError(f"no metrics.jsonl in run directory {str(run_dir)!r} (looked for {path})")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {number} is not valid JSON ({err})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}: line {number} must be a JSON object, got {row!r}")
-            rows.append(row)
-    return rows
-
-
-def write_run_report(
-    run_dir: str | Path,
-    final: Mapping[str, Any],
-    *,
-    best: Mapping[str, Any] | None = None,
-    rollback: Mapping[str, Any] | None = None,
-    evaluated: str = "weights",
-) -> dict[str, Any]:
-    """Write ``report.json`` and ``curves.png`` into ``run_dir``; return the report dict.
-
-    ``final`` is the final test evaluation: ``{"clean_acc", "robust_acc", "attacks"}``.
-    The report holds the run's config, its length (epochs, cumulative gradient passes,
-    training seconds), the best robust validation accuracy and ``final``. With ``best``
-    (``{"epoch", "robust_val_acc", "test"}``: the best checkpoint and its test evaluation)
-    it also holds ``best`` and ``robust_overfitting_gap`` = best minus final robust
-    validation accuracy; with ``rollback`` (``{"epoch", "restored_epoch"}``) the fgsm-rs
-    overfitting check's rollback as ``co_check``.
-    """
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    rows = read_metrics(run_dir)
-    if not rows:
-        raise ValueError(f"metrics.jsonl in {run_dir} has no epochs; nothing to report")
-    last = rows[-1]
-    report = {
-        "config": config,
-        "epochs": int(last["epoch"]),
-        "passes": int(last["passes"]),
-        "seconds": float(last["seconds"]),
-        "best_robust_val_acc": max(float(r["robust_val_acc"]) for r in rows),
-        "evaluated": evaluated,
-        "final": dict(final),
-    }
-    if best is not None:
-        report["best"] = dict(best)
-        report["robust_overfitting_gap"] = float(best["robust_val_acc"]) - float(
-            last["robust_val_acc"]
-        )
-    if rollback is not None:
-        report["co_check"] = {"fired": True, **rollback}
-    write_json(run_dir / "report.json", report)
-    plots.save_png(plots.run_curves_figure(rows, title=_run_title(config)), run_dir / "curves.png")
-    return report
-
-
 # -- comparison ------------------------------------------------------------------------
 def first_at_target(rows: Sequence[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
     """The first epoch's row whose ``robust_val_acc >= target``, else ``None``."""
@@ -196,7 +123,7 @@ def _load_runs(runs: Mapping[str, Sequence[str | Path]]) -> dict[str, list[_Run]
     for name, dirs in runs.items():
         if isinstance(dirs, (str, Path)) or not dirs:
             raise ValueError(f"runs[{name!r}] must be a non-empty list of run dirs, got {dirs!r}")
-        loaded[name] = [(Path(d), _read_report(d), read_metrics(d)) for d in dirs]
+        loaded[name] = [(Path(d), read_report(d), read_metrics(d)) for d in dirs]
     _check_same_setup(loaded)
     return loaded
 
@@ -270,7 +197,8 @@ def reads_monitor(config: Mapping[str, Any]) -> bool:
     """Does the run's policy step on the monitored metric?"""
     if config.get("policy_config"):
         return bool(from_config(config["policy_config"]).needs_metric)
-    return config.get("policy") in METRIC_DRIVEN
+    entry = CATALOGUE.get(str(config.get("policy")))
+    return entry is not None and entry.reads_metric
 
 
 def _add_ratios(
@@ -347,13 +275,6 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _read_report(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / "report.json"
-    if not path.is_file():
-        raise ValueError(f"no report.json in run directory {str(run_dir)!r}; did the run finish?")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _check_same_setup(loaded: Mapping[str, list[_Run]]) -> None:
     """Refuse to compare runs that differ in data, model, method or budget."""
     seen: dict[str, tuple[Any, Path]] = {}
@@ -390,13 +311,3 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
-
-
-def _run_title(config: Mapping[str, Any]) -> str:
-    parts = [str(config[k]) for k in ("dataset", "model", "method", "policy") if k in config]
-    return " / ".join(parts)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically (temp file, fsync, rename)."""
-    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

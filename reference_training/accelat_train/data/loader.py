@@ -17,12 +17,13 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from accelat_train.arrays import ArrayData
+from accelat_train.data.arrays import ArrayData
 
 _PAD = 4  # random-crop padding in pixels (zero padding), as in He et al. 2016
 
@@ -129,3 +130,19 @@ def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> to
     flat = rows[:, :, None] * (w + 2 * _PAD) + cols[:, None, :]  # B x H x W
     index = flat.view(b, 1, h * w).expand(b, c, h * w)
     return padded.view(b, c, -1).gather(2, index).view(b, c, h, w)
+
+
+def stream(loader: DeviceLoader, start: int, count: int | None) -> Iterator[Any]:
+    """``count`` batches (None: endless) from loader epochs 0, 1, ... after skipping ``start``."""
+    per_epoch = len(loader)
+    epoch, skip = divmod(start, per_epoch)
+    taken = 0
+    while count is None or taken < count:
+        for i, batch in enumerate(loader.epoch(epoch)):
+            if i < skip:
+                continue
+            yield batch
+            taken += 1
+            if count is not None and taken == count:
+                return
+        epoch, skip = epoch + 1, 0

@@ -1,10 +1,14 @@
-"""Golden outputs of fixed-seed CPU runs, recorded before the trainer's redesign.
+"""A refactoring aid, not a test: record fixed-seed CPU runs before a change, check after.
 
-``python -m tests.train.golden_runs record`` writes ``tests/train/golden.json`` from the code
-as it is; ``test_golden.py`` reruns the same commands and compares. What is compared: each
-run's ``metrics.jsonl`` rows and ``report.json`` without their ``seconds`` fields, and a
-sha256 of the final weights in ``checkpoint.pt``; for ``compare``, ``compare.json`` without
-its seconds fields and every run's weights.
+    python -m tools.golden_runs record before.json    # on the code before the change
+    python -m tools.golden_runs check before.json     # on the code after it
+
+What is compared: each run's ``metrics.jsonl`` rows and ``report.json`` without their
+``seconds`` fields, and a sha256 of the final weights in ``checkpoint.pt``; for ``compare``,
+``compare.json`` without its seconds fields and every run's weights. Keys that the recording
+lacks (added since) are not compared. The floats are this machine's: another CPU, or torch
+choosing other kernels (``ATEN_CPU_CAPABILITY``), records other values, so a record is only
+good for the machine it was made on; the test suite compares runs in-process instead.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-GOLDEN = Path(__file__).with_name("golden.json")
 
 COMMON = [
     "--dataset", "digits", "--eps", "0.1", "--batch-size", "50", "--train-size", "300",
@@ -55,9 +57,11 @@ DDP = ["--method", "free", "--replays", "2", "--policy", "accelat", "--lr-max", 
        "--window", "1"]  # fmt: skip
 
 
-def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+def _cli(args: list[str], nan_at: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "accelat_train.cli", *args]
+    if nan_at is not None:
+        cmd = [sys.executable, "-m", "tools.golden_runs", "nan", nan_at, *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -98,7 +102,7 @@ def run_train(name: str, base: Path) -> dict[str, Any]:
     out = base / name
     args = ["train", *COMMON, *extra, "--out", str(out)]
     if resumed:
-        stopped = _cli(args, env={"ACCELAT_INJECT_NAN_AT": "3:2"})
+        stopped = _cli(args, nan_at="3:2")
         assert stopped.returncode == 3, stopped.stderr[-2000:]
         args.append("--resume")
     _ok(_cli(args))
@@ -140,8 +144,68 @@ def collect(base: Path) -> dict[str, Any]:
     return records
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["record"]:
+def _differences(got: Any, want: Any, where: str = "") -> list[str]:
+    """Where ``got`` differs from ``want`` (keys ``want`` lacks are not compared)."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [f"{where}: {got!r} is not a dict"]
+        return [
+            d
+            for key, value in want.items()
+            for d in (
+                _differences(got[key], value, f"{where}/{key}")
+                if key in got
+                else [f"{where}/{key} is missing"]
+            )
+        ]
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return [f"{where}: {got!r} != {want!r}"]
+        return [
+            d
+            for i, (g, w) in enumerate(zip(got, want, strict=True))
+            for d in _differences(g, w, f"{where}[{i}]")
+        ]
+    return [] if got == want else [f"{where}: {got!r} != {want!r}"]
+
+
+def _train_with_nan(spec: str, argv: list[str]) -> int:
+    """``accelat train ARGV`` with NaN weights from minibatch ``epoch:batch`` on (a listener)."""
+    import torch
+
+    from accelat_train.cli import EXIT_DIVERGED, build_parser, config_from_args
+    from accelat_train.training.events import Callback
+    from accelat_train.training.loop import TrainingDiverged, train
+
+    epoch, batch = (int(v) for v in spec.split(":"))
+
+    class NanAt(Callback):
+        def on_train_batch_begin(self, trainer: Any, b: int) -> None:
+            if (trainer.state.epoch + 1, b) == (epoch, batch):
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sub = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    cfg = config_from_args(args, sub)
+    try:
+        train(cfg, callbacks=[NanAt()], quiet=True, resume=args.resume)
+    except TrainingDiverged:
+        return EXIT_DIVERGED
+    return 0
+
+
+if __name__ == "__main__":
+    verb, arg, *rest = sys.argv[1:]
+    if verb == "nan":
+        sys.exit(_train_with_nan(arg, rest))
     with tempfile.TemporaryDirectory() as tmp:
-        data = collect(Path(tmp))
-    GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN}")
+        data = json.loads(json.dumps(collect(Path(tmp))))
+    if verb == "record":
+        Path(arg).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {arg}")
+    else:
+        problems = _differences(data, json.loads(Path(arg).read_text()))
+        print("\n".join(problems[:50]) or "every recorded value matches")
+        sys.exit(1 if problems else 0)

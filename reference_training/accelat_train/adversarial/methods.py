@@ -4,7 +4,7 @@
 ``replays`` updates) and counts its gradient passes: forward + backward of one image = 1
 pass, counted by a forward hook on the network for every forward run with autograd enabled
 (natural 1/img, free 1/img/replay, fgsm-rs 2/img, pgd ``k+1``/img, Foolbox attacks whatever
-they run). A forward alone (an evaluation) is 1/3 pass; :mod:`accelat_train.evaluation`
+they run). A forward alone (an evaluation) is 1/3 pass; :mod:`accelat_train.adversarial.evaluation`
 counts those.
 
 To add a method: subclass :class:`Method`, set ``name``, define ``_adversarial`` (or
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from accelat_train import attacks
+from accelat_train.adversarial import attacks
 
 
 class BatchStats(NamedTuple):
@@ -43,16 +43,12 @@ class NonFiniteLoss(FloatingPointError):
         self.value = value
 
 
-class TrainingDiverged(RuntimeError):
-    """A run stopped on a NaN/inf loss; the message gives the epoch and batch."""
-
-
 class Method:
     """One adversarial training method: ``train_batch(model, optimizer, x, y) -> BatchStats``.
 
     ``x`` holds images in [0, 1] (B x C x H x W), ``model`` normalises inside
     (``NormalizedModel``, possibly wrapped in DDP). Attacks run on the unwrapped model;
-    the weight update goes through ``model``. ``after_update`` (if set) runs after each
+    the weight update goes through ``model``. ``on_step`` (if given) runs after each
     ``optimizer.step()`` (the loop steps per-update schedulers there). Randomness (random
     starts) comes from ``generator``, which the loop reseeds per epoch.
     """
@@ -73,18 +69,25 @@ class Method:
         self.pgd_steps = pgd_steps
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[amp]
         self.scaler = scaler
-        self.generator = generator
-        self.after_update: Callable[[], None] | None = None
+        self.generator = generator or torch.Generator()
+        self._on_step: Callable[[], None] | None = None
 
     # The loop's hooks ---------------------------------------------------------------------
     def train_batch(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        on_step: Callable[[], None] | None = None,
     ) -> BatchStats:
         counter = PassCounter(network(model))
+        self._on_step = on_step
         try:
             loss_sum, correct, n = self._train(model, optimizer, x, y)
         finally:
             counter.close()
+            self._on_step = None
         return BatchStats(loss_sum, correct, n, counter.count)
 
     def state_dict(self) -> dict[str, Any]:
@@ -133,8 +136,8 @@ class Method:
         else:
             loss.backward()
             optimizer.step()
-        if self.after_update is not None:
-            self.after_update()
+        if self._on_step is not None:
+            self._on_step()
         n = y.shape[0]
         correct = int((logits.detach().argmax(1) == y).sum().item())
         return value * n, correct, n

@@ -1,5 +1,4 @@
-"""Clean and robust accuracy: the per-epoch monitor, the catastrophic-overfitting check, and
-the final test evaluation.
+"""Clean and robust accuracy: the per-epoch monitor and the final test evaluation.
 
 The monitor steers the schedule from a validation split held out of the training set: clean
 accuracy on all of it, and accuracy under our PGD-``monitor_steps`` (random start, seeded per
@@ -19,13 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from accelat_train import attacks, robust
-
-#: fgsm-rs catastrophic-overfitting check: stop when PGD accuracy on a fixed batch drops
-#: by more than this from one epoch to the next (Wong et al. 2020 use 0.2).
-CO_DROP = 0.2
-#: PGD steps of the catastrophic-overfitting check.
-CO_STEPS = 10
+from accelat_train.adversarial import attacks, robust
 
 
 def as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,25 +106,6 @@ class Monitor:
         )  # fmt: skip
 
 
-class OverfitCheck:
-    """FGSM-RS's catastrophic-overfitting check (Wong et al. 2020): PGD-10 accuracy on one
-    fixed training batch each epoch; ``fired(model, epoch)`` is True once it fell by more
-    than :data:`CO_DROP` since the previous epoch. ``previous`` is saved for resume."""
-
-    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], eps: float, seed: int) -> None:
-        self.x, self.y = batch
-        self.eps, self.seed = eps, seed
-        self.previous: float | None = None
-
-    def fired(self, model: nn.Module, epoch: int) -> bool:
-        acc = pgd_accuracy(
-            model, self.x, self.y, self.eps, CO_STEPS, seed=epoch_seed(self.seed, epoch, 3)
-        )
-        fired = self.previous is not None and self.previous - acc > CO_DROP
-        self.previous = acc
-        return fired
-
-
 def evaluate_test(
     model: nn.Module,
     x: torch.Tensor,
@@ -143,7 +117,7 @@ def evaluate_test(
     progress: bool = False,
 ) -> dict[str, Any]:
     """The test evaluation: clean accuracy, each attack's robust accuracy per eps, and the
-    worst case over attacks (:func:`accelat_train.robust.evaluate`).
+    worst case over attacks (:func:`accelat_train.adversarial.robust.evaluate`).
 
     ``{"clean_acc", "robust_acc" (first attack, first eps), "attacks": {name: {eps: acc}},
     "worst_case": {eps: acc}, "attack_seconds", "attack_details"}`` with eps keys as

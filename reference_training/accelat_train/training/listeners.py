@@ -1,0 +1,49 @@
+"""The listeners every run has, in the order they hear each event, and the report writer.
+
+- :class:`~accelat_train.training.averaging.Averaging` (``--ema-epochs``): the weight
+  average, updated after every optimizer step; the model the run evaluates;
+- :class:`~accelat_train.training.rollback.OverfitRollback` (``--co-check``): it may roll
+  back and stop at an epoch's end;
+- the caller's ``callbacks``, in their order;
+- :class:`~accelat_train.training.progress.Progress`: bars and one line per epoch;
+- :class:`~accelat_train.training.checkpoints.CheckpointSaver`: ``metrics.jsonl``,
+  ``best.pt``, ``checkpoint.pt``: last at an epoch's end, so that whatever a listener did
+  to the epoch (a stop, its own state) is in the checkpoint;
+- :class:`RunReport`: ``report.json`` and ``curves.png`` after the final evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from accelat_train.reporting.report import write_run_report
+from accelat_train.training.averaging import Averaging
+from accelat_train.training.checkpoints import CheckpointSaver
+from accelat_train.training.events import Callback, Callbacks
+from accelat_train.training.progress import Progress
+from accelat_train.training.rollback import OverfitRollback
+
+if TYPE_CHECKING:
+    from accelat_train.training.loop import Trainer
+
+
+class RunReport(Callback):
+    """Writes ``report.json`` and ``curves.png`` once the final evaluation is done (rank 0)."""
+
+    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+        if trainer.is_main:
+            write_run_report(trainer.run_dir.path, result)
+
+
+def listeners(trainer: Trainer, callbacks: Sequence[Callback], *, quiet: bool) -> Callbacks:
+    """The listeners of ``trainer``'s run, built in and the caller's, in order (the module
+    docstring)."""
+    cfg, setup = trainer.cfg, trainer.setup
+    first: list[Callback] = []
+    if cfg.ema_epochs > 0:
+        first.append(Averaging.for_run(trainer))
+    if cfg.co_check:
+        batch = next(setup.loader.epoch(0))
+        first.append(OverfitRollback(batch, cfg.eps, cfg.seed))
+    return Callbacks([*first, *callbacks, Progress(quiet=quiet), CheckpointSaver(), RunReport()])
