@@ -57,7 +57,7 @@ from accelat_train.training import distributed
 from accelat_train.training.build import build, resolve_device
 from accelat_train.training.events import Callback
 from accelat_train.training.loop import TrainingDiverged, train
-from accelat_train.training.range_test import find_lr
+from accelat_train.training.lr_range import find_lr
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3

@@ -7,7 +7,7 @@ import torch
 
 from accelat_core.finder import LRFindResult, Suggestion
 from accelat_train.config import TrainConfig
-from accelat_train.training import range_test as lr_finder
+from accelat_train.training import lr_range as lr_finder
 from accelat_train.training.build import build
 
 torch.set_num_threads(1)

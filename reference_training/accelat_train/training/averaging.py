@@ -38,7 +38,7 @@ from torch.optim.swa_utils import AveragedModel
 from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
-    from accelat_train.training.loop import Trainer
+    from accelat_train.training.events import Trainer
 
 #: The warm-up's power: d_n = 1 - (1 + n) ** -WARMUP_POWER (timm's ModelEmaV3 uses 3/4).
 WARMUP_POWER = 0.75

@@ -28,7 +28,7 @@ from accelat_train.training.events import Callback
 from accelat_train.training.record import RunState
 
 if TYPE_CHECKING:
-    from accelat_train.training.loop import Trainer
+    from accelat_train.training.events import Trainer
     from accelat_train.training.record import EpochRecord
 
 

@@ -31,12 +31,40 @@ checkpoint keeps it under the listener's ``state_key`` (its class name by defaul
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from accelat_train.adversarial.methods import BatchStats
-    from accelat_train.training.loop import Trainer
-    from accelat_train.training.record import EpochRecord
+    import torch
+
+    from accelat_train.adversarial.methods import BatchStats, PassCounter
+    from accelat_train.config import TrainConfig
+    from accelat_train.run_dir import RunDir
+    from accelat_train.training.build import Setup
+    from accelat_train.training.distributed import DistInfo
+    from accelat_train.training.record import EpochRecord, RunState
+    from accelat_train.training.schedule import Schedule
+
+
+class Trainer(Protocol):
+    """What a listener sees of the run (:class:`accelat_train.training.trainer.Trainer`)."""
+
+    cfg: TrainConfig
+    setup: Setup
+    run_dir: RunDir
+    info: DistInfo
+    model: torch.nn.Module  # what trains (and is saved for resume)
+    evaluated: torch.nn.Module  # what is evaluated: the model, or its average
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    state: RunState
+    events: Callbacks
+
+    @property
+    def is_main(self) -> bool: ...
+
+    def stop(self, reason: str, message: str = "") -> None: ...
+
+    def counting(self, model: torch.nn.Module | None = None) -> PassCounter: ...
 
 
 class Callback:

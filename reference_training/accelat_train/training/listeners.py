@@ -25,7 +25,7 @@ from accelat_train.training.progress import Progress
 from accelat_train.training.rollback import OverfitRollback
 
 if TYPE_CHECKING:
-    from accelat_train.training.loop import Trainer
+    from accelat_train.training.events import Trainer
 
 
 class RunReport(Callback):

@@ -22,7 +22,7 @@ from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
     from accelat_train.adversarial.methods import BatchStats
-    from accelat_train.training.loop import Trainer
+    from accelat_train.training.events import Trainer
     from accelat_train.training.record import EpochRecord
 
 

@@ -17,7 +17,7 @@ from accelat_train.adversarial.evaluation import epoch_seed, pgd_accuracy
 from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
-    from accelat_train.training.loop import Trainer
+    from accelat_train.training.events import Trainer
     from accelat_train.training.record import EpochRecord
 
 #: Stop when PGD accuracy on the check batch drops by more than this from one epoch to the

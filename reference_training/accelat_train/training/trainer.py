@@ -1,0 +1,234 @@
+"""The :class:`Trainer`: one run in progress, the steps of the loop, as listeners see it.
+
+The loop itself (:func:`accelat_train.training.loop.train`) calls these steps in order:
+``train_epoch``, ``measure``, ``decide``, and at the end ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from accelat_train.adversarial.evaluation import (
+    Monitor,
+    as_tensors,
+    epoch_seed,
+    eval_subset,
+    evaluate_test,
+)
+from accelat_train.adversarial.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.config import TrainConfig
+from accelat_train.data import stream
+from accelat_train.run_dir import RunDir
+from accelat_train.training import distributed, optimizers
+from accelat_train.training.build import Setup
+from accelat_train.training.checkpoints import restore
+from accelat_train.training.events import Callbacks
+from accelat_train.training.record import EpochRecord, RunState
+from accelat_train.training.schedule import build_schedule
+
+
+class TrainingDiverged(RuntimeError):
+    """A run stopped on a NaN/inf loss; the message gives the epoch and batch."""
+
+
+class Trainer:
+    """One run in progress: its config, setup, schedule and counters, as listeners see it.
+
+    ``model`` is what trains (and what is saved for resume); ``evaluated`` is what the run
+    evaluates (the monitor, ``best.pt``, the final test): the same model, or the averaged
+    one when a listener (weight averaging) sets it.
+    """
+
+    def __init__(self, cfg: TrainConfig, setup: Setup, run_dir: RunDir) -> None:
+        self.cfg, self.setup, self.run_dir = cfg, setup, run_dir
+        self.info = setup.dist
+        self.model: torch.nn.Module = setup.model
+        self.evaluated: torch.nn.Module = setup.model
+        self.optimizer = setup.optimizer
+        self.state = RunState()
+        self.events = Callbacks([])
+        total = cfg.epochs * setup.updates_per_epoch
+        assert isinstance(cfg.lr_max, float)
+        self.schedule = build_schedule(
+            cfg, setup.optimizer, cfg.lr_max, total_steps=total, samples=monitor_samples(setup)
+        )
+        self.monitor = Monitor(
+            as_tensors(setup.splits.val, setup.device), size=cfg.monitor_size,
+            steps=cfg.monitor_steps, eps=cfg.eps, seed=cfg.seed,
+        )  # fmt: skip
+        self.test = eval_subset(*as_tensors(setup.splits.test, setup.device), cfg.eval_size)
+        self._remember_hyper()
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes files and prints."""
+        return self.info.is_main
+
+    def stop(self, reason: str, message: str = "") -> None:
+        """End the run after the current epoch (``report.json``'s ``stopped`` says why)."""
+        if self.state.stopped is None:
+            self.state.stopped = {"epoch": self.state.epoch, "reason": reason, "message": message}
+
+    def counting(self, model: torch.nn.Module | None = None) -> PassCounter:
+        """Count ``model``'s passes (default: the training model's) outside training; a
+        forward alone is 1/3 pass."""
+        return PassCounter(network(model or self.model), forward_only=FORWARD_ONLY)
+
+    # -- the loop's steps ----------------------------------------------------------------
+    def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
+        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config."""
+        if checkpoint is not None:
+            self.state = restore(checkpoint, self)
+            if self.is_main:
+                self.run_dir.truncate_metrics(self.state.metrics_bytes)
+        elif self.is_main:
+            resolved = self.cfg.to_json()
+            resolved["lr_find"] = found or self.cfg.lr_find
+            resolved["world_size"] = self.info.world_size
+            resolved["resolved_device"] = str(self.setup.device)
+            resolved["updates_per_epoch"] = self.setup.updates_per_epoch
+            self.run_dir.write_config(resolved)
+            self.run_dir.metrics.write_bytes(b"")
+        distributed.barrier(self.info)
+
+    def epochs(self) -> Iterator[int]:
+        """The epochs still to train: until the budget or a stop."""
+        while self.state.stopped is None and self.state.epoch < self.cfg.epochs:
+            yield self.state.epoch + 1
+
+    def train_epoch(self, epoch: int) -> EpochRecord:
+        """One epoch of training; its record (the training part)."""
+        setup, state = self.setup, self.state
+        setup.method.generator.manual_seed(epoch_seed(self.cfg.seed, epoch, 1))
+        self.events.on_epoch_begin(self, epoch)
+        _sync(setup.device)
+        t0 = time.perf_counter()
+        optimizers.train_mode(setup.optimizer)
+        sums = self._train_batches(epoch)
+        _sync(setup.device)
+        state.seconds += time.perf_counter() - t0
+        state.consumed += setup.batches_per_epoch
+        state.epoch = epoch
+        loss_sum, correct, n, passes = distributed.sum_over_ranks(self.info, list(sums))
+        state.passes += int(passes)
+        for module in {id(m): m for m in (self.model, self.evaluated)}.values():
+            distributed.broadcast_buffers(self.info, module)
+        with self.counting() as counted:
+            optimizers.eval_mode(setup.optimizer, setup.model, setup.loader.epoch(0))
+        state.overhead_passes += counted.count
+        return EpochRecord(
+            epoch=epoch, lr=state.last_lr, momentum=state.last_momentum, passes=state.passes,
+            seconds=round(state.seconds, 6), train_loss=loss_sum / n,
+            train_adv_acc=correct / n, monitor=self.cfg.monitor,
+        )  # fmt: skip
+
+    def _train_batches(self, epoch: int) -> tuple[float, int, int, int]:
+        """One epoch-equivalent's minibatches: ``(loss_sum, correct, n, passes)`` summed."""
+        setup = self.setup
+        setup.model.train()
+        setup.train_model.train()
+        loss_sum, correct, n, passes = 0.0, 0, 0, 0
+        batches = stream(setup.loader, self.state.consumed, setup.batches_per_epoch)
+        for b, (x, y) in enumerate(batches, start=1):
+            self.events.on_train_batch_begin(self, b)
+            try:
+                stats = setup.method.train_batch(
+                    setup.train_model, setup.optimizer, x, y, on_step=self._after_step
+                )
+            except NonFiniteLoss as exc:
+                raise self._diverged(exc, epoch, b) from None
+            loss_sum, correct = loss_sum + stats.loss_sum, correct + stats.correct
+            n, passes = n + stats.n, passes + stats.passes
+            self.events.on_train_batch_end(self, b, stats)
+        return loss_sum, correct, n, passes
+
+    def _after_step(self) -> None:
+        self._remember_hyper()
+        self.schedule.after_update()
+        self.events.on_optimizer_step(self)
+
+    def _remember_hyper(self) -> None:
+        group = self.optimizer.param_groups[0]
+        momentum = group.get("momentum")
+        self.state.last_lr = float(group["lr"])
+        self.state.last_momentum = None if momentum is None else float(momentum)
+
+    def measure(self, record: EpochRecord) -> None:
+        """The per-epoch monitor on the evaluated model, and the ``--eval-every`` test."""
+        state = self.state
+        with self.counting(self.evaluated) as counted:
+            record.val_acc = self.monitor.clean(self.evaluated)
+        state.val_passes += counted.count
+        with self.counting(self.evaluated) as robust:
+            record.robust_val_acc = self.monitor.robust(self.evaluated, record.epoch)
+        state.monitor_passes += counted.count + robust.count
+        record.monitor_passes, record.val_passes = state.monitor_passes, state.val_passes
+        record.overhead_passes = state.overhead_passes
+        cfg = self.cfg
+        due = cfg.eval_every and record.epoch % cfg.eval_every == 0 and record.epoch < cfg.epochs
+        if self.is_main and due:
+            result = evaluate_test(self.evaluated, *self.test, cfg.attacks, cfg.eps,
+                                   steps=cfg.eval_steps)  # fmt: skip
+            record.test_clean_acc = result["clean_acc"]
+            record.test_robust_acc = result["robust_acc"]
+
+    def decide(self, record: EpochRecord) -> None:
+        """The policy reads the monitored metric (a metric-driven one); it may stop the run."""
+        record.decision = self.schedule.after_epoch(record.monitor_value)
+        if self.schedule.should_stop:
+            self.stop("policy", f"{type(self.schedule.policy).__name__} found no further gain")
+
+    def evaluate(self) -> dict[str, Any]:
+        """The final test evaluation of the last and the best weights (rank 0; {} elsewhere)."""
+        if not self.is_main:
+            return {}
+        result: dict[str, Any] = {"final": self._evaluate(self.evaluated), "best": None}
+        state = self.state
+        if state.best_epoch is not None:
+            model = copy.deepcopy(self.evaluated)
+            model.load_state_dict(self.run_dir.load_checkpoint(self.run_dir.best)["model"])
+            result["best"] = {
+                "epoch": state.best_epoch,
+                "robust_val_acc": state.best_robust_val_acc,
+                "test": self._evaluate(model),
+            }
+        result["stopped"] = state.stopped or {
+            "epoch": state.epoch, "reason": "budget", "message": f"{self.cfg.epochs} epochs",
+        }  # fmt: skip
+        result["rollback"] = state.rollback
+        result["evaluated"] = "weights" if self.evaluated is self.model else "averaged weights"
+        return result
+
+    def _evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
+        cfg = self.cfg
+        return evaluate_test(model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps)
+
+    def _diverged(self, exc: NonFiniteLoss, epoch: int, batch: int) -> TrainingDiverged:
+        kept = self.run_dir.checkpoint_epoch()
+        where = f"{self.run_dir.checkpoint} (epoch {kept})" if kept != "none yet" else kept
+        return TrainingDiverged(
+            f"loss is {exc.value} at epoch {epoch} batch {batch} "
+            f"(method {self.cfg.method}, lr {self.optimizer.param_groups[0]['lr']:.4g}); "
+            f"stopping; last good checkpoint: {where}"
+        )
+
+
+def monitor_samples(setup: Setup) -> int:
+    """How many examples one value of the monitored metric averages over: the monitored
+    validation images, the validation split, or an epoch's distinct training images."""
+    cfg = setup.cfg
+    if cfg.monitor == "robust_val_acc":
+        return min(cfg.monitor_size, len(setup.splits.val.y))
+    if cfg.monitor == "val_acc":
+        return len(setup.splits.val.y)
+    return setup.batches_per_epoch * cfg.batch_size
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
