@@ -33,6 +33,7 @@ import torch
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.config import TrainConfig
 from accelat_train.reporting import plots
+from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
 from accelat_train.reporting.summary import compare_summary
 from accelat_train.run_dir import RunDir
@@ -50,52 +51,72 @@ def compare(
     seeds: Sequence[int],
     out: str | Path,
     *,
+    budgets: Sequence[int] | None = None,
     target: float | None = None,
     jobs: int = 1,
     threads: int | None = None,
     quiet: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train every policy on every seed from ``base``; write and return the summary.
+    """Train every arm on every seed from ``base``; write and return the summary.
 
-    ``jobs > 1`` trains in that many processes with ``threads`` torch threads each (default:
-    the CPUs shared out). ``log`` receives one line per finder result and per run.
+    With ``budgets`` (epochs, e.g. ``[5, 10, 20, 40]``) the fixed shapes train once per
+    budget and the anytime arms once at the largest, and the summary's ``budgets`` section
+    holds every point, the fixed shapes' frontier and the anytime arms' frontier ratios
+    (:mod:`accelat_train.reporting.frontier`); the time-to-target comparison is taken at
+    the largest budget. ``jobs > 1`` trains in that many processes with ``threads`` torch
+    threads each (default: the CPUs shared out). ``log`` receives one line per finder result
+    and per run.
     """
     if not seeds:
         raise ValueError("seeds must name at least one seed, got none")
+    if budgets is not None and (not budgets or min(budgets) < 1):
+        raise ValueError(f"budgets must be epochs >= 1, got {list(budgets)!r}")
+    if base.monitor_every is None:  # the curves and the time to target need every epoch
+        base = dataclasses.replace(base, monitor_every=1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _line: None)
     if jobs > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // jobs)
     arms = {spec: arm_config(base, spec) for spec in policies}
+    fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
     finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
     found = {s: _lr_find(dataclasses.replace(base, seed=s), finders, out, say) for s in seeds}
-    runs: dict[str, list[str]] = {spec: [] for spec in policies}
+    largest = max(budgets) if budgets else base.epochs
+    plan = {
+        spec: [b for b in sorted(set(budgets or [largest])) if spec in fixed or b == largest]
+        for spec in arms
+    }
+    runs: dict[str, dict[int, list[str]]] = {spec: {b: [] for b in plan[spec]} for spec in arms}
     tasks = []
     for seed in seeds:
         for spec, arm in arms.items():
-            run_dir = out / spec.replace(":", "+").replace("/", "_") / f"seed{seed}"
-            runs[spec].append(str(run_dir))
-            # LR-free optimizers neither read the finder nor are charged for it.
-            shared = found[seed] if spec in finders else {}
-            cfg = dataclasses.replace(arm, seed=seed, out=str(run_dir), **shared)
-            tasks.append((cfg, quiet, threads))
-    _map(
-        _train_one,
-        tasks,
-        jobs,
-        before=lambda t: say(f"training {t[0].policy} (seed {t[0].seed}) -> {t[0].out}"),
-    )
+            for budget in plan[spec]:
+                folder = out / _slug(spec) / (f"epochs{budget}" if budgets else "") / f"seed{seed}"
+                runs[spec][budget].append(str(folder))
+                # LR-free optimizers neither read the finder nor are charged for it.
+                shared = found[seed] if spec in finders else {}
+                cfg = dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
+                tasks.append((cfg, quiet, threads))
+    _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"))
     summary = compare_summary(
-        runs,
+        {spec: by_budget[largest] for spec, by_budget in runs.items()},
         target=target,
         baseline=BASELINE if BASELINE in policies else None,
-        fixed_shape=[spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped],
+        fixed_shape=fixed,
     )
+    if budgets:
+        summary["budgets"] = budget_sweep(runs, fixed)
+        plots.plot_frontier(summary, out / "frontier.png")
     write_json(out / "compare.json", summary)
     plots.plot_compare(summary, out / "compare.png")
     return summary
+
+
+def _slug(spec: str) -> str:
+    """An arm's folder name: ``accelat:lr_min=lr_max/8`` -> ``accelat+lr_min=lr_max_8``."""
+    return spec.replace(":", "+").replace("/", "_")
 
 
 def _lr_find(

@@ -24,9 +24,9 @@ from typing import Any
 
 from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
-from accelat_train.adversarial.attacks import ATTACK_NAMES
+from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_NAMES, canonical_attack
 from accelat_train.adversarial.methods import METHOD_NAMES
-from accelat_train.catalogue import POLICY_NAMES
+from accelat_train.catalogue import CATALOGUE, POLICY_NAMES
 from accelat_train.data import DATASET_NAMES
 from accelat_train.models import MODEL_NAMES
 
@@ -104,11 +104,13 @@ def lr_min_value(lr_min: float | str, lr_max: float) -> float:
     return min(float(lr_min), lr_max)
 
 
-def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
-    """A parser of comma lists drawn from ``allowed``."""
+def names(
+    allowed: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> Callable[[str], list[str]]:
+    """A parser of comma lists drawn from ``allowed`` (an alias becomes the name it stands for)."""
 
     def parse(text: str) -> list[str]:
-        chosen = [t.strip() for t in text.split(",") if t.strip()]
+        chosen = [(aliases or {}).get(t.strip(), t.strip()) for t in text.split(",") if t.strip()]
         bad = [n for n in chosen if n not in allowed]
         if bad or not chosen:
             raise argparse.ArgumentTypeError(
@@ -122,8 +124,8 @@ def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 def _opt(default: Any, help: str, **flag: Any) -> Any:
     """A dataclass field whose metadata is its flag: ``help`` plus argparse keywords
-    (``type``, ``choices``, ``action``), or
-    ``flag=False`` for a field with no flag of its own."""
+    (``type``, ``choices``, ``action``), ``shown`` (the default as ``--help`` writes it, as
+    the user would type it), or ``flag=False`` for a field with no flag of its own."""
     return field(default=default, metadata={"help": help, **flag})
 
 
@@ -144,11 +146,11 @@ class TrainConfig:
     data_dir: str | None = _opt(None, "CIFAR python layout, image folder or .tar.gz")
     download: bool = _opt(False, "fetch CIFAR if --data-dir lacks it", action="store_true")
     model: str = _opt("cnn", "network", choices=MODEL_NAMES)
-    method: str = _opt("free", "adversarial training method", choices=METHOD_NAMES)
-    eps: float = _opt(8 / 255, "L-inf radius in [0,1] pixels, e.g. 8/255", type=parse_eps)
+    method: str = _opt("free", "adversarial training method (the list below)", choices=METHOD_NAMES)
+    eps: float = _opt(8 / 255, "L-inf radius in [0, 1] pixels", type=parse_eps, shown="8/255")
     replays: int | None = _opt(None, "Free AT replays m (None: 4; free only)", type=POSITIVE)
     pgd_steps: int = _opt(7, "PGD steps of the pgd method", type=POSITIVE)
-    policy: str = _opt("accelat", "lr policy", choices=POLICY_NAMES)
+    policy: str = _opt("accelat", "lr policy (the list below)", choices=POLICY_NAMES)
     policy_config: dict[str, Any] | None = _opt(
         None, "JSON file with an accelat_core policy config", flag=False
     )
@@ -176,12 +178,18 @@ class TrainConfig:
         "train_adv_acc", "metric accelat and plateau read (train_adv_acc costs no passes)",
         choices=MONITOR_NAMES,
     )  # fmt: skip
+    monitor_every: int | None = _opt(
+        None, "measure val_acc and robust_val_acc every N epochs and at the last (0: the "
+        "last only; None: every epoch when the policy reads one of them, else the last only)",
+        type=NONNEGATIVE,
+    )  # fmt: skip
     monitor_steps: int = _opt(5, "PGD steps of the per-epoch monitor", type=POSITIVE)
     monitor_size: int = _opt(500, "validation images the monitor attacks", type=POSITIVE)
     eval_every: int = _opt(0, "test evaluation every N epochs (0: at the end)", type=NONNEGATIVE)
     attacks: tuple[str, ...] = _opt(
-        ("linfpgd",), "comma list of attacks of the test evaluation", type=names(ATTACK_NAMES)
-    )
+        ("linfpgd",), "comma list of the test evaluation's attacks (the list below)",
+        type=names(ATTACK_NAMES, ATTACK_ALIASES), shown="linfpgd",
+    )  # fmt: skip
     eval_steps: int = _opt(20, "steps of the test attacks", type=POSITIVE)
     eval_size: int | None = _opt(None, "test images evaluated (None: all)", type=POSITIVE)
     amp: str | None = _opt(None, "CUDA mixed precision (ignored on CPU)", choices=AMP_NAMES)
@@ -227,6 +235,10 @@ class TrainConfig:
         for name in ("amp", "optimizer"):
             if getattr(self, name) is not None:
                 choice(name, getattr(self, name), _CHOICES_OPTIONAL[name])
+        if not self.attacks or any(canonical_attack(a) not in ATTACK_NAMES for a in self.attacks):
+            raise ValueError(
+                f"attacks must name some of {', '.join(ATTACK_NAMES)}, got {self.attacks!r}"
+            )
         if self.policy_config is None:
             choice("policy", self.policy, POLICY_NAMES)
         else:
@@ -249,6 +261,12 @@ class TrainConfig:
             )
         if self.co_check and self.method != "fgsm-rs":
             raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
+        reads_validation = self.reads_metric and self.monitor != "train_adv_acc"
+        if self.monitor_every not in (None, 1) and reads_validation:
+            raise ValueError(
+                f"monitor_every must be 1 when the policy reads {self.monitor} every "
+                f"epoch, got {self.monitor_every!r}"
+            )
         if self.dataset == "digits" and self.data_dir is not None:
             raise ValueError(
                 f"data_dir applies to cifar10 and cifar100 (digits ships with scikit-learn), "
@@ -261,6 +279,21 @@ class TrainConfig:
         for name, lo in _OPTIONAL_COUNTS.items():
             if getattr(self, name) is not None:
                 integer(name, getattr(self, name), lo=lo)
+
+    @property
+    def reads_metric(self) -> bool:
+        """Does the run's policy step on the monitored metric (once per epoch)?"""
+        if self.policy_config is not None:
+            return bool(from_config(self.policy_config).needs_metric)
+        return CATALOGUE[self.policy].reads_metric
+
+    @property
+    def validation_every(self) -> int:
+        """``monitor_every`` resolved: every epoch when a metric-driven policy reads a
+        validation metric, else 0 (the last epoch only), unless set."""
+        if self.monitor_every is not None:
+            return self.monitor_every
+        return 1 if self.reads_metric and self.monitor != "train_adv_acc" else 0
 
     @property
     def num_replays(self) -> int:
@@ -295,7 +328,7 @@ _COUNTS = {
 }  # fmt: skip
 _OPTIONAL_COUNTS = {
     "replays": 1, "train_size": 1, "val_size": 1, "eval_size": 1, "window": 1,
-    "lr_find_steps": 5,
+    "lr_find_steps": 5, "monitor_every": 0,
 }  # fmt: skip
 
 

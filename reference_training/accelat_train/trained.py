@@ -38,11 +38,14 @@ class Run:
     checkpoint: Path
     splits: Any = field(default=None, repr=False)  # the run's data, read once
 
-    def test_data(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """The run's test split as ``(x, y)``: the same images its report was computed on
-        (``eval_size`` of them, the fixed subset every evaluation uses)."""
+    def test_data(
+        self, device: str | torch.device = "cpu", size: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's test images as ``(x, y)``: by default the ones its report was computed
+        on (``eval_size`` of them, the fixed subset every evaluation uses); ``size`` takes
+        that many of the same fixed random order instead."""
         x, y = as_tensors(self.splits.test, torch.device(device))
-        return eval_subset(x, y, self.config.get("eval_size"))
+        return eval_subset(x, y, self.config.get("eval_size") if size is None else size)
 
 
 def load_run(

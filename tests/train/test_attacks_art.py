@@ -285,7 +285,7 @@ def test_without_art_the_error_names_the_eval_extra(monkeypatch, four_class):
 
 
 def test_names_and_descriptions():
-    assert ATTACK_NAMES == ("linfpgd", "fgsm", "deepfool", "apgd-ce", "apgd-dlr", "autoattack")
+    assert ATTACK_NAMES == ("linfpgd", "fgsm", "deepfool", "apgd-ce", "apgd-dlr", "autoattack-art")
     assert FOOLBOX_NAMES + ART_NAMES == ATTACK_NAMES
     suite = describe_attack("autoattack")
     for part in ("APGD-CE", "APGD-T", "targeted DLR", "SquareAttack (5000 queries", "FAB"):

@@ -160,7 +160,8 @@ def test_eval_runs_each_attack_at_each_eps(trained):
 
 
 def test_lr_find_prints_a_suggestion_and_writes_the_plot(tmp_path):
-    done = _accelat("lr-find", *TINY, "--lr-find-steps", "30", "--out", str(tmp_path))
+    finder_flags = TINY[: TINY.index("--monitor-size")] + TINY[TINY.index("--device") :]
+    done = _accelat("lr-find", *finder_flags, "--lr-find-steps", "30", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "lr_max" in done.stdout
     lr_max = float(done.stdout.split("lr_max")[1].split()[0])
@@ -280,25 +281,43 @@ def test_eval_reports_a_corrupt_checkpoint_with_exit_2(trained, tmp_path):
     assert "--checkpoint" in done.stderr and "checkpoint.pt" in done.stderr
 
 
-def test_train_help_shows_every_option_with_its_default():
-    from accelat_train.cli import build_parser
-
-    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
-    text = train_parser.format_help()
-    assert "--pgd-steps PGD_STEPS" in text and "PGD steps of the pgd method (default: 7)" in text
-    for action in train_parser._actions:
-        if action.option_strings and action.dest != "help":
-            assert action.help, f"{action.option_strings} has no help line"
+def test_train_help_shows_every_option_with_its_default_as_typed():
     import dataclasses
 
     from accelat_train import TrainConfig
+    from accelat_train.catalogue import CATALOGUE
+    from accelat_train.flags import build_parser
 
-    flags = {a.dest for a in train_parser._actions}
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = " ".join(train_parser.format_help().split())
+    assert "--pgd-steps PGD_STEPS PGD steps of the pgd method (default: 7)" in text
+    assert "(default: 8/255)" in text and "(default: linfpgd)" in text
+    assert "--out OUT run directory --resume" in text  # required: no default shown
+    for name, entry in CATALOGUE.items():  # every choice with its meaning
+        assert f"{name} {' '.join(entry.help.split())}" in text
+    assert "autoattack-art ART's APGD-CE, APGD-T, Square; no FAB-T" in text
+    actions = {a.dest: a for a in train_parser._actions}
+    for action in actions.values():
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help line"
     for f in dataclasses.fields(TrainConfig):
         if f.name != "lr_find":
-            assert f.name in flags, f"TrainConfig.{f.name} has no flag"
+            assert f.name in actions, f"TrainConfig.{f.name} has no flag"
             if f.name not in ("out", "policy_config"):
-                assert train_parser.get_default(f.name) == f.default, f.name
+                default, parse = actions[f.name].default, actions[f.name].type
+                if isinstance(default, str) and parse is not None:
+                    default = parse(default)  # argparse parses a string default as typed
+                value = tuple(default) if isinstance(default, list) else default
+                assert value == f.default, f.name
+
+
+def test_lr_find_shows_only_the_range_tests_flags():
+    from accelat_train.flags import LR_FIND_FIELDS, build_parser
+
+    finder = build_parser()._subparsers._group_actions[0].choices["lr-find"]
+    run_flags = {a.dest for a in finder._actions} - {"help", "out", "threads", "quiet"}
+    assert run_flags - {"config", "print_config"} == set(LR_FIND_FIELDS)
+    assert "--monitor-size" not in finder.format_help()
 
 
 def test_eval_table_aligns_one_row_per_attack_and_the_worst_case():

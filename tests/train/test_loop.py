@@ -303,7 +303,7 @@ def test_catastrophic_overfitting_check_rolls_back_to_the_best_checkpoint(tmp_pa
     monkeypatch.setattr(rollback, "pgd_accuracy", lambda *a, **kw: next(scripted))
     _script_monitor(monkeypatch, [0.5, 0.3, 0.2, 0.1])  # epoch 1 is the best
     cfg = _tiny_cfg(tmp_path, method="fgsm-rs", replays=None, co_check=True, policy="constant",
-                    epochs=4)  # fmt: skip
+                    epochs=4, monitor_every=1)  # fmt: skip
     run_dir = train(cfg, quiet=True)
     # The epoch that collapsed is logged (measured before the rollback); the run stops there.
     assert [r["epoch"] for r in _rows(run_dir)] == [1, 2, 3]
@@ -334,7 +334,7 @@ def test_best_checkpoint_keeps_the_earlier_epoch_on_a_tie_and_its_weights(tmp_pa
     from accelat_train.checkpoint import load_checkpoint
 
     _script_monitor(monkeypatch, [0.3, 0.5, 0.5, 0.4])
-    cfg = _tiny_cfg(tmp_path, policy="constant", epochs=4)
+    cfg = _tiny_cfg(tmp_path, policy="constant", epochs=4, monitor_every=1)
     run_dir = train(cfg, quiet=True)
     best = load_checkpoint(run_dir / "best.pt")
     assert best["epoch"] == 2 and best["robust_val_acc"] == 0.5
@@ -351,3 +351,19 @@ def test_best_checkpoint_keeps_the_earlier_epoch_on_a_tie_and_its_weights(tmp_pa
     from accelat_train import load_run
 
     assert load_run(run_dir, "best").epoch == 2 and load_run(run_dir).epoch == 4
+
+
+@pytest.mark.slow
+def test_the_validation_monitor_runs_only_when_asked_and_at_the_last_epoch(tmp_path):
+    # accelat on the free train_adv_acc: no validation attack but at the end, unless asked.
+    cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1)
+    assert cfg.validation_every == 0
+    rows = _rows(train(cfg, quiet=True))
+    assert [r["robust_val_acc"] is None for r in rows] == [True, True, True, False]
+    assert [r["monitor_passes"] for r in rows][:3] == [0.0, 0.0, 0.0]
+    every_2 = _rows(train(dataclasses.replace(cfg, monitor_every=2, out=cfg.out + "2"), quiet=True))
+    assert [r["robust_val_acc"] is None for r in every_2] == [True, False, True, False]
+    # a policy that reads a validation metric measures it every epoch, and nothing else will do
+    assert TrainConfig(policy="plateau", monitor="robust_val_acc").validation_every == 1
+    with pytest.raises(ValueError, match="monitor_every must be 1 when the policy reads"):
+        TrainConfig(policy="accelat", monitor="val_acc", monitor_every=2)

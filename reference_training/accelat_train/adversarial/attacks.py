@@ -25,8 +25,27 @@ from torch import nn
 from accelat_train.models import NormalizedModel
 
 FOOLBOX_NAMES = ("linfpgd", "fgsm", "deepfool")
-ART_NAMES = ("apgd-ce", "apgd-dlr", "autoattack")
+ART_NAMES = ("apgd-ce", "apgd-dlr", "autoattack-art")
 ATTACK_NAMES = FOOLBOX_NAMES + ART_NAMES
+#: Other names an attack answers to: ``pgd`` as the training method is called, and
+#: ``autoattack``, this suite's name before it said that it is ART's, without FAB-T.
+ATTACK_ALIASES = {"pgd": "linfpgd", "autoattack": "autoattack-art"}
+#: One line per attack, for ``--help``.
+ATTACK_HELP = {
+    "linfpgd": "Foolbox L-inf PGD, random start, 2.5 eps / steps a step (alias: pgd)",
+    "fgsm": "Foolbox FGSM: one signed-gradient step of eps",
+    "deepfool": "Foolbox L-inf DeepFool",
+    "apgd-ce": "ART's APGD on the cross-entropy [eval extra]",
+    "apgd-dlr": "ART's targeted APGD on the DLR loss (APGD-T) [eval extra]",
+    "autoattack-art": "ART's APGD-CE, APGD-T, Square; no FAB-T, so not the original AutoAttack "
+    "(alias: autoattack) [eval extra]",
+}
+
+
+def canonical_attack(name: str) -> str:
+    """``name``, or the attack an alias stands for (``pgd`` -> ``linfpgd``)."""
+    return ATTACK_ALIASES.get(name, name)
+
 
 # float32 rounding of x ± ε and of ART's projection x + clip(x' - x) is a few ulps of 1.0
 # (1.2e-7 each); anything past this is an attack that left the ε-ball or [0, 1].
@@ -165,7 +184,7 @@ def foolbox_model(model: NormalizedModel, device: torch.device):  # type: ignore
 
 
 def check_attack(attack: str, steps: int, names: tuple[str, ...] = ATTACK_NAMES) -> None:
-    if attack not in names:
+    if canonical_attack(attack) not in names:
         raise ValueError(f"attack must be one of {names}, got {attack!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")

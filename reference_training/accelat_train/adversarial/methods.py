@@ -257,6 +257,16 @@ METHODS: dict[str, type[Method]] = {
     )
 }
 METHOD_NAMES = tuple(METHODS)
+#: One line per method, for ``--help``.
+METHOD_HELP = {
+    "free": "Free AT (Shafahi et al. 2019): each minibatch replayed --replays times",
+    "fgsm-rs": "FGSM from a random start (Wong et al. 2020), 2 passes an image",
+    "pgd": "PGD-k (Madry et al. 2018), k = --pgd-steps, k + 1 passes an image",
+    "foolbox-pgd": "each minibatch attacked by Foolbox's LinfPGD",
+    "foolbox-fgsm": "each minibatch attacked by Foolbox's FGSM",
+    "foolbox-deepfool": "each minibatch attacked by Foolbox's L-inf DeepFool",
+    "natural": "no attack: clean training",
+}
 
 
 #: What a forward alone (an evaluation) costs, in passes: about a third of forward + backward.

@@ -9,7 +9,7 @@ in the ε-ball around x and in [0, 1] (:func:`accelat_train.adversarial.attacks.
 
 >>> robust_accuracy(model, x, y, "linfpgd", [2 / 255, 8 / 255])  # doctest: +SKIP
 {0.00784313725490196: 0.61, 0.03137254901960784: 0.43}
->>> evaluate(model, x, y, ["linfpgd", "autoattack"], 8 / 255)["worst_case"]  # doctest: +SKIP
+>>> evaluate(model, x, y, ["linfpgd", "autoattack-art"], 8 / 255)["worst_case"]  # doctest: +SKIP
 {'0.03137254901960784': 0.40}
 """
 
@@ -30,6 +30,7 @@ from accelat_train.adversarial.attacks import (
     ATTACK_NAMES,
     FOOLBOX_NAMES,
     attack_mode,
+    canonical_attack,
     check_attack,
     check_eps,
     check_in_ball,
@@ -55,6 +56,7 @@ def describe_attack(attack: str, steps: int = 20) -> str:
     'ART AutoProjectedGradientDescent: cross-entropy, untargeted, 50 iterations, 1 restart'
     """
     check_attack(attack, steps)
+    attack = canonical_attack(attack)
     apgd = "ART AutoProjectedGradientDescent"
     targeted = (
         f"{apgd}: ART's targeted DLR loss -(z_t - max_(i!=t) z_i)/(z_pi1 - z_pi3), "
@@ -67,7 +69,7 @@ def describe_attack(attack: str, steps: int = 20) -> str:
         "deepfool": f"Foolbox LinfDeepFoolAttack: at most {steps} steps",
         "apgd-ce": f"{apgd}: cross-entropy, untargeted, {steps} iterations, 1 restart",
         "apgd-dlr": f"{targeted}, {steps} iterations",
-        "autoattack": (
+        "autoattack-art": (
             f"AutoAttack standard L-inf suite without FAB-T (ART has no FAB), each attack on "
             f"the images still robust: APGD-CE ({apgd}: cross-entropy, untargeted, "
             f"{AUTOATTACK_ITERATIONS} iterations, 1 restart), then APGD-T ({targeted}, "
@@ -94,13 +96,14 @@ def robust_mask(
     White-box, in eval mode, labels as int64, ``batch_size`` images at a time; every
     adversarial image passes :func:`check_in_ball`. ``steps``: PGD's steps or DeepFool's
     iteration limit (Foolbox; FGSM ignores it), APGD's iterations (``apgd-ce``, ``apgd-dlr``);
-    ``autoattack`` runs its standard settings and ignores it (:func:`describe_attack`). ART
+    ``autoattack-art`` runs its standard settings and ignores it (:func:`describe_attack`). ART
     attacks skip images misclassified clean and, at ε = 0, attack nothing (x_adv = x).
 
     >>> robust_mask(model, x, y, "apgd-ce", 8 / 255)[8 / 255].float().mean()  # doctest: +SKIP
     tensor(0.4300)
     """
     check_attack(attack, steps)
+    attack = canonical_attack(attack)
     epsilons = _epsilons(eps)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -176,7 +179,7 @@ def evaluate(
     {'clean_acc': 0.95, 'robust_acc': 0.78, 'attacks': {'linfpgd': {'0.1': 0.78},
      'apgd-ce': {'0.1': 0.77}}, 'worst_case': {'0.1': 0.765}, 'attack_seconds': {...}, ...}
     """
-    names = list(dict.fromkeys(attacks))
+    names = list(dict.fromkeys(canonical_attack(a) for a in attacks))
     if not names:
         raise ValueError(f"attacks must name at least one of {ATTACK_NAMES}, got {attacks!r}")
     for name in names:
@@ -286,9 +289,11 @@ def _art_attacker(
             f"z_pi1 - z_pi3), got {nb_classes}"
         )
     height, width = x.shape[-2:]
-    if attack == "autoattack" and max(round((0.8 * height * width) ** 0.5), 1) >= min(x.shape[-2:]):
+    if attack == "autoattack-art" and max(round((0.8 * height * width) ** 0.5), 1) >= min(
+        x.shape[-2:]
+    ):
         raise ValueError(
-            "attack 'autoattack' needs images whose first Square tile, round(sqrt(0.8*H*W)) "
+            "attack 'autoattack-art' needs images whose first Square tile, round(sqrt(0.8*H*W)) "
             f"pixels wide, fits strictly inside them (5x5 or more), got {height}x{width}"
         )
     classifier = classifier_type(

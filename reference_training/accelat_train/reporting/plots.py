@@ -55,7 +55,8 @@ def run_curves_figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> 
         ("robust_val_acc", "robust val"),
         ("train_adv_acc", "train (adversarial)"),
     ):
-        ax_acc.plot(passes, [r[key] for r in rows], marker=".", label=label)
+        values = [math.nan if r[key] is None else r[key] for r in rows]  # None: not measured
+        ax_acc.plot(passes, values, marker=".", label=label)
     ax_acc.set_ylabel("accuracy")
     ax_acc.legend()
     for r in rows:
@@ -84,6 +85,29 @@ def plot_compare(summary: Mapping[str, Any], path: str | Path, *, title: str = "
     ax.set_xlabel("gradient passes (images)")
     ax.set_ylabel("robust validation accuracy")
     ax.legend()
+    if title:
+        ax.set_title(title)
+    save_png(fig, path)
+    return fig
+
+
+def plot_frontier(summary: Mapping[str, Any], path: str | Path, *, title: str = "") -> Figure:
+    """The budget sweep: best-checkpoint robust test accuracy against total passes spent, one
+    marker per arm and budget (seed means), and the fixed shapes' frontier as a step line.
+    Saves a PNG at ``path``; returns the figure."""
+    sweep = summary["budgets"]
+    fig = _new_figure((8, 5))
+    ax = fig.subplots()
+    for arm, points in sweep["points"].items():
+        style = "-o" if arm in sweep["fixed"] else "*"
+        ax.plot([p["passes"] for p in points], [p["robust_acc"] for p in points], style,
+                label=arm, markersize=6 if arm in sweep["fixed"] else 12)  # fmt: skip
+    front = sweep["frontier"]
+    ax.step([p["passes"] for p in front], [p["robust_acc"] for p in front], where="post",
+            color="black", linestyle="--", linewidth=1, label="fixed-shape frontier")  # fmt: skip
+    ax.set_xlabel("total passes spent (training, monitor, finder, overheads)")
+    ax.set_ylabel("best-checkpoint robust test accuracy")
+    ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
     save_png(fig, path)

@@ -55,7 +55,10 @@ def write_run_report(run_dir: str | Path, result: Mapping[str, Any]) -> dict[str
         "epochs": int(last["epoch"]),
         "passes": int(last["passes"]),
         "seconds": float(last["seconds"]),
-        "best_robust_val_acc": max(float(r["robust_val_acc"]) for r in rows),
+        "best_robust_val_acc": max(
+            (float(r["robust_val_acc"]) for r in rows if r["robust_val_acc"] is not None),
+            default=None,
+        ),
         "evaluated": result.get("evaluated", "weights"),
         "stopped": result.get("stopped"),
         "final": dict(result["final"]),

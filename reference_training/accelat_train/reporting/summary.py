@@ -55,7 +55,10 @@ _SAME_SETUP_KEYS = (
 # -- comparison ------------------------------------------------------------------------
 def first_at_target(rows: Sequence[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
     """The first epoch's row whose ``robust_val_acc >= target``, else ``None``."""
-    return next((r for r in rows if r["robust_val_acc"] >= target), None)
+    return next(
+        (r for r in rows if r["robust_val_acc"] is not None and r["robust_val_acc"] >= target),
+        None,
+    )
 
 
 def compare_summary(
@@ -294,10 +297,11 @@ def _check_same_setup(loaded: Mapping[str, list[_Run]]) -> None:
 
 def _mean_curve(runs: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, list[float]]:
     n = min(len(rows) for rows in runs)
+    keep = [i for i in range(n) if all(rows[i]["robust_val_acc"] is not None for rows in runs)]
     return {
-        "passes": [statistics.fmean(rows[i]["passes"] for rows in runs) for i in range(n)],
+        "passes": [statistics.fmean(rows[i]["passes"] for rows in runs) for i in keep],
         "robust_val_acc": [
-            statistics.fmean(rows[i]["robust_val_acc"] for rows in runs) for i in range(n)
+            statistics.fmean(rows[i]["robust_val_acc"] for rows in runs) for i in keep
         ],
     }
 

@@ -74,6 +74,35 @@ def format_totals(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_frontier(summary: Mapping[str, Any]) -> str:
+    """The budget sweep: each arm's points (budget, total passes in thousands, best-checkpoint
+    robust test accuracy in %), the fixed shapes' frontier, and the anytime arms' frontier
+    ratios (``≥`` marks a lower bound; ``-`` where the frontier never reached the accuracy)."""
+    sweep = summary["budgets"]
+    lines = [
+        "| arm | budget (epochs) | total passes (k) | best-ckpt robust (%) |",
+        "|---|---|---|---|",
+    ]
+    for arm, points in sweep["points"].items():
+        for p in points:
+            passes, accuracy = _fmt(p["passes"], scale=1e-3, digits=1), 100 * p["robust_acc"]
+            lines.append(f"| {arm} | {p['budget']} | {passes} | {accuracy:.1f} |")
+    front = [
+        f"{p['budget']} ep {p['arm']} ({p['passes'] / 1000:.1f}k, {100 * p['robust_acc']:.1f} %)"
+        for p in sweep["frontier"]
+    ]
+    lines += ["", "Fixed-shape frontier: " + ", ".join(front) + ".", ""]
+    lines += [
+        "| anytime arm | frontier ratio | frontier passes for its accuracy (k) | note |",
+        "|---|---|---|---|",
+    ]
+    for arm, r in sweep["frontier_ratio"].items():
+        ratio = "-" if r["ratio"] is None else ("≥ " if r["bound"] else "") + f"{r['ratio']:.2f}"
+        needed = _fmt(r["needed_passes"], scale=1e-3, digits=1)
+        lines.append(f"| {arm} | {ratio} | {needed} | {r['note']} |")
+    return "\n".join(lines) + "\n"
+
+
 def format_seeds(summary: Mapping[str, Any]) -> str:
     """Per policy and seed: passes to target (k, "-" when never reached) / final robust test
     accuracy (%), so a null in the main table can be read back to the seed that missed."""

@@ -31,7 +31,8 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     parts = [f"lr {row['lr']:.4g}", f"loss {row['train_loss']:.4g}"]
     for key in ("train_adv_acc", "val_acc", "robust_val_acc"):
         mark = " (monitor)" if row.get("monitor") == key else ""
-        parts.append(f"{key} {row[key]:.4g}{mark}")
+        value = "-" if row[key] is None else f"{row[key]:.4g}"
+        parts.append(f"{key} {value}{mark}")
     line = f"epoch {row['epoch']}/{epochs}: " + ", ".join(parts)
     decision = row.get("decision")
     if decision:

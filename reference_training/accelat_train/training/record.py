@@ -32,8 +32,8 @@ class EpochRecord:
     seconds: float
     train_loss: float
     train_adv_acc: float
-    val_acc: float = math.nan
-    robust_val_acc: float = math.nan
+    val_acc: float | None = None  # None on epochs the validation monitor skipped
+    robust_val_acc: float | None = None
     monitor: str = "robust_val_acc"  # which of the accuracies the policy reads
     monitor_passes: float = 0.0
     val_passes: float = 0.0
@@ -43,9 +43,10 @@ class EpochRecord:
     test_robust_acc: float | None = None
 
     @property
-    def monitor_value(self) -> float:
-        """The monitored accuracy: what a metric-driven policy reads."""
-        return float(getattr(self, self.monitor))
+    def monitor_value(self) -> float | None:
+        """The monitored accuracy: what a metric-driven policy reads (None when skipped)."""
+        value = getattr(self, self.monitor)
+        return None if value is None else float(value)
 
     def to_json(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
@@ -82,8 +83,8 @@ class RunState:
     def as_checkpoint(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def improves(self, robust_val_acc: float) -> bool:
-        """Is ``robust_val_acc`` a new maximum (NaN never is; a tie is not)?"""
-        if not math.isfinite(robust_val_acc):
+    def improves(self, robust_val_acc: float | None) -> bool:
+        """Is ``robust_val_acc`` a new maximum (None and NaN never are; a tie is not)?"""
+        if robust_val_acc is None or not math.isfinite(robust_val_acc):
             return False
         return self.best_robust_val_acc is None or robust_val_acc > self.best_robust_val_acc

@@ -159,7 +159,22 @@ class Trainer:
         self.state.last_momentum = None if momentum is None else float(momentum)
 
     def measure(self, record: EpochRecord) -> None:
-        """The per-epoch monitor on the evaluated model, and the ``--eval-every`` test."""
+        """The validation monitor on the evaluated model (every ``validation_every`` epochs
+        and at the last), and the ``--eval-every`` test."""
+        cfg, state = self.cfg, self.state
+        every = cfg.validation_every
+        if (every and record.epoch % every == 0) or record.epoch == cfg.epochs:
+            self.validate(record)
+        record.overhead_passes = state.overhead_passes
+        due = cfg.eval_every and record.epoch % cfg.eval_every == 0 and record.epoch < cfg.epochs
+        if self.is_main and due:
+            result = evaluate_test(self.evaluated, *self.test, cfg.attacks, cfg.eps,
+                                   steps=cfg.eval_steps)  # fmt: skip
+            record.test_clean_acc = result["clean_acc"]
+            record.test_robust_acc = result["robust_acc"]
+
+    def validate(self, record: EpochRecord) -> None:
+        """Clean and robust validation accuracy of the evaluated model, passes counted."""
         state = self.state
         with self.counting(self.evaluated) as counted:
             record.val_acc = self.monitor.clean(self.evaluated)
@@ -168,20 +183,18 @@ class Trainer:
             record.robust_val_acc = self.monitor.robust(self.evaluated, record.epoch)
         state.monitor_passes += counted.count + robust.count
         record.monitor_passes, record.val_passes = state.monitor_passes, state.val_passes
-        record.overhead_passes = state.overhead_passes
-        cfg = self.cfg
-        due = cfg.eval_every and record.epoch % cfg.eval_every == 0 and record.epoch < cfg.epochs
-        if self.is_main and due:
-            result = evaluate_test(self.evaluated, *self.test, cfg.attacks, cfg.eps,
-                                   steps=cfg.eval_steps)  # fmt: skip
-            record.test_clean_acc = result["clean_acc"]
-            record.test_robust_acc = result["robust_acc"]
 
     def decide(self, record: EpochRecord) -> None:
-        """The policy reads the monitored metric (a metric-driven one); it may stop the run."""
-        record.decision = self.schedule.after_epoch(record.monitor_value)
+        """The policy reads the monitored metric (a metric-driven one); it may stop the run,
+        and a stopped run's last epoch is validated."""
+        if self.schedule.per_epoch:
+            value = record.monitor_value
+            assert value is not None, "a metric-driven policy's monitor runs every epoch"
+            record.decision = self.schedule.after_epoch(value)
         if self.schedule.should_stop:
             self.stop("policy", f"{type(self.schedule.policy).__name__} found no further gain")
+        if self.state.stopped is not None and record.robust_val_acc is None:
+            self.validate(record)
 
     def evaluate(self) -> dict[str, Any]:
         """The final test evaluation of the last and the best weights (rank 0; {} elsewhere)."""

@@ -1,0 +1,318 @@
+"""The command line's flags, made from :class:`~accelat_train.config.TrainConfig` and the
+policy catalogue, and the way back from flags (and ``--config`` files) to a config.
+
+Every run flag is a TrainConfig field (its type, default and help live there, a new option
+is a new field); ``--help`` shows each default as the user would type it (``8/255``,
+``linfpgd``), lists every policy, method and attack with its one-line meaning, and shows no
+default for a required flag. ``lr-find`` takes only the flags a range test reads.
+
+``--config FILE`` (JSON, or YAML with PyYAML installed) gives the fields' values, a run's own
+``config.json`` included (its resolved ``lr_max`` and finder record make the rerun skip the
+finder and reproduce the run's metrics); flags given beside it override it.
+
+>>> parser = build_parser()
+>>> args = parser.parse_args(["train", "--eps", "2/255", "--out", "runs/a"])
+>>> round(args.eps * 255, 6), args.attacks
+(2.0, ['linfpgd'])
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from accelat_core import __version__
+from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_HELP, ATTACK_NAMES
+from accelat_train.adversarial.methods import METHOD_HELP
+from accelat_train.catalogue import CATALOGUE
+from accelat_train.config import (
+    NONNEGATIVE,
+    POSITIVE,
+    TrainConfig,
+    check_policy_config,
+    names,
+    parse_eps,
+    parse_lr_max,
+)
+from accelat_train.run_dir import RunDirError, read_json
+
+#: The fields a range test reads (``accelat lr-find`` shows only these).
+LR_FIND_FIELDS = (
+    "dataset", "data_dir", "download", "model", "method", "eps", "replays", "pgd_steps",
+    "batch_size", "train_size", "val_size", "seed", "device", "momentum", "weight_decay",
+    "nesterov", "lr_find_steps",
+)  # fmt: skip
+#: Fields each command sets itself, or that are no flag (the finder's record).
+_OWN = ("policy", "seed", "out", "policy_config", "lr_find")
+#: Keys of a run's config.json that describe how it ran, not what to run.
+_RECORDED_ONLY = ("world_size", "resolved_device", "updates_per_epoch")
+DEMO_POLICIES = "constant,step,onecycle,accelat"
+#: ``accelat demo``: a small CNN on digits, sized to finish in about a minute on two cores.
+DEMO_DEFAULTS = {
+    "model": "cnn", "method": "free", "eps": 0.1, "epochs": 8, "batch_size": 64,
+    "eval_steps": 10, "monitor_steps": 3, "device": "cpu",
+    "threads": 1,  # a model this small runs fastest on one thread (and shares the machine)
+}  # fmt: skip
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help; the epilog's lists kept as written."""
+
+
+def _listing(title: str, helps: dict[str, str]) -> str:
+    width = max(map(len, helps))
+    lines = [f"  {name:<{width}}  {text}" for name, text in helps.items()]
+    return f"{title}:\n" + "\n".join(lines)
+
+
+def _epilog(*parts: str) -> str:
+    lists = {
+        "policies": _listing("policies (--policy)", {n: e.help for n, e in CATALOGUE.items()}),
+        "methods": _listing("methods (--method)", METHOD_HELP),
+        "attacks": _listing("attacks (--attacks)", ATTACK_HELP),
+    }
+    return "\n\n".join(lists[p] for p in parts)
+
+
+def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field[Any]) -> None:
+    meta = {k: v for k, v in f.metadata.items() if k not in ("flag", "shown")}
+    if meta.get("action") is None and "type" not in meta and "choices" not in meta:
+        meta["type"] = str
+    # A string default goes through the flag's parser, so it may be shown as typed.
+    default = f.metadata.get("shown", f.default)
+    group.add_argument("--" + f.name.replace("_", "-"), default=default, **meta)
+
+
+def _run_flags(fields: Sequence[str] | None = None, *, title: str = "run") -> Any:
+    """A parent parser with one flag per TrainConfig field (all but the commands' own, or
+    just ``fields``), and the flags every running command has."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group(title)
+    for f in dataclasses.fields(TrainConfig):
+        wanted = f.name in fields if fields is not None else f.name not in _OWN
+        if wanted and f.metadata.get("flag", True):
+            _add_field(g, f)
+    g.add_argument("--threads", type=POSITIVE, help="CPU threads for torch (None: torch's)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--config", help="JSON or YAML file of TrainConfig fields (flags override)")
+    g.add_argument("--print-config", action="store_true", help="print the config and exit")
+    return p
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+
+
+def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The ``accelat`` parser; ``config`` (a ``--config`` file's fields) gives the defaults."""
+    parser = argparse.ArgumentParser(
+        prog="accelat", formatter_class=_Formatter,
+        description="Train, evaluate and compare learning-rate policies for adversarial training.",
+        epilog="Start with: accelat demo --out accelat-demo",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"accelat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, parents: list[Any], epilog: str = "") -> Any:
+        return sub.add_parser(name, parents=parents, help=help, description=help,
+                              epilog=epilog, formatter_class=_Formatter)  # fmt: skip
+
+    lists = _epilog("policies", "methods", "attacks")
+    t = command("train", "train one run", [_run_flags()], lists)
+    own = t.add_argument_group("this run")
+    for name in ("policy", "seed"):
+        _add_field(own, _field(name))
+    own.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
+    own.add_argument("--out", required=True, default=argparse.SUPPRESS, help="run directory")
+    own.add_argument("--resume", action="store_true", help="continue the run in --out")
+    own.add_argument("--log", type=_loggers, help="comma list of loggers: tensorboard, csv")
+
+    c = command("compare", "train several policies on several seeds", [_run_flags()], lists)
+    _comparison_flags(c, out_default=None)
+    d = command("demo", "compare constant, step, onecycle and accelat on digits (CPU, ~1 min)",
+                [_run_flags()], lists)  # fmt: skip
+    d.set_defaults(**DEMO_DEFAULTS)
+    _comparison_flags(d, out_default="accelat-demo")
+
+    f = command("lr-find", "lr range test on the adversarial loss",
+                [_run_flags(LR_FIND_FIELDS, title="range test")], _epilog("methods"))  # fmt: skip
+    f.add_argument("--out", required=True, default=argparse.SUPPRESS, help="folder for the plot")
+
+    _eval_flags(command("eval", "robust evaluation of a trained run on its test set", [],
+                        _epilog("attacks")))  # fmt: skip
+    _export_flags(command("export", "the evaluated weights as a file plain torch loads", []))
+    _plot_flags(command("plot-policy", "plot a policy's lr (and momentum) shape", [],
+                        _epilog("policies")))  # fmt: skip
+    if config:
+        for name, subparser in sub.choices.items():
+            if name in ("train", "compare", "demo", "lr-find"):
+                subparser.set_defaults(**_flag_values(config, subparser))
+    return parser
+
+
+def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
+    p.add_argument(
+        "--policies", type=_arms, default=DEMO_POLICIES,
+        help="comma list of policies, each with optional field=value changes "
+        "(accelat:ema_epochs=2)",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=_int_list, default="0", help="comma list of seeds")
+    p.add_argument("--budgets", type=_int_list, help="comma list of epoch budgets: a sweep")
+    p.add_argument("--target", type=float, help="robust val acc target (None: 95%% of best)")
+    p.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained in parallel")
+    required = out_default is None
+    p.add_argument("--out", required=required, default=argparse.SUPPRESS if required
+                   else out_default, help="folder of the runs and compare.json")  # fmt: skip
+
+
+def _eval_flags(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--checkpoint", required=True, default=argparse.SUPPRESS,
+                   help="run directory or a checkpoint in one")  # fmt: skip
+    e.add_argument(
+        "--which", choices=("last", "best"), default="last",
+        help="with a run directory: its last epoch (checkpoint.pt) or best.pt",
+    )  # fmt: skip
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--attacks", type=names(ATTACK_NAMES, ATTACK_ALIASES), default="linfpgd",
+                   help="comma list (the list below)")  # fmt: skip
+    e.add_argument("--eps", type=_eps_list, help="comma list (None: the run's eps)")
+    e.add_argument("--steps", type=POSITIVE, default=20, help="attack steps")
+    e.add_argument("--eval-size", type=POSITIVE, help="test images (None: the run's eval_size)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument("--data-dir", help="where the run's data lie now (None: as trained)")
+
+
+def _export_flags(e: argparse.ArgumentParser) -> None:
+    e.add_argument("run", help="run directory")
+    e.add_argument("--which", choices=("last", "best"), default="best",
+                   help="its best.pt or its last epoch")  # fmt: skip
+    e.add_argument("--out", required=True, default=argparse.SUPPRESS, help="file to write")
+
+
+def _plot_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", choices=tuple(CATALOGUE), default="onecycle",
+                   help="policy (the list below)")  # fmt: skip
+    p.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
+    p.add_argument("--steps", type=POSITIVE, default=1000, help="steps to plot")
+    p.add_argument("--lr-max", type=parse_lr_max, default=0.1, help="peak lr")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="PNG path")
+
+
+def _eps_list(text: str) -> list[float]:
+    return [parse_eps(t) for t in text.split(",") if t.strip()]
+
+
+def _int_list(text: str) -> list[int]:
+    return [NONNEGATIVE(t) for t in text.split(",") if t.strip()]
+
+
+def _arms(text: str) -> list[str]:
+    """Comparison arms ``policy[:field=value...]``; the policy names are checked here, the
+    changes when the arm's config is made."""
+    arms = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [a for a in arms if a.split(":", 1)[0] not in CATALOGUE]
+    if bad or not arms:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown {', '.join(bad) or 'empty list'}; choose from "
+            f"{', '.join(CATALOGUE)}"
+        )
+    return arms
+
+
+def _loggers(text: str) -> list[str]:
+    return names(("tensorboard", "csv"))(text)
+
+
+# -- from flags and files to a config ------------------------------------------------------------
+def read_config_file(path: str) -> dict[str, Any]:
+    """A ``--config`` file's fields: JSON, or YAML (``.yaml``/``.yml``, needs PyYAML); a
+    run's own ``config.json`` loads (its record-only keys are dropped). Unknown keys and
+    unreadable files raise ``ValueError`` naming the file."""
+    file = Path(path)
+    if file.suffix in (".yaml", ".yml"):
+        data = _read_yaml(file)
+    else:
+        try:
+            data = read_json(file)
+        except RunDirError as exc:
+            raise ValueError(f"--config: {exc}") from None
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - fields - set(_RECORDED_ONLY))
+    if unknown:
+        raise ValueError(f"--config {file}: unknown fields {', '.join(unknown)}")
+    return {k: v for k, v in data.items() if k in fields and k != "out"}
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(f"--config {file}: YAML needs PyYAML (pip install pyyaml)") from None
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"--config {file} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {file} must hold a mapping of fields")
+    return data
+
+
+def _flag_values(config: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The file's fields that ``parser`` has flags for, as flag values (lists for tuples)."""
+    dests = {a.dest for a in parser._actions}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in config.items()
+        if k in dests or k in ("policy_config", "lr_find")
+    }
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
+    """The run's TrainConfig, validated once as it is made; a problem is a ``parser.error``
+    (exit 2) naming the flag."""
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
+        parser.error(f"--data-dir {args.data_dir}: no such file or directory")
+    if args.dataset != "digits" and args.data_dir is None and not args.download:
+        parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name) and f.name not in ("policy_config", "lr_find")
+    }
+    if "attacks" in values:
+        values["attacks"] = tuple(values["attacks"])
+    if isinstance(getattr(args, "policy_config", None), str):
+        values["policy_config"] = _read_policy_config(args.policy_config, parser)
+    elif isinstance(getattr(args, "policy_config", None), dict):
+        values["policy_config"] = args.policy_config
+    if isinstance(getattr(args, "lr_find", None), dict):
+        values["lr_find"] = args.lr_find
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:
+        parser.error(_as_flags(str(exc)))
+
+
+def _as_flags(message: str) -> str:
+    """A TrainConfig error in the command line's words: ``eps must ...`` -> ``--eps must ...``."""
+    name = message.split(" ", 1)[0]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return "--" + name.replace("_", "-") + message[len(name) :] if name in fields else message
+
+
+def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    try:
+        config = read_json(Path(path))
+        check_policy_config(config)
+    except ValueError as exc:
+        parser.error(f"--policy-config {path}: {exc}")
+    return config
+
+
+def print_config(cfg: TrainConfig) -> None:
+    """``--print-config``: the resolved config as JSON, as ``config.json`` would begin."""
+    print(json.dumps(cfg.to_json(), indent=2))
