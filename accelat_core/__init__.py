@@ -33,6 +33,9 @@ from accelat_core.policies.step_decay import StepDecay
 from accelat_core.policies.warm_restarts import WarmRestarts
 from accelat_core.policy import Policy, Schedule
 
+# The distribution's one version number: pyproject.toml reads it, the adapters re-export it.
+__version__ = "0.2.0.dev0"
+
 __all__ = [
     "AccelAT",
     "AccelATState",

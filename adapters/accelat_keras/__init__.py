@@ -3,6 +3,7 @@
 >>> from accelat_keras import PolicyCallback, PolicySchedule, SGD, lr_find
 """
 
+from accelat_core import __version__ as __version__
 from accelat_keras.callback import PolicyCallback
 from accelat_keras.lr_find import LRFindResult, lr_find
 from accelat_keras.optimizers import SGD, Adam, AdamW, VariableMomentum

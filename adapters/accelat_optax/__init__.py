@@ -7,6 +7,7 @@ which writes its values into the state of an ``optax.inject_hyperparams`` optimi
 >>> from accelat_optax import Controller, momentum_schedule, schedule
 """
 
+from accelat_core import __version__ as __version__
 from accelat_optax.controller import Controller
 from accelat_optax.schedule import momentum_schedule, schedule
 

@@ -3,6 +3,7 @@
 >>> from accelat_torch import PlateauPolicyScheduler, PolicyScheduler, lr_find, scheduler_for
 """
 
+from accelat_core import __version__ as __version__
 from accelat_torch.lr_find import LRFindResult, lr_find
 from accelat_torch.scheduler import PlateauPolicyScheduler, PolicyScheduler, scheduler_for
 
