@@ -25,15 +25,6 @@ PACKAGES = {
 }
 LEFT_OUT = {"accelat_train.__main__"}
 
-# Broken examples in reference_training/, which is being rewritten elsewhere: each one is
-# expected to fail until its docstring is fixed there, and then this entry must go (strict).
-KNOWN_BROKEN = {
-    "accelat_train.catalogue": (
-        "CATALOGUE['step'].build(lr_max=0.1, total_steps=100, epochs=10).at(60).lr shows 0.01, "
-        "but StepDecay computes 0.1 * 0.1 = 0.010000000000000002"
-    ),
-}
-
 
 def modules(package: str) -> list[str]:
     """``package`` and all its modules but :data:`LEFT_OUT`."""
@@ -53,9 +44,7 @@ def _cases() -> Iterator[object]:
             yield pytest.param(package, marks=pytest.mark.skip(reason=why), id=package)
             continue
         for name in modules(package):
-            broken = KNOWN_BROKEN.get(name)
-            marks = [pytest.mark.xfail(strict=True, reason=broken)] if broken else []
-            yield pytest.param(name, marks=marks, id=name)
+            yield pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("name", list(_cases()))
@@ -77,8 +66,3 @@ def test_every_package_keeps_its_examples(package: str) -> None:
     )
     fewest = PACKAGES[package][1]
     assert examples >= fewest, f"{package} has {examples} docstring examples, had {fewest}+"
-
-
-def test_known_broken_examples_name_real_modules() -> None:
-    walked = {name for package in PACKAGES if _installed(package) for name in modules(package)}
-    assert set(KNOWN_BROKEN) <= walked

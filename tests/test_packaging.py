@@ -71,7 +71,6 @@ def test_installed_metadata_carries_the_core_version():
     )
 
 
-@pytest.mark.xfail(strict=True, reason="accelat --version is wired in cli.py by the trainer change")
 def test_the_command_line_prints_the_version():
     done = subprocess.run(
         [sys.executable, "-m", "accelat_train.cli", "--version"],

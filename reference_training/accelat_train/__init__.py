@@ -1,11 +1,12 @@
 """accelat_train: a reference adversarial trainer (Free AT, FGSM-RS, PGD, Foolbox) driven by
 accelat_core policies through accelat_torch, with a command line ``accelat``.
 
-The rooms: ``config`` (TrainConfig, the one source of flags), ``methods`` (training methods
-and pass counting), ``policies`` (the trainer's default policies), ``setup``, ``lr_finder``,
-``evaluation``, ``resume``, ``run`` (the epoch loop), ``compare`` (the comparison engine),
-``load`` (``load_run``), ``data``/``cifar``/``loader``, ``models``, ``attacks``, ``report``,
-``plots``, ``cli``.
+The layout, top down: ``cli`` and ``flags`` (the command line), ``compare`` (several runs
+side by side), ``training/`` (the loop, its events and listeners, and what a run is built
+from), ``trained`` (``load_run``), ``reporting/`` (reports, comparisons, tables, figures),
+``config`` (``TrainConfig``, the one source of flags), ``adversarial/`` (attacks, training
+methods, robust evaluation), ``data/``, ``models/``, ``run_dir`` (a run's folder),
+``catalogue`` (what each ``--policy`` means), ``checkpoint`` (atomic, weights-only files).
 
 >>> from accelat_train import TrainConfig, load_run, train
 >>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, out="runs/a")
@@ -13,18 +14,22 @@ and pass counting), ``policies`` (the trainer's default policies), ``setup``, ``
 >>> load_run("runs/a").model  # doctest: +SKIP
 """
 
+from accelat_core import __version__
 from accelat_train.adversarial.methods import METHODS, BatchStats, Method
 from accelat_train.config import TrainConfig
 from accelat_train.trained import Run, load_run
+from accelat_train.training.events import Callback
 from accelat_train.training.loop import TrainingDiverged, train
 
 __all__ = [
     "METHODS",
     "BatchStats",
+    "Callback",
     "Method",
     "Run",
     "TrainConfig",
     "TrainingDiverged",
+    "__version__",
     "load_run",
     "train",
 ]

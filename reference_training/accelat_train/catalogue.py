@@ -16,8 +16,9 @@ trainer's AccelAT defaults were chosen by ablation on development seeds (docs/be
 ``--monitor robust_val_acc --accelat-z 0 --stop-patience 0`` (with ``--window`` as wanted)
 gives the paper's rule.
 
->>> CATALOGUE["step"].build(lr_max=0.1, total_steps=100, epochs=10).at(60).lr
-0.01
+>>> step = CATALOGUE["step"].build(lr_max=0.2, total_steps=100, epochs=10)
+>>> [round(step.at(t).lr, 12) for t in (49, 50, 75)]
+[0.2, 0.02, 0.002]
 >>> CATALOGUE["accelat"].reads_metric, CATALOGUE["schedulefree"].optimizer
 (True, 'schedulefree')
 """
