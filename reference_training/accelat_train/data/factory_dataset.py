@@ -47,8 +47,8 @@ def read_factory_dataset(name: str, data_dir: str | Path | None = None) -> Decod
             f"dataset {name!r}: must return (train, test, classes), got {_describe(result)}"
         )
     classes = _classes(name, result[2])
-    train, test = (_split(name, which, part, len(classes)) for which, part in zip(
-        ("train", "test"), result[:2], strict=True))  # fmt: skip
+    train = _split(name, "train", result[0], len(classes))
+    test = _split(name, "test", result[1], len(classes))
     if train.x.shape[1:] != test.x.shape[1:]:
         raise ValueError(
             f"dataset {name!r}: train images are H x W x C = {train.x.shape[1:]} but test "
