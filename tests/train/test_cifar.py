@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from accelat_train.data import cifar, load_splits
+from accelat_train.data import cifar, folder, load_splits
 from accelat_train.data.cifar import CIFAR10_CLASSES, read_cifar
 
 # ../shared beside the repository root, as CI lays it out; absent on a user's machine.
@@ -177,6 +177,18 @@ def test_image_folder_uses_cifar10_label_order_and_exact_pixels(tmp_path):
     for split in (splits.train, splits.val):
         for x, y in zip(split.x, split.y, strict=True):
             assert any(np.array_equal(x, w) for w in written["train", CIFAR10_CLASSES[y]])
+    # As decoded (and cached): by CIFAR-10 label, then by path within a class.
+    train, _, _ = read_cifar("cifar10", root, cache_dir=tmp_path / "cache")
+    expected_train = np.stack([w for c in CIFAR10_CLASSES for w in written["train", c]])
+    np.testing.assert_array_equal(train.x, expected_train)
+    np.testing.assert_array_equal(train.y, np.repeat(np.arange(10), 3))
+
+
+def test_image_folder_with_the_wrong_number_of_classes_is_refused(tmp_path):
+    write_image_folder(tmp_path / "f", ["a", "b", "c"], 1, np.random.default_rng(5))
+    with pytest.raises(ValueError, match=r"cifar10 image folder must hold .* 10 class folders, "
+                       r"found 3 train and 3 test images in 3 classes"):  # fmt: skip
+        load_splits("cifar10", tmp_path / "f", cache_dir=tmp_path / "cache")
 
 
 def test_image_folder_with_other_names_sorts_classes(tmp_path):
@@ -226,7 +238,7 @@ def test_shared_tarball_layout_and_a_few_decoded_images():
     # One streamed pass: check every member's place, keep one image per split and class.
     counts = {"train": 0, "test": 0}
     chosen: dict[tuple[str, str], tuple[str, bytes]] = {}
-    for path, payload in cifar._walk_tar(SHARED_TARBALL):
+    for path, payload in folder.walk_tar(SHARED_TARBALL):
         split, name, file = path.split("/")
         assert split in counts and name in CIFAR10_CLASSES and file.endswith(".jpg"), path
         counts[split] += 1

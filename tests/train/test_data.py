@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from accelat_train.data import load_splits
+from accelat_train.data.arrays import ArrayData
 
 
 def rows(x: np.ndarray) -> list[bytes]:
@@ -78,3 +79,24 @@ def test_mean_and_std_are_those_of_the_train_pixels(digits):
 def test_bad_arguments_raise_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_splits(**kwargs)
+
+
+# ------------------------------------------------------------------------------------ ArrayData
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((2, 4, 4, 1), np.float64), "x must be uint8 or float32 N x H x W x C"),
+        (np.zeros((2, 4, 4), np.uint8), "x must be uint8 or float32 N x H x W x C"),
+        (
+            np.full((2, 4, 4, 1), 1.5, np.float32),
+            r"must lie in \[0, 1\], got values in \[1.5, 1.5\]",
+        ),
+        (np.full((2, 4, 4, 1), np.nan, np.float32), r"must lie in \[0, 1\]"),
+    ],
+)
+def test_array_data_takes_uint8_or_float32_pixels_in_the_unit_range_only(x, message):
+    with pytest.raises(ValueError, match=message):
+        ArrayData(x, np.zeros(2, np.int64))
+    assert len(ArrayData(np.ones((2, 4, 4, 1), np.float32), np.zeros(2, np.int64))) == 2

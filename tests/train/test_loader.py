@@ -8,7 +8,7 @@ import torch
 
 from accelat_train.data import load_splits
 from accelat_train.data.arrays import ArrayData
-from accelat_train.data.loader import DeviceLoader, crop_flip
+from accelat_train.data.loader import DeviceLoader, crop_flip, unit_pixels
 
 
 def indexed_data(n: int, size: int = 6, channels: int = 3) -> ArrayData:
@@ -110,6 +110,23 @@ def test_cuda_loader_replays_the_cpu_loader_exactly():
     on_gpu = collect(DeviceLoader(data, 64, augment=True, seed=2, device="cuda"), 1)
     assert on_gpu[0].is_cuda and on_gpu[1].is_cuda
     assert torch.equal(on_gpu[0].cpu(), on_cpu[0]) and torch.equal(on_gpu[1].cpu(), on_cpu[1])
+
+
+def test_float32_pixels_are_batched_and_augmented_exactly_like_their_uint8_twins():
+    data = indexed_data(40, size=12)
+    twin = ArrayData(data.x.astype(np.float32) / np.float32(255), data.y)
+    for augment in (False, True):
+        ours = collect(DeviceLoader(twin, 16, augment=augment, seed=5), 2)
+        theirs = collect(DeviceLoader(data, 16, augment=augment, seed=5), 2)
+        assert ours[0].dtype == torch.float32
+        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+def test_unit_pixels_copies_float32_and_scales_uint8():
+    x = torch.rand(2, 3)
+    assert torch.equal(unit_pixels(x), x) and unit_pixels(x).data_ptr() != x.data_ptr()
+    levels = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(unit_pixels(levels), torch.arange(256, dtype=torch.float32) / 255)
 
 
 def test_digits_are_never_augmented():

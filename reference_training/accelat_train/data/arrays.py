@@ -1,7 +1,9 @@
-"""``ArrayData``: one split of a dataset as uint8 images and int64 labels in host memory.
+"""``ArrayData``: one split of a dataset as images and int64 labels in host memory.
 
-The one type every reader returns (``data.py`` for digits, ``cifar.py`` for CIFAR) and the
-loader consumes (``loader.py``). It lives on its own so that the split logic can import the
+The one type every reader returns (``splits.py`` for digits, ``cifar.py`` for CIFAR, ``folder.py``
+for image folders, ``factory_dataset.py`` for a user's factory) and the loader consumes
+(``loader.py``). Images are uint8 (0..255 stands for [0, 1]); only a user's factory data that 8 bits
+would round are float32 in [0, 1]. It lives on its own so that the split logic can import the
 readers and the readers can build ``ArrayData`` without importing each other.
 
 >>> import numpy as np
@@ -19,14 +21,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ArrayData:
-    """One split in host memory: ``x`` uint8 N x H x W x C, ``y`` int64 N."""
+    """One split in host memory: ``x`` N x H x W x C, uint8 or float32 in [0, 1]; ``y`` int64 N."""
 
     x: np.ndarray
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.x.dtype != np.uint8 or self.x.ndim != 4:
-            raise ValueError(f"x must be uint8 N x H x W x C, got {self.x.dtype} {self.x.shape}")
+        if self.x.dtype not in (np.uint8, np.float32) or self.x.ndim != 4:
+            raise ValueError(
+                f"x must be uint8 or float32 N x H x W x C, got {self.x.dtype} {self.x.shape}"
+            )
+        if self.x.dtype == np.float32 and self.x.size:
+            lo, hi = float(self.x.min()), float(self.x.max())
+            if not (lo >= 0.0 and hi <= 1.0):  # NaN fails both
+                raise ValueError(f"float32 x must lie in [0, 1], got values in [{lo}, {hi}]")
         if self.y.dtype != np.int64 or self.y.shape != (len(self.x),):
             raise ValueError(
                 f"y must be int64 of shape ({len(self.x)},), got {self.y.dtype} {self.y.shape}"

@@ -9,9 +9,9 @@
 - an image folder ``train/<class>/*`` and ``test/<class>/*`` (PNG, JPEG, ...), or a ``.tar.gz`` of
   one, such as the shared ``cifar10-jpeg.tar.gz``.
 
-Decoding 60,000 images takes ~15 s, so decoded image folders are cached as an ``.npz`` keyed by
-the sha256 of the source's bytes (``cache_dir``, default ``$ACCELAT_CACHE`` or
-``~/.cache/accelat``). Pickled batches are raw arrays already and are read directly.
+Image folders are decoded and cached by :mod:`accelat_train.data.folder` (always as RGB, in
+``CIFAR10_CLASSES`` order when the folder names are CIFAR-10's). Pickled batches are raw arrays
+already and are read directly.
 
 Example::
 
@@ -23,19 +23,26 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 import tarfile
 import urllib.request
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from accelat_train.checkpoint import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
+from accelat_train.data.folder import (
+    ARCHIVE_SUFFIXES,
+    cache_directory,
+    cached,
+    decode_images,
+    walk_dir,
+    walk_tar,
+)
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -64,7 +71,6 @@ _OFFICIAL_ARCHIVES = {
 }
 _PICKLE_DIR = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-_CACHE_FORMAT = 1
 
 
 def read_cifar(
@@ -82,7 +88,7 @@ def read_cifar(
     """
     if name not in _PICKLE_DIR:
         raise ValueError(f"name must be one of {tuple(_PICKLE_DIR)}, got {name!r}")
-    cache = _cache_dir(cache_dir)
+    cache = cache_directory(cache_dir)
     root = Path(data_dir).expanduser() if data_dir is not None else cache
     source = _find_source(name, root)
     if source is None and download:
@@ -91,9 +97,9 @@ def read_cifar(
         raise ValueError(f"no {name} data found at '{root}'; {_layouts(name)}")
     if source.is_dir():
         if (source / "train").is_dir() and (source / "test").is_dir():
-            files = _walk_dir(source, ("train", "test"))
-            return _cached(name, source, cache, lambda: _decode_images(name, files))
-        return _read_pickles(name, _walk_dir(source))
+            files = walk_dir(source, ("train", "test"))
+            return cached(name, source, cache, lambda: _decode_images(name, files))
+        return _read_pickles(name, walk_dir(source))
     # An archive: peek at its first file to tell pickled batches from images.
     try:
         with tarfile.open(source, "r:*") as tar:
@@ -101,14 +107,8 @@ def read_cifar(
     except (tarfile.TarError, OSError) as error:
         raise ValueError(f"cannot read archive '{source}' ({error}); {_layouts(name)}") from None
     if any(part in first for part in _PICKLE_DIR.values()):
-        return _read_pickles(name, _walk_tar(source))
-    return _cached(name, source, cache, lambda: _decode_images(name, _walk_tar(source)))
-
-
-def _cache_dir(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    return Path(os.environ.get("ACCELAT_CACHE", Path.home() / ".cache" / "accelat")).expanduser()
+        return _read_pickles(name, walk_tar(source))
+    return cached(name, source, cache, lambda: _decode_images(name, walk_tar(source)))
 
 
 def _layouts(name: str) -> str:
@@ -125,7 +125,7 @@ def _layouts(name: str) -> str:
 def _find_source(name: str, root: Path) -> Path | None:
     """The directory or archive under ``root`` that holds ``name``, or None."""
     if root.is_file():
-        return root if root.name.endswith((".tar.gz", ".tgz", ".tar")) else None
+        return root if root.name.endswith(ARCHIVE_SUFFIXES) else None
     if not root.is_dir():
         return None
     pickled = root / _PICKLE_DIR[name]
@@ -151,31 +151,12 @@ def _download(name: str, root: Path) -> Path:
         payload = response.read()
     if hashlib.md5(payload).hexdigest() != md5:
         raise ValueError(f"download of {url} is corrupt (md5 mismatch); try again")
-    atomic_write(target, lambda f: f.write(payload))
+
+    def write(f: IO[bytes]) -> None:
+        f.write(payload)
+
+    atomic_write(target, write)
     return target
-
-
-def _walk_dir(root: Path, subdirs: tuple[str, ...] = (".",)) -> Iterator[tuple[str, bytes]]:
-    """(relative posix path, bytes) of every file under ``root / subdir``, in sorted order."""
-    paths = sorted(p for sub in subdirs for p in (root / sub).rglob("*") if p.is_file())
-    for path in paths:
-        yield path.relative_to(root).as_posix(), path.read_bytes()
-
-
-def _walk_tar(archive: Path) -> Iterator[tuple[str, bytes]]:
-    """(member path, bytes) of every file in ``archive``, streamed in archive order; a
-    truncated or damaged archive is a ``ValueError`` naming it."""
-    try:
-        with tarfile.open(archive, "r|*") as tar:
-            for member in tar:
-                if member.isfile():
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    yield member.name, handle.read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise ValueError(
-            f"archive '{archive}' is truncated or damaged ({type(error).__name__}: {error})"
-        ) from None
 
 
 def _read_pickles(name: str, files: Iterator[tuple[str, bytes]]) -> Decoded:
@@ -262,82 +243,24 @@ def _safe_unpickle(payload: bytes, path: str) -> dict:
     return {_text(k): v for k, v in obj.items()}
 
 
-def _decode_images(name: str, files: Iterator[tuple[str, bytes]]) -> Decoded:
-    from PIL import Image
-
-    images: dict[str, list[tuple[str, str, np.ndarray]]] = {"train": [], "test": []}
-    for path, payload in files:
-        parts = path.split("/")
-        if len(parts) < 3 or parts[-3] not in images or parts[-1].startswith("."):
-            continue
-        try:
-            with Image.open(io.BytesIO(payload)) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path} is not a readable image: {error}") from None
-        images[parts[-3]].append((parts[-2], path, pixels))
-    names = {c for split in images.values() for c, _, _ in split}
-    classes = CIFAR10_CLASSES if names == set(CIFAR10_CLASSES) else tuple(sorted(names))
-    if len(classes) != _NUM_CLASSES[name] or not images["train"] or not images["test"]:
+def _decode_images(name: str, files: Iterable[tuple[str, bytes]]) -> Decoded:
+    """An image folder of ``name``: RGB, ``_NUM_CLASSES[name]`` classes, CIFAR-10's label order
+    when the folder names are CIFAR-10's class names (sorted names otherwise)."""
+    train, test, classes = decode_images(files, f"{name} image folder", rgb=True)
+    if len(classes) != _NUM_CLASSES[name]:
         raise ValueError(
             f"{name} image folder must hold train/ and test/ with {_NUM_CLASSES[name]} class "
-            f"folders, found {len(images['train'])} train and {len(images['test'])} test images "
-            f"in {len(classes)} classes; {_layouts(name)}"
+            f"folders, found {len(train)} train and {len(test)} test images in {len(classes)} "
+            f"classes; {_layouts(name)}"
         )
-    index = {c: i for i, c in enumerate(classes)}
-
-    def stack(entries: list[tuple[str, str, np.ndarray]]) -> ArrayData:
-        entries.sort(key=lambda e: (index[e[0]], e[1]))  # archive order is arbitrary
-        shapes = {e[2].shape for e in entries}
-        if len(shapes) != 1:
-            raise ValueError(f"{name} images must all have one size, found {sorted(shapes)}")
-        x = np.stack([e[2] for e in entries])
-        return ArrayData(x, np.array([index[e[0]] for e in entries], dtype=np.int64))
-
-    return stack(images["train"]), stack(images["test"]), classes
+    if set(classes) != set(CIFAR10_CLASSES):
+        return train, test, classes
+    relabel = np.array([CIFAR10_CLASSES.index(c) for c in classes])
+    return _relabelled(train, relabel), _relabelled(test, relabel), CIFAR10_CLASSES
 
 
-def _source_digest(source: Path) -> str:
-    """sha256 of the source's content: the archive's bytes, or every file's path and bytes."""
-    digest = hashlib.sha256()
-    if source.is_file():
-        with source.open("rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-    else:
-        for path, payload in _walk_dir(source, ("train", "test")):
-            digest.update(f"{path}\0{len(payload)}\0".encode())
-            digest.update(payload)
-    return digest.hexdigest()
-
-
-def _cached(name: str, source: Path, cache: Path, decode: Callable[[], Decoded]) -> Decoded:
-    """``decode()``, memoised on disk under the sha256 of the source's content."""
-    path = cache / f"{name}-{_source_digest(source)[:32]}-v{_CACHE_FORMAT}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return (
-                    ArrayData(z["x_train"], z["y_train"]),
-                    ArrayData(z["x_test"], z["y_test"]),
-                    tuple(str(c) for c in z["classes"]),
-                )
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is rebuilt below
-    train, test, classes = decode()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            path,
-            lambda f: np.savez(
-                f,
-                x_train=train.x,
-                y_train=train.y,
-                x_test=test.x,
-                y_test=test.y,
-                classes=np.array(classes, dtype=str),
-            ),
-        )
-    except OSError:
-        pass  # a read-only cache costs speed, not correctness
-    return train, test, classes
+def _relabelled(data: ArrayData, relabel: np.ndarray) -> ArrayData:
+    """Labels mapped through ``relabel``, images reordered by new label (paths stay in order)."""
+    y = relabel[data.y]
+    order = np.argsort(y, kind="stable")
+    return ArrayData(data.x[order], y[order])

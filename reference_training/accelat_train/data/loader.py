@@ -1,7 +1,8 @@
 """``DeviceLoader``: batches of an ``ArrayData`` held on one device, augmented there.
 
 No DataLoader and no worker processes: the uint8 images are moved to the device once, and each
-batch is gathered, randomly cropped and flipped (``crop_flip``) and converted to float32 there.
+batch is gathered, randomly cropped and flipped (``crop_flip``) and converted to float32 there
+(``unit_pixels``; a float32 ``ArrayData`` is used as it is).
 The order and the augmentation are a pure function of ``(seed, epoch, rank)``.
 
 Example::
@@ -78,7 +79,7 @@ class DeviceLoader:
         self.rank = rank
         self.world_size = world_size
         self.drop_last = drop_last
-        # N x C x H x W uint8, contiguous: a quarter of the float32 footprint.
+        # N x C x H x W, contiguous; uint8 is a quarter of the float32 footprint.
         self.x = torch.from_numpy(data.x).permute(0, 3, 1, 2).contiguous().to(self.device)
         self.y = torch.from_numpy(data.y).to(self.device)
         self.num_samples = len(data) // world_size  # examples per epoch on this rank
@@ -111,7 +112,18 @@ class DeviceLoader:
             if self.augment:
                 stop = start + len(index)
                 x = crop_flip(x, offsets_d[start:stop], flips_d[start:stop])
-            yield x.float().div_(255.0), self.y.index_select(0, index)
+            yield unit_pixels(x), self.y.index_select(0, index)
+
+
+def unit_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as a new float32 tensor in [0, 1]: uint8 ``x / 255``, float32 ``x`` copied.
+
+    >>> unit_pixels(torch.tensor([0, 51, 255], dtype=torch.uint8))
+    tensor([0.0000, 0.2000, 1.0000])
+    """
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.to(torch.float32, copy=True)
 
 
 def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,14 @@
-"""The datasets a run trains on, split into train / val / test as uint8 arrays.
+"""The datasets a run trains on, split into train / val / test as ``ArrayData`` (uint8 images).
 
-Three datasets: ``digits`` (scikit-learn's embedded 8x8 digits, with a fixed train/test split)
-and ``cifar10`` / ``cifar100`` (read from disk by :mod:`accelat_train.data.cifar`). ``load_splits``
-holds a stratified validation split out of the training set (and optionally a stratified
-training subset), and measures the per-channel mean and std of the training pixels. Batching
-and augmentation live in :mod:`accelat_train.data.loader`.
+The datasets (``DATASET_NAMES``): ``digits`` (scikit-learn's embedded 8x8 digits, with a fixed
+train/test split), ``cifar10`` / ``cifar100`` (read from disk by :mod:`accelat_train.data.cifar`),
+``folder`` (any image folder ``train/<class>/*`` + ``test/<class>/*`` or a tarball of one, read by
+:mod:`accelat_train.data.folder`), and a user's ``"module:factory"``
+(:mod:`accelat_train.data.factory_dataset`). ``load_splits`` holds a stratified validation split
+out of the training set (and optionally a stratified training subset), and measures the
+per-channel mean and std of the training pixels. Batching and augmentation live in
+:mod:`accelat_train.data.loader`; augmentation (random crop and flip) is on for images of
+16 px or more on each side (``AUGMENT_MIN_SIZE``): CIFAR, and most image folders, but not digits.
 
 Example::
 
@@ -25,11 +29,19 @@ import numpy as np
 
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.data.cifar import read_cifar
+from accelat_train.data.factory_dataset import read_factory_dataset
+from accelat_train.data.folder import LAYOUT, read_image_folder
+from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 
-DATASET_NAMES = ("digits", "cifar10", "cifar100")
+DATASET_NAMES = ("digits", "cifar10", "cifar100", "folder")
 
-# Held out from the training set when val_size is None.
+# Held out from the training set when val_size is None: a fixed count for the fixed datasets,
+# DEFAULT_VAL_FRACTION of the training images (rounded) for a folder or a factory's dataset.
 DEFAULT_VAL_SIZE = {"digits": 200, "cifar10": 1000, "cifar100": 1000}
+DEFAULT_VAL_FRACTION = 0.1
+# Random crop (4 px padding) and flip only for images at least this large on each side: on 8x8
+# digits a 4 px shift moves half the picture out of view.
+AUGMENT_MIN_SIZE = 16
 
 # The digits train/test split is part of the benchmark's definition, so its seed is fixed and
 # independent of the run's seed.
@@ -63,24 +75,28 @@ def load_splits(
 ) -> Splits:
     """Load ``name`` and split it: val is held out of the training set, stratified by ``seed``.
 
+    ``name`` is one of ``DATASET_NAMES`` or a user's ``"module:factory"`` (see
+    :mod:`accelat_train.data.factory_dataset`; called with ``data_dir=`` when one is given).
     ``train_size`` then takes a stratified subset of what is left (None: all of it).
-    ``val_size`` None means ``DEFAULT_VAL_SIZE[name]``; 0 gives an empty val split.
-    For CIFAR, ``data_dir`` None means ``cache_dir`` (where ``download=True`` puts the archive).
+    ``val_size`` None means ``DEFAULT_VAL_SIZE[name]``, or for ``folder`` and a factory
+    ``DEFAULT_VAL_FRACTION`` (10 %) of the training images; 0 gives an empty val split.
+    For CIFAR, ``data_dir`` None means ``cache_dir`` (where ``download=True`` puts the archive);
+    ``folder`` needs ``data_dir``. Decoded image folders are cached in ``cache_dir``.
 
     >>> splits = load_splits("digits", train_size=500, val_size=100)
     >>> splits.train.x.shape, splits.classes[:3]
     ((500, 8, 8, 1), ('0', '1', '2'))
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {name!r}")
+    if name not in DATASET_NAMES and not is_factory_name(name):
+        raise ValueError(
+            f"dataset must be one of {DATASET_NAMES} or {FACTORY_SYNTAX}, got {name!r}"
+        )
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if name == "digits":
-        train, test, classes = _digits()
-    else:
-        train, test, classes = read_cifar(name, data_dir, cache_dir=cache_dir, download=download)
+    train, test, classes = _read(name, data_dir, cache_dir=cache_dir, download=download)
 
-    val_size = DEFAULT_VAL_SIZE[name] if val_size is None else val_size
+    if val_size is None:
+        val_size = DEFAULT_VAL_SIZE.get(name, round(DEFAULT_VAL_FRACTION * len(train)))
     if not isinstance(val_size, int) or not 0 <= val_size < len(train):
         raise ValueError(f"val_size must be an int in [0, {len(train)}), got {val_size!r}")
     rng = np.random.default_rng(seed)
@@ -96,7 +112,23 @@ def load_splits(
         rest = rest[keep]
     train = train.take(rest)
     mean, std = _channel_stats(train.x)
-    return Splits(name, train, val, test, classes, mean, std, augment=name != "digits")
+    augment = min(train.x.shape[1:3]) >= AUGMENT_MIN_SIZE
+    return Splits(name, train, val, test, classes, mean, std, augment=augment)
+
+
+def _read(
+    name: str, data_dir: str | Path | None, *, cache_dir: str | Path | None, download: bool
+) -> Decoded:
+    """(train, test, classes) of dataset ``name`` as stored, before any split."""
+    if name == "digits":
+        return _digits()
+    if name == "folder":
+        if data_dir is None:
+            raise ValueError(f"dataset 'folder' needs data_dir: {LAYOUT}")
+        return read_image_folder(data_dir, cache_dir=cache_dir)
+    if name in DATASET_NAMES:
+        return read_cifar(name, data_dir, cache_dir=cache_dir, download=download)
+    return read_factory_dataset(name, data_dir)
 
 
 def _digits() -> Decoded:
@@ -129,13 +161,18 @@ def _stratified_split(
 
 
 def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Exact per-channel mean and std of ``x / 255`` from 256-bin histograms (no float copy)."""
+    """Per-channel mean and std (floored at 1e-6) of the pixels as values in [0, 1]."""
+    moments = [_moments(x[..., c]) for c in range(x.shape[-1])]
+    return tuple(m for m, _ in moments), tuple(max(s, 1e-6) for _, s in moments)
+
+
+def _moments(channel: np.ndarray) -> tuple[float, float]:
+    """Mean and std of one channel: exact from a 256-bin histogram for uint8 ``channel / 255``
+    (no float copy); in float64 for float32 pixels."""
+    if channel.dtype != np.uint8:
+        values = channel.astype(np.float64)
+        return float(values.mean()), float(values.std())
     levels = np.arange(256, dtype=np.float64) / 255.0
-    mean, std = [], []
-    for c in range(x.shape[-1]):
-        hist = np.bincount(x[..., c].ravel(), minlength=256).astype(np.float64)
-        m = float(hist @ levels / hist.sum())
-        var = float(hist @ (levels - m) ** 2 / hist.sum())
-        mean.append(m)
-        std.append(max(var**0.5, 1e-6))
-    return tuple(mean), tuple(std)
+    hist = np.bincount(channel.ravel(), minlength=256).astype(np.float64)
+    mean = float(hist @ levels / hist.sum())
+    return mean, float(hist @ (levels - mean) ** 2 / hist.sum()) ** 0.5

@@ -1,7 +1,8 @@
 """Image classifiers for CIFAR-sized (32x32) and digits-sized (8x8) inputs.
 
 Every network from :func:`build_model` expects NORMALISED input; wrap it in
-:class:`NormalizedModel` to train and attack on [0, 1] pixels.
+:class:`NormalizedModel` to train and attack on [0, 1] pixels. Besides the built-in
+``MODEL_NAMES``, ``build_model`` takes a user's own network as ``"module:factory"``.
 
 >>> net = build_model("resnet20", num_classes=10)
 >>> model = NormalizedModel(net, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
@@ -16,12 +17,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from accelat_train.factory import FACTORY_SYNTAX, call_factory, is_factory_name
+
 from .cnn import SmallCNN
 from .mobilenetv2 import MobileNetV2
 from .preact import preact_resnet18
 from .resnet import init_weights, resnet20, resnet50
+from .wideresnet import wrn28_10, wrn34_10
 
-MODEL_NAMES = ("cnn", "resnet20", "preact18", "mobilenetv2", "resnet50")
+MODEL_NAMES = ("cnn", "resnet20", "preact18", "mobilenetv2", "resnet50", "wrn28-10", "wrn34-10")
 
 _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "cnn": SmallCNN,
@@ -29,26 +33,41 @@ _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "preact18": preact_resnet18,
     "mobilenetv2": MobileNetV2,
     "resnet50": resnet50,
+    "wrn28-10": wrn28_10,
+    "wrn34-10": wrn34_10,
 }
 
 
 def build_model(
     name: str, num_classes: int, in_channels: int = 3, image_size: int = 32
 ) -> nn.Module:
-    """The network ``name`` (one of ``MODEL_NAMES``) for ``in_channels`` x ``image_size``^2 input.
+    """The network ``name`` for ``in_channels`` x ``image_size``^2 input.
 
-    All end in global average pooling, so any ``image_size`` >= 8 works; ``image_size`` is
-    checked, not used to size layers.
+    ``name`` is one of ``MODEL_NAMES``, or ``"module:factory"``: a user's network, built as
+    ``factory(num_classes=..., in_channels=...)``, which must return an ``nn.Module`` that, like
+    the built-ins, takes NORMALISED input (:class:`NormalizedModel` wraps it) and handles
+    ``image_size``. The built-ins end in global average pooling, so any ``image_size`` >= 8
+    works; ``image_size`` is checked, not used to size layers.
+
+    >>> build_model("wrn28-10", num_classes=10).fc.out_features
+    10
+    >>> build_model("torch.nn:Identity", num_classes=10)  # a factory taking keywords it ignores
+    Identity()
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"model must be one of {MODEL_NAMES}, got {name!r}")
+    if name not in _BUILDERS and not is_factory_name(name):
+        raise ValueError(f"model must be one of {MODEL_NAMES} or {FACTORY_SYNTAX}, got {name!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
-    return _BUILDERS[name](num_classes, in_channels)
+    if name in _BUILDERS:
+        return _BUILDERS[name](num_classes, in_channels)
+    net = call_factory("model", name, num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"model {name!r}: returned a {type(net).__name__}, not a torch.nn.Module")
+    return net
 
 
 class NormalizedModel(nn.Module):

@@ -1,0 +1,65 @@
+"""``module:factory`` names: a user's own dataset or model, imported and called by name.
+
+``--model mypkg.nets:wrn`` imports ``mypkg.nets`` and calls its ``wrn``; ``--dataset
+mypkg.data:make`` likewise. What the call receives and must return is the caller's business
+(:func:`accelat_train.models.build_model`, :func:`accelat_train.data.load_splits`); this module
+only resolves the name and calls it, and every error names the field and the value.
+
+>>> is_factory_name("mypkg.nets:wrn"), is_factory_name("resnet20")
+(True, False)
+>>> call_factory("number", "fractions:Fraction", numerator=3, denominator=6)
+Fraction(1, 2)
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from typing import Any
+
+FACTORY_SYNTAX = "'module:factory' (e.g. 'mypkg.nets:wrn')"
+
+_IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+_PATTERN = re.compile(rf"({_IDENTIFIERS}):({_IDENTIFIERS})")
+
+
+def is_factory_name(name: object) -> bool:
+    """Whether ``name`` has the form ``module.path:attribute`` (dotted identifiers each side)."""
+    return isinstance(name, str) and _PATTERN.fullmatch(name) is not None
+
+
+def call_factory(field: str, name: str, **kwargs: Any) -> Any:
+    """Import the module of ``name`` (``"module:attr"``), and return ``attr(**kwargs)``.
+
+    ``field`` ("model", "dataset") names the setting in errors: a ``ValueError`` when the module
+    cannot be imported, has no such attribute, the attribute is not callable, or it does not
+    accept ``kwargs``. An error raised inside the factory itself propagates unchanged.
+    """
+    match = _PATTERN.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise ValueError(f"{field} must be {FACTORY_SYNTAX}, got {name!r}")
+    module_name, attr = match.groups()
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"{field} {name!r}: cannot import module {module_name!r} ({exc}); is the folder "
+            "holding it on PYTHONPATH?"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{field} {name!r}: module {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(
+            f"{field} {name!r}: {attr!r} is a {type(target).__name__}, not a callable factory"
+        )
+    call = f"{attr}({', '.join(f'{k}=...' for k in kwargs)})"
+    try:
+        inspect.signature(target).bind(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{field} {name!r}: cannot be called as {call}: {exc}") from None
+    except ValueError:
+        pass  # no signature to inspect (some builtins): let the call itself decide
+    return target(**kwargs)
