@@ -28,6 +28,7 @@ from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_NAMES, cano
 from accelat_train.adversarial.methods import METHOD_NAMES
 from accelat_train.catalogue import CATALOGUE, POLICY_NAMES
 from accelat_train.data import DATASET_NAMES
+from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 from accelat_train.models import MODEL_NAMES
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
@@ -104,6 +105,20 @@ def lr_min_value(lr_min: float | str, lr_max: float) -> float:
     return min(float(lr_min), lr_max)
 
 
+def name_or_factory(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser of one name from ``allowed`` or a ``module:factory`` name."""
+
+    def parse(text: str) -> str:
+        if text not in allowed and not is_factory_name(text):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose from {', '.join(allowed)}, or give {FACTORY_SYNTAX}"
+            )
+        return text
+
+    parse.__name__ = "name"
+    return parse
+
+
 def names(
     allowed: tuple[str, ...], aliases: dict[str, str] | None = None
 ) -> Callable[[str], list[str]]:
@@ -142,10 +157,19 @@ class TrainConfig:
     loss); ``eval_every`` = 0 evaluates the test set only at the end.
     """
 
-    dataset: str = _opt("digits", "data set", choices=DATASET_NAMES)
-    data_dir: str | None = _opt(None, "CIFAR python layout, image folder or .tar.gz")
+    dataset: str = _opt(
+        "digits", f"data set: {', '.join(DATASET_NAMES)}, or module:factory (your own)",
+        type=name_or_factory(DATASET_NAMES),
+    )  # fmt: skip
+    data_dir: str | None = _opt(
+        None, "CIFAR python layout, image folder or .tar.gz (folder: required; "
+        "module:factory: passed to it as data_dir)",
+    )  # fmt: skip
     download: bool = _opt(False, "fetch CIFAR if --data-dir lacks it", action="store_true")
-    model: str = _opt("cnn", "network", choices=MODEL_NAMES)
+    model: str = _opt(
+        "cnn", f"network: {', '.join(MODEL_NAMES)}, or module:factory (your own)",
+        type=name_or_factory(MODEL_NAMES),
+    )  # fmt: skip
     method: str = _opt("free", "adversarial training method (the list below)", choices=METHOD_NAMES)
     eps: float = _opt(8 / 255, "L-inf radius in [0, 1] pixels", type=parse_eps, shown="8/255")
     replays: int | None = _opt(None, "Free AT replays m (None: 4; free only)", type=POSITIVE)
@@ -232,6 +256,13 @@ class TrainConfig:
         values. Runs once, when the config is made (a TrainConfig is frozen)."""
         for name, allowed in _CHOICES.items():
             choice(name, getattr(self, name), allowed)
+        for name, allowed in _CHOICES_OR_FACTORY.items():
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value in allowed) and not is_factory_name(value):
+                raise ValueError(
+                    f"{name} must be one of {', '.join(map(repr, allowed))} or "
+                    f"{FACTORY_SYNTAX}, got {value!r}"
+                )
         for name in ("amp", "optimizer"):
             if getattr(self, name) is not None:
                 choice(name, getattr(self, name), _CHOICES_OPTIONAL[name])
@@ -269,8 +300,14 @@ class TrainConfig:
             )
         if self.dataset == "digits" and self.data_dir is not None:
             raise ValueError(
-                f"data_dir applies to cifar10 and cifar100 (digits ships with scikit-learn), "
-                f"got data_dir={self.data_dir!r} with dataset 'digits'"
+                "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
+                f"(digits ships with scikit-learn), got data_dir={self.data_dir!r} with "
+                "dataset 'digits'"
+            )
+        if self.dataset == "folder" and self.data_dir is None:
+            raise ValueError(
+                "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
+                "test/<class>/* images, or a .tar.gz of one"
             )
 
     def _validate_counts(self) -> None:
@@ -305,12 +342,9 @@ class TrainConfig:
         return d
 
 
-_CHOICES = {
-    "dataset": DATASET_NAMES,
-    "model": MODEL_NAMES,
-    "method": METHOD_NAMES,
-    "monitor": MONITOR_NAMES,
-}
+_CHOICES = {"method": METHOD_NAMES, "monitor": MONITOR_NAMES}
+#: Fields that take one of their names or a user's ``module:factory``.
+_CHOICES_OR_FACTORY = {"dataset": DATASET_NAMES, "model": MODEL_NAMES}
 _CHOICES_OPTIONAL = {"amp": AMP_NAMES, "optimizer": OPTIMIZER_NAMES}
 #: name -> (lo, hi, lo_open, hi_open)
 _REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {

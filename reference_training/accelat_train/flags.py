@@ -129,7 +129,7 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     own.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
     own.add_argument("--out", required=True, default=argparse.SUPPRESS, help="run directory")
     own.add_argument("--resume", action="store_true", help="continue the run in --out")
-    own.add_argument("--log", type=_loggers, help="comma list of loggers: tensorboard, csv")
+    own.add_argument("--log", type=_loggers, help="comma list of loggers: csv, tensorboard, wandb")
 
     c = command("compare", "train several policies on several seeds", [_run_flags()], lists)
     _comparison_flags(c, out_default=None)
@@ -224,7 +224,9 @@ def _arms(text: str) -> list[str]:
 
 
 def _loggers(text: str) -> list[str]:
-    return names(("tensorboard", "csv"))(text)
+    from accelat_train.training.loggers import LOGGER_NAMES
+
+    return names(LOGGER_NAMES)(text)
 
 
 # -- from flags and files to a config ------------------------------------------------------------
@@ -276,7 +278,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     (exit 2) naming the flag."""
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         parser.error(f"--data-dir {args.data_dir}: no such file or directory")
-    if args.dataset != "digits" and args.data_dir is None and not args.download:
+    if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
     values = {
         f.name: getattr(args, f.name)

@@ -101,11 +101,6 @@ def test_one_split_off_the_grid_makes_both_float32_with_the_same_values():
     assert splits.test.x[5, 0, 0, 0] == 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="as_tensors (adversarial/evaluation.py) divides every split by 255: it must use "
-    "data.loader.unit_pixels for float32 data (the edit is in the helper-data report)",
-)
 def test_float_dataset_reaches_the_evaluation_unchanged():
     splits = load_splits(f"{HERE}:float_off_grid", val_size=0)
     x, _ = as_tensors(splits.test, torch.device("cpu"))

@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from accelat_train.adversarial import attacks, robust
+from accelat_train.data.loader import unit_pixels
 
 
 def as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """An ``ArrayData`` split as ``(x float32 N x C x H x W in [0, 1], y int64)`` on ``device``."""
-    x = torch.from_numpy(data.x).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+    x = unit_pixels(torch.from_numpy(data.x).permute(0, 3, 1, 2)).to(device)
     return x.contiguous(), torch.from_numpy(data.y).long().to(device)
 
 
