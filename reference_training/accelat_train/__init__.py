@@ -19,6 +19,7 @@ from accelat_train.adversarial.methods import METHODS, BatchStats, Method
 from accelat_train.config import TrainConfig
 from accelat_train.trained import Run, load_run
 from accelat_train.training.events import Callback
+from accelat_train.training.fit import fit
 from accelat_train.training.loop import TrainingDiverged, train
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDiverged",
     "__version__",
+    "fit",
     "load_run",
     "train",
 ]

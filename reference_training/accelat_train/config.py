@@ -32,6 +32,8 @@ from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 from accelat_train.models import MODEL_NAMES
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
+#: ``dataset`` and ``model`` of a run whose data and model were given in Python (``fit``).
+GIVEN = "given"
 AMP_NAMES = ("bf16", "fp16")
 OPTIMIZER_NAMES = ("sgd", "schedulefree", "prodigy")
 #: The largest lr_max accepted: the lr range test ends at 10, and SGD beyond it only diverges.
@@ -258,7 +260,8 @@ class TrainConfig:
             choice(name, getattr(self, name), allowed)
         for name, allowed in _CHOICES_OR_FACTORY.items():
             value = getattr(self, name)
-            if not (isinstance(value, str) and value in allowed) and not is_factory_name(value):
+            named = isinstance(value, str) and value in (*allowed, GIVEN)
+            if not named and not is_factory_name(value):
                 raise ValueError(
                     f"{name} must be one of {', '.join(map(repr, allowed))} or "
                     f"{FACTORY_SYNTAX}, got {value!r}"

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from torch import nn
 
 from accelat_train.adversarial.evaluation import as_tensors, eval_subset
 from accelat_train.checkpoint import CheckpointError, load_checkpoint
-from accelat_train.data import load_splits
+from accelat_train.config import GIVEN
+from accelat_train.data import Splits, load_splits
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.run_dir import RunDir, RunDirError, read_json
 
@@ -44,6 +46,8 @@ class Run:
         """The run's test images as ``(x, y)``: by default the ones its report was computed
         on (``eval_size`` of them, the fixed subset every evaluation uses); ``size`` takes
         that many of the same fixed random order instead."""
+        if self.splits is None:
+            raise ValueError("this run's data were given to fit(): load_run(..., splits=) them")
         x, y = as_tensors(self.splits.test, torch.device(device))
         return eval_subset(x, y, self.config.get("eval_size") if size is None else size)
 
@@ -54,13 +58,18 @@ def load_run(
     *,
     device: str | torch.device = "cpu",
     data_dir: str | None = None,
+    model: nn.Module | None = None,
+    splits: Splits | None = None,
 ) -> Run:
     """Load the run in directory ``path`` (or the checkpoint file ``path`` inside one).
 
     ``which="last"`` loads ``checkpoint.pt``, ``"best"`` the best robust-validation epoch's
     ``best.pt``; a file path names the checkpoint itself. ``data_dir`` overrides the run's
-    own (for ``test_data`` on a machine where the data lie elsewhere). A missing, corrupt or
-    foreign checkpoint raises :class:`~accelat_train.checkpoint.CheckpointError` naming it.
+    own (for ``test_data`` on a machine where the data lie elsewhere). A run of your own
+    model and data (:func:`accelat_train.fit`) needs ``model`` (an instance of the same
+    architecture: a copy of it gets the weights) and, for ``test_data``, ``splits``. A
+    missing, corrupt or foreign checkpoint raises
+    :class:`~accelat_train.checkpoint.CheckpointError` naming it.
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
@@ -74,17 +83,20 @@ def load_run(
         config = read_json(folder.config)
     except RunDirError as exc:
         raise CheckpointError(str(exc)) from None
-    splits = _splits(config, data_dir)
-    model = _model(config, splits)
+    if config["model"] == GIVEN and model is None:
+        raise ValueError(f"{folder.path} trained a model given to fit(): pass model=")
+    if splits is None and config["dataset"] != GIVEN:
+        splits = _splits(config, data_dir)
+    net = copy.deepcopy(model) if model is not None else _model(config, splits)
     try:
         # A run with averaging evaluated (and reported on) the averaged weights.
-        model.load_state_dict(state.get("evaluated", state["model"]))
+        net.load_state_dict(state.get("evaluated", state["model"]))
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
-    model.to(torch.device(device)).eval()
+    net.to(torch.device(device)).eval()
     metrics = folder.rows() if folder.metrics.is_file() else []
     report = read_json(folder.report) if folder.report.is_file() else None
-    return Run(model, config, metrics, report, int(state["epoch"]), ckpt_path, splits)
+    return Run(net, config, metrics, report, int(state["epoch"]), ckpt_path, splits)
 
 
 def _splits(config: dict[str, Any], data_dir: str | None) -> Any:
@@ -98,6 +110,6 @@ def _splits(config: dict[str, Any], data_dir: str | None) -> Any:
 
 
 def _model(config: dict[str, Any], splits: Any) -> nn.Module:
-    _, height, _, channels = splits.train.x.shape
+    _, height, _, channels = splits.val.x.shape
     net = build_model(config["model"], len(splits.classes), in_channels=channels, image_size=height)
     return NormalizedModel(net, splits.mean, splits.std)

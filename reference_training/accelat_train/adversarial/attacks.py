@@ -174,11 +174,13 @@ def foolbox_attack(attack: str, eps: float, steps: int):  # type: ignore[no-unty
     return fb.attacks.LinfDeepFoolAttack(steps=steps)
 
 
-def foolbox_model(model: NormalizedModel, device: torch.device):  # type: ignore[no-untyped-def]
+def foolbox_model(model: nn.Module, device: torch.device):  # type: ignore[no-untyped-def]
+    """Foolbox's view of ``model``: a NormalizedModel's network with its normalisation as
+    Foolbox's preprocessing, or any other model of [0, 1] images as it is."""
     import foolbox as fb
 
     if not isinstance(model, NormalizedModel):
-        raise ValueError(f"model must be a NormalizedModel, got {type(model).__name__}")
+        return fb.PyTorchModel(model, bounds=(0, 1), device=device)
     preprocessing = dict(mean=model.mean.flatten(), std=model.std.flatten(), axis=-3)
     return fb.PyTorchModel(model.net, bounds=(0, 1), preprocessing=preprocessing, device=device)
 

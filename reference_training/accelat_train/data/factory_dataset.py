@@ -46,9 +46,9 @@ def read_factory_dataset(name: str, data_dir: str | Path | None = None) -> Decod
         raise ValueError(
             f"dataset {name!r}: must return (train, test, classes), got {_describe(result)}"
         )
-    classes = _classes(name, result[2])
-    train = _split(name, "train", result[0], len(classes))
-    test = _split(name, "test", result[1], len(classes))
+    classes = classes_of(name, result[2])
+    train = check_pair(name, "train", result[0], len(classes))
+    test = check_pair(name, "test", result[1], len(classes))
     if train.x.shape[1:] != test.x.shape[1:]:
         raise ValueError(
             f"dataset {name!r}: train images are H x W x C = {train.x.shape[1:]} but test "
@@ -59,7 +59,8 @@ def read_factory_dataset(name: str, data_dir: str | Path | None = None) -> Decod
     return train, test, classes
 
 
-def _classes(name: str, classes: Any) -> tuple[str, ...]:
+def classes_of(name: str, classes: Any) -> tuple[str, ...]:
+    """``classes`` checked: 2 or more distinct strings (an error names dataset ``name``)."""
     if (
         not isinstance(classes, Sequence)
         or isinstance(classes, str)
@@ -74,7 +75,7 @@ def _classes(name: str, classes: Any) -> tuple[str, ...]:
     return tuple(classes)
 
 
-def _split(name: str, which: str, part: Any, num_classes: int) -> ArrayData:
+def check_pair(name: str, which: str, part: Any, num_classes: int) -> ArrayData:
     """One ``(x, y)`` pair as ``ArrayData``, every check naming ``dataset name``'s ``which``."""
     where = f"dataset {name!r}: {which}"
     if not (isinstance(part, tuple | list) and len(part) == 2):

@@ -158,3 +158,65 @@ def stream(loader: DeviceLoader, start: int, count: int | None) -> Iterator[Any]
             if count is not None and taken == count:
                 return
         epoch, skip = epoch + 1, 0
+
+
+class DatasetLoader:
+    """Batches of a map-style ``torch.utils.data.Dataset`` of ``(image, label)``, streamed
+    through a ``DataLoader`` in an order that is a pure function of ``(seed, epoch, rank)``,
+    so a resumed run replays it exactly; the same interface as :class:`DeviceLoader`.
+
+    Images are tensors C x H x W, uint8 or float in [0, 1]; the dataset's own transforms run
+    in this process (``workers=0``) on torch's random generator, which checkpoints restore.
+
+    >>> data = torch.utils.data.TensorDataset(torch.rand(10, 1, 4, 4), torch.arange(10))
+    >>> [len(y) for _, y in DatasetLoader(data, 4).epoch(0)]
+    [4, 4, 2]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 0,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if len(dataset) < world_size:
+            raise ValueError(
+                f"data has {len(dataset)} examples, fewer than world_size={world_size}"
+            )
+        self.dataset, self.batch_size, self.device = dataset, batch_size, torch.device(device)
+        self.seed, self.rank, self.world_size, self.workers = seed, rank, world_size, workers
+        self.num_samples = len(dataset) // world_size
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` batches of epoch ``epoch`` (0-based) for this rank."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+        shard = order[: self.num_samples * self.world_size][self.rank :: self.world_size]
+        subset = torch.utils.data.Subset(self.dataset, shard.tolist())
+        batches = torch.utils.data.DataLoader(
+            subset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers
+        )
+        for x, y in batches:
+            yield unit_pixels(x).to(self.device), torch.as_tensor(y).long().to(self.device)
+
+
+def make_loader(
+    data: Any, batch_size: int, *, device: torch.device, augment: bool, seed: int,
+    rank: int = 0, world_size: int = 1,
+) -> DeviceLoader | DatasetLoader:  # fmt: skip
+    """A :class:`DeviceLoader` for data in memory (``ArrayData``), else a
+    :class:`DatasetLoader` for a map-style dataset."""
+    if isinstance(data, ArrayData):
+        return DeviceLoader(data, batch_size, device=device, augment=augment, seed=seed,
+                            rank=rank, world_size=world_size)  # fmt: skip
+    return DatasetLoader(data, batch_size, device=device, seed=seed, rank=rank,
+                         world_size=world_size)  # fmt: skip

@@ -94,14 +94,32 @@ def load_splits(
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     train, test, classes = _read(name, data_dir, cache_dir=cache_dir, download=download)
-
     if val_size is None:
         val_size = DEFAULT_VAL_SIZE.get(name, round(DEFAULT_VAL_FRACTION * len(train)))
+    return split_validation(
+        name, train, test, classes, val_size=val_size, train_size=train_size, seed=seed
+    )
+
+
+def split_validation(
+    name: str,
+    train: ArrayData,
+    test: ArrayData | None,
+    classes: tuple[str, ...],
+    *,
+    val_size: int,
+    train_size: int | None,
+    seed: int,
+    val: ArrayData | None = None,
+) -> Splits:
+    """:class:`Splits` of a dataset as read: ``val_size`` images held out of ``train``
+    (stratified, by ``seed``) unless ``val`` is given, then a stratified ``train_size`` of
+    the rest; without ``test``, the test split is the validation split."""
     if not isinstance(val_size, int) or not 0 <= val_size < len(train):
         raise ValueError(f"val_size must be an int in [0, {len(train)}), got {val_size!r}")
     rng = np.random.default_rng(seed)
     val_index, rest = _stratified_split(train.y, val_size, rng)
-    val = train.take(val_index)
+    val = train.take(val_index) if val is None else val
     if train_size is not None:
         if not isinstance(train_size, int) or not 0 < train_size <= len(rest):
             raise ValueError(
@@ -113,7 +131,7 @@ def load_splits(
     train = train.take(rest)
     mean, std = _channel_stats(train.x)
     augment = min(train.x.shape[1:3]) >= AUGMENT_MIN_SIZE
-    return Splits(name, train, val, test, classes, mean, std, augment=augment)
+    return Splits(name, train, val, val if test is None else test, classes, mean, std, augment)
 
 
 def _read(

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from accelat_train.adversarial.methods import METHODS, FreeMethod, Method
-from accelat_train.config import TrainConfig
-from accelat_train.data import DeviceLoader, load_splits
+from accelat_train.config import GIVEN, TrainConfig
+from accelat_train.data import DeviceLoader, Splits, load_splits
+from accelat_train.data.loader import DatasetLoader, make_loader
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.training import distributed
 from accelat_train.training.optimizers import make_optimizer, optimizer_name
@@ -29,8 +30,8 @@ class Setup:
     cfg: TrainConfig
     device: torch.device
     dist: distributed.DistInfo
-    splits: Any
-    loader: DeviceLoader
+    splits: Splits
+    loader: DeviceLoader | DatasetLoader
     model: nn.Module  # NormalizedModel, uncompiled: what is saved and evaluated
     train_model: nn.Module  # what the method trains through (compiled / DDP-wrapped)
     optimizer: torch.optim.Optimizer
@@ -70,8 +71,21 @@ def make_method(cfg: TrainConfig, **kwargs: Any) -> Method:
     return cls(cfg.eps, pgd_steps=cfg.pgd_steps, **kwargs)
 
 
-def build(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) -> Setup:
-    """Load the data and build model, optimizer and method for ``cfg`` (seeded)."""
+def build(
+    cfg: TrainConfig,
+    *,
+    dist_info: distributed.DistInfo | None = None,
+    model: nn.Module | None = None,
+    data: Splits | None = None,
+) -> Setup:
+    """Load the data and build model, optimizer and method for ``cfg`` (seeded); ``model``
+    and ``data`` are a user's own (``dataset`` / ``model`` ``"given"``), as ``fit`` passes them."""
+    for name, given in (("dataset", data), ("model", model)):
+        if (getattr(cfg, name) == GIVEN) != (given is not None):
+            raise ValueError(
+                f"{name} {GIVEN!r} means a {name} passed to accelat_train.fit(); "
+                f"got {name}={getattr(cfg, name)!r} with {'one' if given is not None else 'none'}"
+            )
     device = resolve_device(cfg.device)
     info = dist_info or distributed.DistInfo()
     if info.active and device.type == "cuda":
@@ -80,7 +94,7 @@ def build(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) ->
     if amp is not None and device.type != "cuda":
         warnings.warn(f"--amp {amp} needs CUDA; training in float32 on {device}", stacklevel=2)
         amp = None
-    splits = load_splits(
+    splits = data or load_splits(
         cfg.dataset,
         cfg.data_dir,
         train_size=cfg.train_size,
@@ -88,16 +102,11 @@ def build(cfg: TrainConfig, *, dist_info: distributed.DistInfo | None = None) ->
         seed=cfg.seed,
         download=cfg.download,
     )
-    loader = DeviceLoader(
-        splits.train,
-        cfg.batch_size,
-        device=device,
-        augment=splits.augment,
-        seed=cfg.seed,
-        rank=info.rank,
-        world_size=info.world_size,
-    )
-    model, train_model = _models(cfg, splits, device, info)
+    loader = make_loader(
+        splits.train, cfg.batch_size, device=device, augment=splits.augment, seed=cfg.seed,
+        rank=info.rank, world_size=info.world_size,
+    )  # fmt: skip
+    model, train_model = _models(cfg, splits, device, info, model)
     batches = batches_per_epoch(len(loader), cfg.num_replays)
     optimizer = _optimizer(cfg, model, total_updates=cfg.epochs * batches * cfg.num_replays)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
@@ -124,19 +133,30 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, *, total_updates: int) -> tor
 
 
 def _models(
-    cfg: TrainConfig, splits: Any, device: torch.device, info: distributed.DistInfo
+    cfg: TrainConfig,
+    splits: Splits,
+    device: torch.device,
+    info: distributed.DistInfo,
+    given: nn.Module | None,
 ) -> tuple[nn.Module, nn.Module]:
-    """The seeded model, and what training runs through (compiled, DDP-wrapped)."""
+    """The seeded model (or the given one, which takes [0, 1] images as it is), and what
+    training runs through (compiled, DDP-wrapped)."""
     torch.manual_seed(cfg.seed)
-    _, height, _, channels = splits.train.x.shape
-    net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
-    model = NormalizedModel(net, splits.mean, splits.std).to(device)
+    if given is None:
+        _, height, _, channels = splits.val.x.shape
+        net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
+        given = NormalizedModel(net, splits.mean, splits.std)
+    model = given.to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_model: nn.Module = model
     if cfg.compile:
-        # The compiled net shares the parameters; the plain model is what is saved.
-        train_model = NormalizedModel(torch.compile(model.net), splits.mean, splits.std).to(device)
+        # The compiled network shares the parameters; the plain model is what is saved.
+        if isinstance(model, NormalizedModel):
+            compiled = torch.compile(model.net)
+            train_model = NormalizedModel(compiled, splits.mean, splits.std).to(device)  # type: ignore[arg-type]
+        else:
+            train_model = torch.compile(model)  # type: ignore[assignment]
     if info.active:
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)

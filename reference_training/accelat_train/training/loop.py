@@ -30,7 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from accelat_train.config import TrainConfig, check_resume_config
+from accelat_train.data import Splits
 from accelat_train.run_dir import RunDir, RunDirError
 from accelat_train.training import distributed
 from accelat_train.training.build import build, resolve_device
@@ -48,20 +51,24 @@ def train(
     callbacks: Sequence[Callback] = (),
     quiet: bool = False,
     resume: bool = False,
+    model: torch.nn.Module | None = None,
+    data: Splits | None = None,
 ) -> Path:
     """Train ``cfg`` into the folder ``cfg.out``; return it.
 
     ``resume=True`` continues from ``checkpoint.pt`` (or starts afresh if there is none)
     and reproduces the uninterrupted run's metrics on CPU. ``callbacks`` listen to the
     loop's events after the built-in listeners. The folder is locked for the run's
-    duration. Raises :class:`TrainingDiverged` on a NaN/inf loss (the last checkpoint is
-    kept) and :class:`~accelat_train.run_dir.RunDirError` for a folder in use or unusable.
+    duration. ``model`` and ``data`` are a user's own (see :func:`fit`). Raises
+    :class:`TrainingDiverged` on a NaN/inf loss (the last checkpoint is kept) and
+    :class:`~accelat_train.run_dir.RunDirError` for a folder in use or unusable.
     """
     info = distributed.init_from_env(resolve_device(cfg.device).type)
     run_dir = RunDir(cfg.out)
     try:
         with run_dir.claimed() if info.is_main else contextlib.nullcontext(run_dir):
-            _train(cfg, run_dir, info, callbacks, quiet=quiet or not info.is_main, resume=resume)
+            _train(cfg, run_dir, info, callbacks, quiet=quiet or not info.is_main,
+                   resume=resume, given=(model, data))  # fmt: skip
         # Every rank waits for rank 0's test evaluation and report before any leaves.
         distributed.barrier(info)
         return run_dir.path
@@ -77,9 +84,10 @@ def _train(
     *,
     quiet: bool,
     resume: bool,
+    given: tuple[torch.nn.Module | None, Splits | None],
 ) -> None:
     cfg, checkpoint = _open(cfg, run_dir, resume)
-    setup = build(cfg, dist_info=info)
+    setup = build(cfg, dist_info=info, model=given[0], data=given[1])
     cfg, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot)
     trainer = Trainer(cfg, setup, run_dir)
     trainer.events = listeners(trainer, callbacks, quiet=quiet)

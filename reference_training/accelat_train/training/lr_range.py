@@ -42,7 +42,8 @@ from accelat_train.adversarial import attacks
 from accelat_train.adversarial.methods import PassCounter, network
 from accelat_train.catalogue import LR_FREE_LR
 from accelat_train.config import TrainConfig
-from accelat_train.data import DeviceLoader, stream
+from accelat_train.data import stream
+from accelat_train.data.loader import make_loader
 from accelat_train.training import distributed
 from accelat_train.training.build import Setup
 from accelat_train.training.optimizers import optimizer_name
@@ -149,13 +150,10 @@ def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:
             x = attacks.pgd(m, x, y, cfg.eps, cfg.pgd_steps, generator=generator)
         return F.cross_entropy(m(x), y)
 
-    loader = DeviceLoader(
-        setup.splits.train,
-        cfg.batch_size,
-        device=setup.device,
-        augment=setup.splits.augment,
-        seed=cfg.seed,
-    )
+    loader = make_loader(
+        setup.splits.train, cfg.batch_size, device=setup.device,
+        augment=setup.splits.augment, seed=cfg.seed,
+    )  # fmt: skip
     return lr_find(
         setup.model,
         setup.optimizer,
