@@ -177,3 +177,18 @@ def test_version_flag_prints_the_package_version():
 
     done = _accelat("--version", timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"accelat {__version__}"
+
+
+def test_the_readmes_own_model_example_trains_and_leaves_a_run_folder(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "fit_own_model.py"),
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                          timeout=600, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    final = report["final"]
+    assert last == (f"final clean={final['clean_acc']:.3f} robust={final['robust_acc']:.3f} "
+                    f"stopped={report['stopped']['reason']}")  # fmt: skip
+    assert report["config"]["model"] == "given" and report["evaluated"] == "averaged weights"
+    assert final["clean_acc"] > 0.5  # ten digits: chance is 0.1

@@ -1,7 +1,9 @@
 """The trainer against what it stands for, computed in the same process (so on any CPU):
 
 - a minimal hand-written Free AT loop with the same model, batches, seeds and schedule gives
-  the same weights, losses, accuracies and lrs, bit for bit;
+  the same weights, losses, accuracies and lrs, bit for bit (the loop is the overhead
+  benchmark's yardstick, benchmarks/trainer_overhead.py, so this also shows that the two
+  sides of that benchmark do the same work);
 - weight averaging equals a hand EMA of the weights after every update;
 - a run stopped by a NaN and resumed equals the uninterrupted run, averaging included;
 - the loop announces its events in order and as often as it should.
@@ -14,14 +16,13 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from accelat_core import StepDecay
 from accelat_train import TrainConfig, TrainingDiverged, train
 from accelat_train.checkpoint import load_checkpoint
-from accelat_train.data import DeviceLoader, load_splits, stream
-from accelat_train.models import NormalizedModel, build_model
+from accelat_train.training.build import build
 from accelat_train.training.events import Callback
+from benchmarks.trainer_overhead import hand_free_at, step_schedule
 from tests.train.listeners import NanAt
 
 pytestmark = pytest.mark.slow
@@ -46,48 +47,18 @@ def _rows(run_dir, drop=("seconds",)):
     return [{k: v for k, v in json.loads(line).items() if k not in drop} for line in lines]
 
 
-def _hand_free_at(ema_decay=None):
-    """Free AT (Shafahi et al. 2019) written out: m replays of each minibatch, the
-    perturbation carried over and stepped by eps * sign(its gradient), SGD with Free AT's
-    step schedule set before each update; optionally an EMA of weights and buffers."""
-    splits = load_splits("digits", train_size=100, val_size=40, seed=SEED)
-    loader = DeviceLoader(splits.train, BATCH, seed=SEED)
-    torch.manual_seed(SEED)
-    model = NormalizedModel(build_model("cnn", 10, in_channels=1, image_size=8),
-                            splits.mean, splits.std)  # fmt: skip
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4)
-    per_epoch = -(-len(loader) // REPLAYS)  # minibatches per epoch-equivalent
-    schedule = StepDecay.free_at(LR, EPOCHS * per_epoch * REPLAYS)
-    ema, t, epochs = None, 0, []
-    delta = None
-    for epoch in range(EPOCHS):
-        model.train()
-        loss_sum, correct, n_seen = 0.0, 0, 0
-        for x, y in stream(loader, epoch * per_epoch, per_epoch):
-            n = len(y)
-            if delta is None:
-                delta = torch.zeros_like(x, requires_grad=True)
-            batch_loss = 0.0  # summed per minibatch, then per epoch, in the trainer's order
-            for _ in range(REPLAYS):
-                for group in opt.param_groups:
-                    group["lr"] = schedule.at(t).lr
-                logits = model((x + delta[:n]).clamp(0, 1))
-                loss = F.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                delta.grad = None
-                loss.backward()
-                opt.step()
-                t += 1
-                batch_loss += loss.item() * n
-                correct += int((logits.argmax(1) == y).sum())
-                n_seen += n
-                with torch.no_grad():
-                    delta[:n].add_(EPS * delta.grad[:n].sign()).clamp_(-EPS, EPS)
-                ema = _ema_step(ema, model, ema_decay, t)
-            loss_sum += batch_loss
-        epochs.append({"train_loss": loss_sum / n_seen, "train_adv_acc": correct / n_seen,
-                       "lr": schedule.at(t - 1).lr})  # fmt: skip
-    return model, epochs, ema
+def _hand_free_at(tmp_path, ema_decay=None):
+    """Free AT by hand (benchmarks.trainer_overhead.hand_free_at, the benchmark's yardstick)
+    on a fresh build of the same config: the same model init and batches; optionally an
+    EMA of weights and buffers by hand."""
+    setup = build(_cfg(tmp_path, "hand"))
+    ema = {}
+
+    def average(t, model):
+        ema["state"] = _ema_step(ema.get("state"), model, ema_decay, t)
+
+    epochs = hand_free_at(setup, step_schedule(setup, EPOCHS), EPOCHS, after_step=average)
+    return setup.model, epochs, ema.get("state")
 
 
 def _ema_step(ema, model, decay, t):
@@ -117,7 +88,7 @@ def _assert_same_weights(got, want, **close):
 
 def test_the_trainer_is_a_hand_written_free_at_loop(tmp_path):
     run_dir = train(_cfg(tmp_path), quiet=True)
-    model, epochs, _ = _hand_free_at()
+    model, epochs, _ = _hand_free_at(tmp_path)
     rows = _rows(run_dir)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for row, hand in zip(rows, epochs, strict=True):
@@ -136,7 +107,7 @@ def test_weight_averaging_is_an_ema_of_every_update_and_is_what_the_run_evaluate
     def decay(n):
         return min(d, 1 - (1 + n) ** -0.75) if warmup else d
 
-    model, _, ema = _hand_free_at(ema_decay=decay)
+    model, _, ema = _hand_free_at(tmp_path, ema_decay=decay)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     _assert_same_weights(ckpt["model"], model.state_dict())
     _assert_same_weights(ckpt["evaluated"], ema, rtol=1e-6, atol=1e-7)
