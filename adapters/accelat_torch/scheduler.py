@@ -71,6 +71,9 @@ class PolicyScheduler(LRScheduler):
     True
     """
 
+    # torch annotates LRScheduler.base_lrs list[float | Tensor]; ours are always floats.
+    base_lrs: list[float]  # type: ignore[assignment]
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -117,7 +120,7 @@ class PolicyScheduler(LRScheduler):
         self._write(policy.hyper)
 
     # -- the hot path -------------------------------------------------------------------
-    def step(self, metric: Any = None) -> None:  # type: ignore[override]
+    def step(self, metric: Any = None) -> None:
         """Advance the policy one unit (feeding ``metric`` if given) and write its values.
 
         ``metric`` may be a real number (not a bool), a one-element tensor or a numpy
@@ -207,13 +210,14 @@ class PolicyScheduler(LRScheduler):
                     self._momentum_groups.append(group)
 
     # -- views --------------------------------------------------------------------------
-    def get_last_lr(self) -> list[float]:
+    # torch annotates get_last_lr/get_lr list[float | Tensor]; ours return plain floats.
+    def get_last_lr(self) -> list[float]:  # type: ignore[override]
         """The lr of each param group as last written (``policy.lr * lr_i / lr_0``)."""
         lr = self.policy.lr
         first = self.base_lrs[0]
         return [lr if base == first else lr * base / first for base in self.base_lrs]
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float]:  # type: ignore[override]
         """Same as :meth:`get_last_lr`: the policy, not the scheduler, computes values."""
         return self.get_last_lr()
 
@@ -288,7 +292,9 @@ class PolicyScheduler(LRScheduler):
         return f"{type(self).__name__}({type(self.optimizer).__name__}, {self.policy!r})"
 
 
-class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
+# PolicyScheduler.step(metric) deliberately replaces ReduceLROnPlateau.step(metrics, epoch),
+# whose signature it does not share; the base is there for isinstance checks alone.
+class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):  # type: ignore[misc]
     """A :class:`PolicyScheduler` for a metric-driven policy, stepped with ``step(metric)``.
 
     Call ``step(metric)`` once per evaluation with the monitored value (a float, or a

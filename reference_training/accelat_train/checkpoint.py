@@ -32,7 +32,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, corrupt, foreign or too new."""
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(f)`` on a temp file next to ``path``, then atomically move it to ``path``.
 
     If ``write`` raises, the temp file is removed and ``path`` is left as it was. The file

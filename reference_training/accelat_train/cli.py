@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = (
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+    sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr, index]
     if getattr(args, "threads", None) is not None:
         torch.set_num_threads(args.threads)
     try:

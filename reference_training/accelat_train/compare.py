@@ -181,7 +181,7 @@ def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
 
 
 def _map(
-    fn: Callable[[Any], Any], tasks: list[Any], jobs: int, before: Callable[[Any], None]
+    fn: Callable[[Any], Any], tasks: list[Any], jobs: int, before: Callable[[Any], object]
 ) -> list[Any]:
     """``[fn(t) for t in tasks]``, in ``jobs`` processes when ``jobs > 1``; ``before(t)`` is
     called ahead of each task (of all of them, when they run in parallel)."""

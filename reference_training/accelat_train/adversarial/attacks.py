@@ -136,7 +136,7 @@ def check_eps(eps: float) -> None:
 
 
 @contextlib.contextmanager
-def attack_mode(model: NormalizedModel) -> Iterator[None]:
+def attack_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode, frozen parameters and no ``.grad`` for the duration, all restored afterwards.
 
     Foolbox and ART take input gradients with ``loss.backward()``, which would otherwise fill
@@ -193,7 +193,7 @@ def check_attack(attack: str, steps: int, names: tuple[str, ...] = ATTACK_NAMES)
 
 
 def foolbox_adversarial(
-    model: NormalizedModel,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     attack: str,

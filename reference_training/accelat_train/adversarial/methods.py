@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +88,8 @@ class Method:
         finally:
             counter.close()
             self._on_step = None
-        return BatchStats(loss_sum, correct, n, counter.count)
+        passes = cast(int, counter.count)  # forward_only=0: whole passes, an int
+        return BatchStats(loss_sum, correct, n, passes)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -182,7 +183,9 @@ class FreeMethod(Method):
             s, c, k = self._update(model, optimizer, x_adv, y, extra_grad=self.delta)
             loss_sum, correct, total = loss_sum + s, correct + c, total + k
             with torch.no_grad():
-                grad = self.delta.grad[:n]
+                delta_grad = self.delta.grad
+                assert delta_grad is not None  # filled by _update's backward
+                grad = delta_grad[:n]
                 # A GradScaler step that overflowed leaves inf/NaN here; sign(NaN) is NaN.
                 step = torch.nan_to_num(grad, nan=0.0).sign_().mul_(self.eps)
                 self.delta[:n].add_(step).clamp_(-self.eps, self.eps)

@@ -36,7 +36,6 @@ from accelat_train.adversarial.attacks import (
     check_in_ball,
     clean_accuracy,
 )
-from accelat_train.models import NormalizedModel
 
 # AutoAttack's standard L∞ settings (Croce & Hein 2020, version="standard").
 AUTOATTACK_ITERATIONS = 100
@@ -80,7 +79,7 @@ def describe_attack(attack: str, steps: int = 20) -> str:
 
 
 def robust_mask(
-    model: NormalizedModel,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     attack: str,
@@ -133,7 +132,7 @@ def robust_mask(
 
 
 def robust_accuracy(
-    model: NormalizedModel,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     attack: str,
@@ -158,7 +157,7 @@ def robust_accuracy(
 
 
 def evaluate(
-    model: NormalizedModel,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     attacks: Sequence[str],
@@ -222,7 +221,7 @@ def _fraction(mask: torch.Tensor) -> float:
 
 
 def _foolbox_attacker(
-    model: NormalizedModel, x: torch.Tensor, attack: str, epsilons: list[float], steps: int
+    model: nn.Module, x: torch.Tensor, attack: str, epsilons: list[float], steps: int
 ) -> AttackRun:
     """``run(xb, yb) -> [(x_adv, success) per ε]`` by Foolbox (success: prediction changed)."""
     fmodel = attacks.foolbox_model(model, x.device)
@@ -272,7 +271,7 @@ def _art_context(device: torch.device) -> Iterator[None]:
 
 
 def _art_attacker(
-    model: NormalizedModel,
+    model: nn.Module,
     x: torch.Tensor,
     attack: str,
     epsilons: list[float],

@@ -89,7 +89,7 @@ def _dataset_splits(
     first, _ = subset[0]
     channels = int(torch.as_tensor(first).shape[0])
     return Splits("given", subset, held, tested, tuple(names), (0.0,) * channels,
-                  (1.0,) * channels, augment=False)  # type: ignore[arg-type]  # fmt: skip
+                  (1.0,) * channels, augment=False)  # fmt: skip
 
 
 def _read(data: Any) -> ArrayData:

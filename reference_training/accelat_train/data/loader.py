@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -144,7 +144,15 @@ def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> to
     return padded.view(b, c, -1).gather(2, index).view(b, c, h, w)
 
 
-def stream(loader: DeviceLoader, start: int, count: int | None) -> Iterator[Any]:
+class Loader(Protocol):
+    """What :func:`stream` reads: a :class:`DeviceLoader` or a :class:`DatasetLoader`."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def stream(loader: Loader, start: int, count: int | None) -> Iterator[Any]:
     """``count`` batches (None: endless) from loader epochs 0, 1, ... after skipping ``start``."""
     per_epoch = len(loader)
     epoch, skip = divmod(start, per_epoch)

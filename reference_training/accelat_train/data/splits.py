@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from accelat_train.data.cifar import read_cifar
 from accelat_train.data.factory_dataset import read_factory_dataset
 from accelat_train.data.folder import LAYOUT, read_image_folder
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 DATASET_NAMES = ("digits", "cifar10", "cifar100", "folder")
 
@@ -54,7 +58,7 @@ class Splits:
     """Train/val/test of one dataset; ``mean``/``std`` are per channel on [0, 1] pixels of train."""
 
     name: str
-    train: ArrayData
+    train: ArrayData | Dataset[Any]  # a map-style dataset only in fit's given splits
     val: ArrayData
     test: ArrayData
     classes: tuple[str, ...]

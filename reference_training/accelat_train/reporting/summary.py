@@ -27,7 +27,7 @@ import random
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from accelat_core import from_config
 from accelat_train.catalogue import CATALOGUE
@@ -227,6 +227,7 @@ def _add_ratios(
         entry["ratio_to_baseline"] = _ratio(mine, base)
         entry["ratio_to_best_fixed"] = _ratio(mine, best)
         if baseline in policies:
+            assert baseline is not None  # policies' keys are str
             entry["total_ratio_to_baseline"] = paired_ratios(entry, policies[baseline])
         if entry["reached"] < len(entry["seeds"]):
             notes.append(
@@ -310,7 +311,8 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     """Mean and sample std (ddof=1; 0 for one value), or (None, None) if any value is None."""
     if any(v is None for v in values):
         return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    known = cast("Sequence[float]", values)  # no None: checked above
+    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else 0.0
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

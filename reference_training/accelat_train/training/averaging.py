@@ -84,7 +84,12 @@ class Averaging(Callback):
         self.updates += 1
 
     @torch.no_grad()
-    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _n: Any) -> None:
+    def _average(
+        self,
+        averaged: list[torch.Tensor] | tuple[torch.Tensor, ...],
+        current: list[torch.Tensor] | tuple[torch.Tensor, ...],
+        _n: Any,
+    ) -> None:
         if not torch.is_floating_point(averaged[0]):  # BatchNorm's num_batches_tracked
             torch._foreach_copy_(averaged, current)
             return

@@ -103,6 +103,8 @@ def find_lr(setup: Setup) -> Finding:
     """
     steps = finder_steps(setup)
     smooth = finder_smooth(steps)
+    result: LRFindResult | None
+    problem: str | None
     with PassCounter(network(setup.model)) as counter:
         try:
             result = _range_test(setup, steps, smooth)

@@ -73,7 +73,7 @@ def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
 def train_mode(optimizer: torch.optim.Optimizer) -> None:
     """Before weight updates: a schedule-free optimizer's ``train()`` (others: nothing)."""
     if is_schedule_free(optimizer):
-        optimizer.train()
+        optimizer.train()  # type: ignore[attr-defined]  # schedulefree's, not Optimizer's
 
 
 def eval_mode(optimizer: torch.optim.Optimizer, model: nn.Module, batches: Iterable[Any]) -> None:
@@ -81,7 +81,7 @@ def eval_mode(optimizer: torch.optim.Optimizer, model: nn.Module, batches: Itera
     then BatchNorm statistics recomputed at the averaged weights from ``batches``."""
     if not is_schedule_free(optimizer) or not optimizer.param_groups[0]["train_mode"]:
         return
-    optimizer.eval()
+    optimizer.eval()  # type: ignore[attr-defined]  # schedulefree's, not Optimizer's
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return
     was_training = model.training
