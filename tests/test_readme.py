@@ -57,3 +57,67 @@ def test_demo_command_installs_torch_first_and_runs_accelat_demo():
     assert command.startswith("python3 -m venv .venv")
     assert command.index("torch==2.13.0") < command.index('".[train]"')
     assert command.endswith("accelat demo")
+
+
+# -- every other code block is run, or stands in an example that the tests run --------------
+def _blocks(language: str, marker: str = "") -> list[tuple[str, str]]:
+    """(the marker's argument, the block) for each ``language`` block after ``<!-- marker``."""
+    pattern = rf"<!-- {re.escape(marker)}\s*(\S*)\s*-->\s*```{language}\n(.+?)```"
+    return re.findall(pattern, README, re.S)
+
+
+def _normal(line: str) -> str:
+    return line.split("  # fmt: skip")[0].strip()
+
+
+def test_every_excerpt_of_an_example_stands_in_it_in_order():
+    excerpts = _blocks("python", "from")
+    assert {path for path, _ in excerpts} >= {
+        "examples/torch_loop.py", "examples/torch_ema.py", "examples/keras_fit.py",
+        "examples/optax_loop.py", "examples/fit_own_model.py",
+    }  # fmt: skip
+    for path, block in excerpts:
+        source = iter(_normal(line) for line in (ROOT / path).read_text().splitlines())
+        for line in filter(None, map(_normal, block.splitlines())):
+            assert any(line == have for have in source), f"{path} lacks, in order: {line!r}"
+
+
+def test_every_python_block_is_an_excerpt_or_run():
+    blocks = re.findall(r"(<!--[^>]*-->\s*)?```python\n", README)
+    marked = [b for b in blocks if b.strip().startswith(("<!-- from", "<!-- runs"))]
+    assert len(blocks) == len(marked) + 1  # + the quickstart, which the first test runs
+
+
+def test_the_load_run_block_runs_on_the_demos_folder(tmp_path):
+    ((_, block),) = _blocks("python", "runs-after-demo")
+    from accelat_train import TrainConfig, train
+
+    folder = tmp_path / "accelat-demo" / "accelat" / "seed0"
+    cfg = TrainConfig(dataset="digits", eps=0.1, epochs=1, train_size=100, val_size=40,
+                      monitor_size=40, monitor_steps=1, eval_size=40, eval_steps=1,
+                      lr_max=0.05, monitor_every=1, device="cpu", out=str(folder))  # fmt: skip
+    train(cfg, quiet=True)
+    done = subprocess.run([sys.executable, "-c", block + "\nprint(float(accuracy))"],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0.0 <= float(done.stdout.split()[-1]) <= 1.0
+
+
+def test_every_accelat_command_line_in_the_readme_parses():
+    from accelat_train.flags import build_parser
+
+    lines = []
+    for block in re.findall(r"```bash\n(.+?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("accelat "):
+                lines.append(line.split()[1:])
+            elif "-m accelat_train.cli" in line:
+                lines.append(line.split("-m accelat_train.cli", 1)[1].split())
+    assert len(lines) >= 10
+    for argv in lines:
+        build_parser().parse_args(argv)  # exits (fails the test) on an unknown flag or value
+
+
+def test_the_readme_names_no_path_outside_the_repository():
+    assert "../" not in README and "/work" not in README

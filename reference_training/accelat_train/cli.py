@@ -117,7 +117,8 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return 0
     start = time.perf_counter()
     summary = compare(
-        base, args.policies, args.seeds, args.out, budgets=args.budgets, target=args.target,
+        base, args.policies, args.seeds, args.out, budgets=args.budgets,
+        baseline=args.baseline, target=args.target,
         jobs=args.jobs, threads=args.threads, quiet=args.quiet,
         log=None if args.quiet else stderr_log,
     )  # fmt: skip

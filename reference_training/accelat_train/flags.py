@@ -29,6 +29,7 @@ from accelat_core import __version__
 from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_HELP, ATTACK_NAMES
 from accelat_train.adversarial.methods import METHOD_HELP
 from accelat_train.catalogue import CATALOGUE
+from accelat_train.compare import BASELINE
 from accelat_train.config import (
     NONNEGATIVE,
     POSITIVE,
@@ -162,6 +163,8 @@ def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) ->
     )  # fmt: skip
     p.add_argument("--seeds", type=_int_list, default="0", help="comma list of seeds")
     p.add_argument("--budgets", type=_int_list, help="comma list of epoch budgets: a sweep")
+    p.add_argument("--baseline", type=str, default=BASELINE,
+                   help="the arm the others are compared with")  # fmt: skip
     p.add_argument("--target", type=float, help="robust val acc target (None: 95%% of best)")
     p.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained in parallel")
     required = out_default is None
