@@ -283,6 +283,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error(f"--data-dir {args.data_dir}: no such file or directory")
     if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
+    if args.dataset == "folder" and args.data_dir is None:
+        parser.error("--dataset folder needs --data-dir (an image folder or its .tar.gz)")
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)

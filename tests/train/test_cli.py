@@ -181,15 +181,16 @@ def test_demo_compares_policies_with_one_lr_find_per_seed(tmp_path):
     exe = shutil.which("accelat") or pytest.skip("console script accelat not installed")
     out = tmp_path / "demo"
     done = subprocess.run(
-        [exe, "demo", "--out", str(out), "--policies", "constant,step,accelat", "--epochs", "2",
+        [exe, "demo", "--out", str(out), "--policies", "constant,step:ema_epochs=0,accelat",
+         "--epochs", "2",
          "--train-size", "120", "--val-size", "40", "--monitor-size", "40", "--eval-size", "40",
          "--eval-steps", "2", "--lr-find-steps", "30", "--quiet"],
         capture_output=True, text=True, env=_env(), timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "compare.json").read_text())
-    assert set(summary["policies"]) == {"constant", "step", "accelat"}
-    assert summary["baseline"] == "step"
+    assert set(summary["policies"]) == {"constant", "step:ema_epochs=0", "accelat"}
+    assert summary["baseline"] == "step:ema_epochs=0"  # Free AT's recipe, without averaging
     for entry in summary["policies"].values():
         assert {"passes_to_target", "final_clean_acc", "final_robust_acc", "runs"} <= set(entry)
         assert len(entry["runs"]) == 1
@@ -197,7 +198,7 @@ def test_demo_compares_policies_with_one_lr_find_per_seed(tmp_path):
     assert sorted(p.name for p in out.glob("lr_find*.png")) == ["lr_find_seed0.png"]
     lr_maxes = {
         json.loads((out / name / "seed0" / "config.json").read_text())["lr_max"]
-        for name in ("constant", "step", "accelat")
+        for name in ("constant", "step+ema_epochs=0", "accelat")
     }
     assert len(lr_maxes) == 1
     assert (out / "compare.png").stat().st_size > 0
@@ -218,6 +219,9 @@ def test_demo_compares_policies_with_one_lr_find_per_seed(tmp_path):
         (["train", "--epochs", "0"], "--epochs"),
         (["train", "--method", "pgd", "--co-check"], "--co-check"),
         (["compare", "--policies", "constant,bogus"], "--policies"),
+        (["train", "--dataset", "folder"], "--dataset folder"),
+        (["train", "--dataset", "nope"], "--dataset"),
+        (["train", "--model", "not a factory"], "--model"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(argv, names, tmp_path, capsys):
