@@ -35,13 +35,25 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet(nn.Module):
-    def __init__(self, blocks: tuple[int, ...], num_classes: int, in_channels: int) -> None:
+    """A stem conv3x3, stages of pre-activation blocks (``blocks[s]`` blocks of ``widths[s]``
+    channels, the first of each stage after the first striding by 2), BN-ReLU, global average
+    pool, linear. ``widths`` default to ``stem * 2**s``."""
+
+    def __init__(
+        self,
+        blocks: tuple[int, ...],
+        num_classes: int,
+        in_channels: int,
+        *,
+        stem: int = 64,
+        widths: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
         layers: list[nn.Module] = []
-        cin = 64
+        cin = stem
         for stage, count in enumerate(blocks):
-            width = 64 * 2**stage
+            width = widths[stage] if widths is not None else stem * 2**stage
             for i in range(count):
                 layers.append(PreActBlock(cin, width, 2 if stage > 0 and i == 0 else 1))
                 cin = width

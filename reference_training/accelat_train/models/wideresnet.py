@@ -15,41 +15,24 @@ torch.Size([1, 10])
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .preact import PreActBlock
-from .resnet import init_weights
+from .preact import PreActResNet
 
 
-class WideResNet(nn.Module):
-    """WRN-``depth``-``widen``: stem, three groups of wide pre-activation blocks, BN-ReLU, pool,
-    linear. The block is :class:`PreActBlock` (the WRN block with dropout 0)."""
+class WideResNet(PreActResNet):
+    """WRN-``depth``-``widen``: a :class:`PreActResNet` with a 16-channel stem and three groups
+    of ``(depth - 4) / 6`` blocks of ``16k / 32k / 64k`` channels (the WRN block with dropout 0)."""
 
     def __init__(self, depth: int, widen: int, num_classes: int, in_channels: int = 3) -> None:
-        super().__init__()
         if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
         if not isinstance(widen, int) or widen < 1:
             raise ValueError(f"widen must be a positive int, got {widen!r}")
         per_group = (depth - 4) // 6
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
-        layers: list[nn.Module] = []
-        cin = 16
-        for group, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
-            for i in range(per_group):
-                layers.append(PreActBlock(cin, width, 2 if group > 0 and i == 0 else 1))
-                cin = width
-        self.layers = nn.Sequential(*layers)
-        self.bn = nn.BatchNorm2d(cin)
-        self.fc = nn.Linear(cin, num_classes)
-        init_weights(self)
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        super().__init__((per_group,) * 3, num_classes, in_channels, stem=16, widths=widths)
         nn.init.zeros_(self.fc.bias)  # as RobustBench's WideResNet
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn(self.layers(self.conv1(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
 
 
 def wrn28_10(num_classes: int, in_channels: int = 3) -> WideResNet:
