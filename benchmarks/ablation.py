@@ -69,10 +69,12 @@ def run(
     arms: Sequence[str],
     overrides: Mapping[str, Any],
     jobs: int,
+    baseline: str = "step",
 ) -> dict[str, Any]:
-    """Every arm on every seed in one comparison; its summary."""
+    """Every arm on every seed in one comparison, against ``baseline``; its summary."""
     base = TrainConfig(**{**SETTINGS[setting].config, **overrides})
-    return compare(base, arms, seeds, out, jobs=jobs, threads=1, log=stderr_log)
+    return compare(base, arms, seeds, out, baseline=baseline, jobs=jobs, threads=1,
+                   log=stderr_log)  # fmt: skip
 
 
 def rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -80,7 +82,7 @@ def rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     pols = summary["policies"]
     best_final = max(p["final_robust_acc"] for p in pols.values())
     best_ckpt = max((p["best_robust_acc"] or 0.0) for p in pols.values())
-    step_spent = pols["step"]["passes_spent"]
+    step_spent = pols[summary["baseline"]]["passes_spent"]
     table = []
     for name, p in pols.items():
         ratio = p["total_ratio_to_baseline"]
@@ -134,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", help="comma list of arms instead of a grid")
     parser.add_argument("--out", help="default runs/ablation/<setting>")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument(
+        "--baseline", default="step",
+        help="the arm to compare with (the development grids ran when averaging was off by "
+        "default, so their 'step' is step without averaging)",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--train-size", type=int)
     args = parser.parse_args(argv)
@@ -141,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k in ("epochs", "train_size") if (v := getattr(args, k)) is not None}
     out = Path(args.out or ROOT / "runs" / "ablation" / args.setting)
     arms = args.arms.split(",") if args.arms else GRIDS[args.grid]
-    summary = run(args.setting, seeds, out, arms=arms, overrides=overrides, jobs=args.jobs)
+    summary = run(args.setting, seeds, out, arms=arms, overrides=overrides, jobs=args.jobs,
+                  baseline=args.baseline)  # fmt: skip
     table = rows(summary)
     text = format_rows(table, summary["target"])
     (out / "ablation.md").write_text(text)

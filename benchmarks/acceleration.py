@@ -57,9 +57,10 @@ ARMS = (
 )  # fmt: skip
 #: The arms the budget sweep needs on every setting, when a shorter grid is run.
 CORE_ARMS = (
-    "step:ema_epochs=0", "step", "onecycle:ema_epochs=0", "onecycle", "accelat:ema_epochs=0",
-    "accelat", "accelat:optimizer=schedulefree", "schedulefree:ema_epochs=0",
-    "prodigy:ema_epochs=0", "prodigy-cosine:ema_epochs=0", "plateau",
+    "step:ema_epochs=0", "step", "onecycle:ema_epochs=0", "onecycle", "constant:ema_epochs=0",
+    "constant", "accelat:ema_epochs=0", "accelat", "accelat:optimizer=schedulefree",
+    "schedulefree:ema_epochs=0", "prodigy:ema_epochs=0", "prodigy-cosine:ema_epochs=0",
+    "plateau",
 )  # fmt: skip
 #: The budget sweep: these fractions of the setting's epochs (the paper's Figs. 1 and 14).
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)

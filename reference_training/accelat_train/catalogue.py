@@ -52,8 +52,11 @@ LR_FREE_LR = 1.0
 
 
 def default_window(epochs: int) -> int:
-    """AccelAT window (and plateau patience) for a budget: ``clamp(epochs // 10, 1, 5)``."""
-    return max(1, min(5, epochs // 10))
+    """AccelAT window (and plateau patience) for a budget: ``clamp(epochs // 10, 1, 2)``: a
+    tenth of a short budget, and 2 epochs for any longer one (or none: ``--epochs`` huge), so
+    that the rule reacts, and stops, where the accuracy plateaus rather than where the budget
+    ends."""
+    return max(1, min(2, epochs // 10))
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ class TrainConfig:
         choices=OPTIMIZER_NAMES,
     )  # fmt: skip
     ema_epochs: float = _opt(
-        0.0, "EMA of the weights with this horizon in epochs (0: off)", type=float
+        2.0, "EMA of the weights with this horizon in epochs (0: off)", type=float
     )
     ema_warmup: bool = _opt(
         True, "EMA: warm the decay up (timm's power law)", action=argparse.BooleanOptionalAction
@@ -228,7 +228,7 @@ class TrainConfig:
         None, "batches of the lr range test (None: one per training batch, in [20, 100])",
         type=int_at_least(5),
     )  # fmt: skip
-    window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..5)", type=POSITIVE)
+    window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..2)", type=POSITIVE)
     accelat_z: float = _opt(
         1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
@@ -238,7 +238,7 @@ class TrainConfig:
     )
     min_gain: float = _opt(0.005, "AccelAT/plateau: the gain a window must make", type=float)
     lr_min: float | str = _opt(
-        "lr_max/1000", "AccelAT/plateau: the lr floor, a value or lr_max/N", type=parse_lr_min
+        "lr_max/8", "AccelAT/plateau: the lr floor, a value or lr_max/N", type=parse_lr_min
     )
     stop_patience: int = _opt(
         2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",

@@ -51,7 +51,9 @@ LR_FIND_FIELDS = (
 _OWN = ("policy", "seed", "out", "policy_config", "lr_find")
 #: Keys of a run's config.json that describe how it ran, not what to run.
 _RECORDED_ONLY = ("world_size", "resolved_device", "updates_per_epoch")
-DEMO_POLICIES = "constant,step,onecycle,accelat"
+#: Free AT's recipe (the baseline: step, no averaging), onecycle, constant and AccelAT, the
+#: last three with the trainer's defaults (weight averaging on).
+DEMO_POLICIES = "step:ema_epochs=0,onecycle,constant,accelat"
 #: ``accelat demo``: a small CNN on digits, sized to finish in about a minute on two cores.
 DEMO_DEFAULTS = {
     "model": "cnn", "method": "free", "eps": 0.1, "epochs": 8, "batch_size": 64,

@@ -163,9 +163,9 @@ def test_default_step_policy_is_free_at_scaled_to_the_budget():
 
 
 @pytest.mark.parametrize(
-    ("epochs", "window"), [(1, 1), (10, 1), (19, 1), (20, 2), (40, 4), (49, 4), (50, 5), (500, 5)]
+    ("epochs", "window"), [(1, 1), (10, 1), (19, 1), (20, 2), (40, 2), (500, 2), (10**9, 2)]
 )
-def test_default_window_is_a_tenth_of_the_budget_in_1_to_5(epochs, window):
+def test_default_window_is_a_tenth_of_a_short_budget_and_two_epochs_beyond(epochs, window):
     from accelat_train.catalogue import default_window
 
     assert default_window(epochs) == window
@@ -342,7 +342,8 @@ def test_best_checkpoint_keeps_the_earlier_epoch_on_a_tie_and_its_weights(tmp_pa
     monkeypatch.undo()
     _script_monitor(monkeypatch, [0.3, 0.5])
     short = train(dataclasses.replace(cfg, epochs=2, out=str(tmp_path / "short")), quiet=True)
-    weights = load_checkpoint(short / "checkpoint.pt")["model"]
+    last = load_checkpoint(short / "checkpoint.pt")
+    weights = last["evaluated"]  # best.pt holds the weights the run evaluates: the average
     assert all(torch.equal(best["model"][k], weights[k]) for k in weights)
     report = json.loads((run_dir / "report.json").read_text())
     assert report["best"]["epoch"] == 2 and report["best"]["robust_val_acc"] == 0.5
