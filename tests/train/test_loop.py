@@ -368,3 +368,15 @@ def test_the_validation_monitor_runs_only_when_asked_and_at_the_last_epoch(tmp_p
     assert TrainConfig(policy="plateau", monitor="robust_val_acc").validation_every == 1
     with pytest.raises(ValueError, match="monitor_every must be 1 when the policy reads"):
         TrainConfig(policy="accelat", monitor="val_acc", monitor_every=2)
+
+
+@pytest.mark.slow
+def test_a_policy_config_carries_its_own_lr_and_needs_no_finder(tmp_path):
+    config = {"policy": "StepDecay", "lr": 0.02, "milestones": [4], "factor": 0.5}
+    cfg = _tiny_cfg(tmp_path, policy_config=config, lr_max="auto", epochs=2, ema_epochs=0.0)
+    run_dir = train(cfg, quiet=True)
+    rows = _rows(run_dir)
+    assert [r["lr"] for r in rows] == [0.02, 0.01]  # 4 updates an epoch: the cut at update 4
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["lr_max"] == "auto" and saved["lr_find"] is None
+    assert not (run_dir / "lr_find.png").exists()

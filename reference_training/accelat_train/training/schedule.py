@@ -63,14 +63,17 @@ class Schedule:
 def build_schedule(
     cfg: TrainConfig,
     optimizer: torch.optim.Optimizer,
-    lr_max: float,
+    lr_max: float | str,
     *,
     total_steps: int,
     samples: int | None = None,
 ) -> Schedule:
-    """The run's schedule: ``cfg.policy_config`` when given, else the catalogue's entry."""
+    """The run's schedule: ``cfg.policy_config`` when given (it carries its own lrs), else
+    the catalogue's entry built from ``lr_max``."""
     if cfg.policy_config is not None:
         return Schedule(from_config(cfg.policy_config), optimizer)
+    if not isinstance(lr_max, float):
+        raise ValueError(f"lr_max must be resolved to a number here, got {lr_max!r}")
     rule = Rule(
         window=cfg.window,
         min_gain=cfg.min_gain,

@@ -53,7 +53,6 @@ class Trainer:
         self.state = RunState()
         self.events = Callbacks([])
         total = cfg.epochs * setup.updates_per_epoch
-        assert isinstance(cfg.lr_max, float)
         self.schedule = build_schedule(
             cfg, setup.optimizer, cfg.lr_max, total_steps=total, samples=monitor_samples(setup)
         )
