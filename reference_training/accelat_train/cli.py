@@ -250,7 +250,7 @@ def _config_file(argv: Sequence[str]) -> dict[str, Any] | None:
 
 def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = ()) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); its exit code.
-    ``callbacks`` listen to ``accelat train``'s loop, after the built-in listeners."""
+    ``callbacks`` listen to ``accelat train``'s loop (as :func:`accelat_train.train`'s do)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config = _config_file(argv)

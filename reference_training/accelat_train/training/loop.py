@@ -58,7 +58,9 @@ def train(
 
     ``resume=True`` continues from ``checkpoint.pt`` (or starts afresh if there is none)
     and reproduces the uninterrupted run's metrics on CPU. ``callbacks`` listen to the
-    loop's events after the built-in listeners. The folder is locked for the run's
+    loop's events among the built-in listeners (after averaging and the rollback, before
+    progress and the checkpoints: :mod:`accelat_train.training.listeners`), so that a
+    checkpoint holds what they did. The folder is locked for the run's
     duration. ``model`` and ``data`` are a user's own (see :func:`fit`). Raises
     :class:`TrainingDiverged` on a NaN/inf loss (the last checkpoint is kept) and
     :class:`~accelat_train.run_dir.RunDirError` for a folder in use or unusable.
