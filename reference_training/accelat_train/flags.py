@@ -30,15 +30,8 @@ from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_HELP, ATTAC
 from accelat_train.adversarial.methods import METHOD_HELP
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.compare import BASELINE
-from accelat_train.config import (
-    NONNEGATIVE,
-    POSITIVE,
-    TrainConfig,
-    check_policy_config,
-    names,
-    parse_eps,
-    parse_lr_max,
-)
+from accelat_train.config import TrainConfig, check_policy_config
+from accelat_train.parsers import NONNEGATIVE, POSITIVE, names, parse_eps, parse_lr_max
 from accelat_train.run_dir import RunDirError, read_json
 
 #: The fields a range test reads (``accelat lr-find`` shows only these).

@@ -8,6 +8,7 @@ a 1x1 projection shortcut where the shape changes) with ``16k / 32k / 64k`` chan
 - ``wrn28_10``: depth 28, widen factor 10 (160/320/640): 36,479,194 parameters for 10 classes;
 - ``wrn34_10``: depth 34, widen factor 10: 46,160,474 parameters for 10 classes.
 
+>>> import torch
 >>> net = wrn28_10(num_classes=10)
 >>> net(torch.randn(1, 3, 32, 32)).shape
 torch.Size([1, 10])

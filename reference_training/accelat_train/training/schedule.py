@@ -20,7 +20,8 @@ import torch
 from accelat_core import Policy, from_config
 from accelat_torch import scheduler_for
 from accelat_train.catalogue import CATALOGUE, Rule
-from accelat_train.config import TrainConfig, lr_min_value
+from accelat_train.config import TrainConfig
+from accelat_train.parsers import lr_min_value
 
 
 class Schedule:

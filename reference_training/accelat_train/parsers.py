@@ -1,0 +1,119 @@
+"""Parsers of flag values: each turns the text a user types into a config field's value, or
+raises ``argparse.ArgumentTypeError`` saying what was wrong (argparse names the flag).
+
+>>> round(parse_eps("8/255") * 255, 9), parse_lr_min("lr_max/8"), names(("a", "b"))("b,a")
+(8.0, 'lr_max/8', ['b', 'a'])
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from fractions import Fraction
+
+from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
+
+#: The largest lr_max accepted: the lr range test ends at 10, and SGD beyond it only diverges.
+MAX_LR = 10.0
+
+
+def fraction(text: str) -> float:
+    """``0.1``, ``8/255``: a finite float parsed exactly as written."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a finite number or fraction like 8/255"
+        ) from None
+    return value
+
+
+def parse_eps(text: str) -> float:
+    value = fraction(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside (0, 1] (pixels lie in [0, 1])")
+    return value
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """A parser of integers ``>= lo``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {lo}")
+        return value
+
+    parse.__name__ = f"int>={lo}"
+    return parse
+
+
+def parse_lr_max(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    value = fraction(text)
+    if not 0 < value <= MAX_LR:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 'auto' or a number in (0, {MAX_LR:g}]")
+    return value
+
+
+def parse_lr_min(text: str) -> float | str:
+    """``1e-4`` (a value) or ``lr_max/1000`` (a ratio of lr_max, kept as written)."""
+    head, _, ratio = text.strip().partition("/")
+    if head.strip() == "lr_max":
+        divisor = fraction(ratio)
+        if not divisor >= 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: the divisor must be a number >= 1")
+        return f"lr_max/{ratio.strip()}"
+    value = fraction(text)
+    if not 0 < value <= MAX_LR:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number in (0, {MAX_LR:g}] or lr_max/N"
+        )
+    return value
+
+
+def lr_min_value(lr_min: float | str, lr_max: float) -> float:
+    """``lr_min`` as a number: a ratio ``lr_max/N`` resolved against ``lr_max``, capped at it."""
+    if isinstance(lr_min, str):
+        return lr_max * (1.0 / float(Fraction(lr_min.partition("/")[2])))
+    return min(float(lr_min), lr_max)
+
+
+def name_or_factory(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser of one name from ``allowed`` or a ``module:factory`` name."""
+
+    def parse(text: str) -> str:
+        if text not in allowed and not is_factory_name(text):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose from {', '.join(allowed)}, or give {FACTORY_SYNTAX}"
+            )
+        return text
+
+    parse.__name__ = "name"
+    return parse
+
+
+def names(
+    allowed: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> Callable[[str], list[str]]:
+    """A parser of comma lists drawn from ``allowed`` (an alias becomes the name it stands for)."""
+
+    def parse(text: str) -> list[str]:
+        chosen = [(aliases or {}).get(t.strip(), t.strip()) for t in text.split(",") if t.strip()]
+        bad = [n for n in chosen if n not in allowed]
+        if bad or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: unknown {', '.join(bad) or 'empty list'}; "
+                f"choose from {', '.join(allowed)}"
+            )
+        return chosen
+
+    return parse
+
+
+POSITIVE = int_at_least(1)
+NONNEGATIVE = int_at_least(0)
