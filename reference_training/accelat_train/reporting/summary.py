@@ -51,8 +51,6 @@ _SAME_SETUP_KEYS = (
 )
 
 
-# -- one run ---------------------------------------------------------------------------
-# -- comparison ------------------------------------------------------------------------
 def first_at_target(rows: Sequence[Mapping[str, Any]], target: float) -> Mapping[str, Any] | None:
     """The first epoch's row whose ``robust_val_acc >= target``, else ``None``."""
     return next(
