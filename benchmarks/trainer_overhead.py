@@ -94,7 +94,7 @@ def step_schedule(setup: Setup, epochs: int) -> Policy:
 
 def trainer_epochs(setup: Setup, epochs: int, folder: str) -> None:
     """The trainer's ``train_epoch`` with its default listeners, ``epochs`` times."""
-    trainer = Trainer(setup.cfg, setup, RunDir(folder))
+    trainer = Trainer(setup.cfg, setup, RunDir(folder), float(setup.cfg.lr_max))
     trainer.events = listeners(trainer, [], quiet=True)
     for epoch in range(1, epochs + 1):
         trainer.train_epoch(epoch)

@@ -245,8 +245,10 @@ class TrainConfig:
         return (4 if self.replays is None else self.replays) if self.method == "free" else 1
 
     def to_json(self) -> dict[str, Any]:
+        """The config as ``config.json`` holds it (Free AT's replays spelt out)."""
         d = dataclasses.asdict(self)
         d["attacks"] = list(self.attacks)
+        d["replays"] = self.num_replays if self.method == "free" else None
         return d
 
 

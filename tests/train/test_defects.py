@@ -290,3 +290,14 @@ def test_the_checkpoint_epoch_in_messages_says_when_there_is_none_or_it_is_unrea
     folder.create()
     folder.checkpoint.write_bytes(b"not a checkpoint")
     assert folder.checkpoint_epoch() == "unreadable"
+
+
+def test_a_command_line_run_validates_its_config_once(tmp_path, monkeypatch):
+    from accelat_train.cli import main
+
+    calls = []
+    validate = TrainConfig.validate
+    monkeypatch.setattr(TrainConfig, "validate", lambda self: (calls.append(1), validate(self))[1])
+    argv = ["train", *TINY, "--epochs", "1", "--method", "free", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    assert len(calls) == 1

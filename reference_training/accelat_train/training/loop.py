@@ -25,7 +25,6 @@ PosixPath('runs/a')
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,10 +87,10 @@ def _train(
     resume: bool,
     given: tuple[torch.nn.Module | None, Splits | None],
 ) -> None:
-    cfg, checkpoint = _open(cfg, run_dir, resume)
+    checkpoint, saved_lr_max = _open(cfg, run_dir, resume)
     setup = build(cfg, dist_info=info, model=given[0], data=given[1])
-    cfg, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot)
-    trainer = Trainer(cfg, setup, run_dir)
+    lr_max, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot, saved=saved_lr_max)
+    trainer = Trainer(cfg, setup, run_dir, lr_max)
     trainer.events = listeners(trainer, callbacks, quiet=quiet)
     trainer.start(checkpoint, found)
     trainer.events.on_train_begin(trainer)
@@ -103,13 +102,10 @@ def _train(
     trainer.events.on_train_end(trainer, trainer.evaluate())
 
 
-def _open(cfg: TrainConfig, run_dir: RunDir, resume: bool) -> tuple[TrainConfig, Any]:
-    """The config to run (Free AT's replays spelt out, the saved lr_max on resume) and the
-    checkpoint to resume from, if any."""
-    if cfg.method == "free":
-        cfg = dataclasses.replace(cfg, replays=cfg.num_replays)
+def _open(cfg: TrainConfig, run_dir: RunDir, resume: bool) -> tuple[Any, float | None]:
+    """The checkpoint to resume from and the lr_max the run resolved, if it is resumed."""
     if not run_dir.checkpoint.exists():
-        return cfg, None
+        return None, None
     if not resume:
         raise RunDirError(
             f"{run_dir.path} already holds a run ({run_dir.checkpoint.name}); pass --resume "
@@ -122,5 +118,5 @@ def _open(cfg: TrainConfig, run_dir: RunDir, resume: bool) -> tuple[TrainConfig,
         )
     saved = run_dir.read_config()
     check_resume_config(cfg, saved, run_dir.path)
-    checkpoint = run_dir.load_checkpoint()
-    return dataclasses.replace(cfg, lr_max=saved["lr_max"]), checkpoint
+    lr_max = saved["lr_max"]
+    return run_dir.load_checkpoint(), lr_max if isinstance(lr_max, float) else None

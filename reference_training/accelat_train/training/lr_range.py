@@ -25,7 +25,6 @@ left its plateau, or diverged at once) the trainer warns with the reason and use
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,22 +121,25 @@ def find_lr(setup: Setup) -> Finding:
 
 
 def resolve_lr_max(
-    cfg: TrainConfig, setup: Setup, plot: Path
-) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """``cfg`` with ``lr_max`` a float: the finder's suggestion for ``"auto"`` (its curve
-    drawn at ``plot``), an LR-free optimizer's own lr, or as given; and the finder's record
-    when it ran. A ``policy_config`` carries its own lrs: ``cfg`` is returned unchanged."""
+    cfg: TrainConfig, setup: Setup, plot: Path, *, saved: float | None = None
+) -> tuple[float | None, dict[str, Any] | None]:
+    """The run's ``lr_max`` as a number: the one a resumed run ``saved``, the finder's
+    suggestion for ``"auto"`` (its curve drawn at ``plot``), an LR-free optimizer's own lr,
+    or as given; and the finder's record when it ran. None with a ``policy_config``, which
+    carries its own lrs."""
     if cfg.policy_config is not None:
-        return cfg, None
+        return None, None
+    if saved is not None:
+        return saved, None
     if cfg.lr_max != "auto":
-        return dataclasses.replace(cfg, lr_max=float(cfg.lr_max)), None
+        return float(cfg.lr_max), None
     if optimizer_name(cfg) != "sgd":
-        return dataclasses.replace(cfg, lr_max=LR_FREE_LR), None
+        return LR_FREE_LR, None
     finding = find_lr(setup)
     lr_max = distributed.broadcast_float(setup.dist, finding.lr_max)
     if setup.dist.is_main:
         finding.plot(plot)
-    return dataclasses.replace(cfg, lr_max=lr_max), {**finding.record(), "lr_max": lr_max}
+    return lr_max, {**finding.record(), "lr_max": lr_max}
 
 
 def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:

@@ -64,7 +64,7 @@ class Schedule:
 def build_schedule(
     cfg: TrainConfig,
     optimizer: torch.optim.Optimizer,
-    lr_max: float | str,
+    lr_max: float | None,
     *,
     total_steps: int,
     samples: int | None = None,
@@ -73,8 +73,8 @@ def build_schedule(
     the catalogue's entry built from ``lr_max``."""
     if cfg.policy_config is not None:
         return Schedule(from_config(cfg.policy_config), optimizer)
-    if not isinstance(lr_max, float):
-        raise ValueError(f"lr_max must be resolved to a number here, got {lr_max!r}")
+    if lr_max is None:
+        raise ValueError("a catalogue policy needs lr_max resolved to a number")
     rule = Rule(
         window=cfg.window,
         min_gain=cfg.min_gain,

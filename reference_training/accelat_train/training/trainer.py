@@ -44,8 +44,10 @@ class Trainer:
     one when a listener (weight averaging) sets it.
     """
 
-    def __init__(self, cfg: TrainConfig, setup: Setup, run_dir: RunDir) -> None:
-        self.cfg, self.setup, self.run_dir = cfg, setup, run_dir
+    def __init__(
+        self, cfg: TrainConfig, setup: Setup, run_dir: RunDir, lr_max: float | None
+    ) -> None:
+        self.cfg, self.setup, self.run_dir, self.lr_max = cfg, setup, run_dir, lr_max
         self.info = setup.dist
         self.model: torch.nn.Module = setup.model
         self.evaluated: torch.nn.Module = setup.model
@@ -54,7 +56,7 @@ class Trainer:
         self.events = Callbacks([])
         total = cfg.epochs * setup.updates_per_epoch
         self.schedule = build_schedule(
-            cfg, setup.optimizer, cfg.lr_max, total_steps=total, samples=monitor_samples(setup)
+            cfg, setup.optimizer, lr_max, total_steps=total, samples=monitor_samples(setup)
         )
         self.monitor = Monitor(
             as_tensors(setup.splits.val, setup.device), size=cfg.monitor_size,
@@ -87,6 +89,7 @@ class Trainer:
                 self.run_dir.truncate_metrics(self.state.metrics_bytes)
         elif self.is_main:
             resolved = self.cfg.to_json()
+            resolved["lr_max"] = self.cfg.lr_max if self.lr_max is None else self.lr_max
             resolved["lr_find"] = found or self.cfg.lr_find
             resolved["world_size"] = self.info.world_size
             resolved["resolved_device"] = str(self.setup.device)
