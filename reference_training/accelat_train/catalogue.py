@@ -8,13 +8,14 @@ line, the comparison and the reports read these entries; adding a policy is addi
 
 ``T`` is the run's weight updates (``epochs x updates per epoch``); ``w`` the window
 (``--window``, default :func:`default_window`); ``lr_min`` the rule's floor (``--lr-min``,
-default ``lr_max/1000``); ``n`` the monitor's sample count. The released AccelAT code uses
+the trainer's default ``lr_max/8``; ``lr_max/1000`` for a ``Rule`` without one); ``n`` the
+monitor's sample count. The released AccelAT code uses
 ``min_gain=0.005``, ``window=cooldown=5`` epochs, ``lr_min = lr_max / 1000`` and
 ``factor=0.8`` for runs of 50-500 epochs; our runs are 5-50 epochs, so the window scales
 with the budget and the factor is 0.5, so that a cut is felt within a short run. The
 trainer's AccelAT defaults were chosen by ablation on development seeds (docs/benchmarks.md):
-``--monitor robust_val_acc --accelat-z 0 --stop-patience 0`` (with ``--window`` as wanted)
-gives the paper's rule.
+``--monitor robust_val_acc --accelat-z 0 --stop-patience 0 --lr-min lr_max/1000
+--ema-epochs 0`` (with ``--window`` as wanted) gives the paper's rule.
 
 >>> step = CATALOGUE["step"].build(lr_max=0.2, total_steps=100, epochs=10)
 >>> [round(step.at(t).lr, 12) for t in (49, 50, 75)]
