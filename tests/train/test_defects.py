@@ -262,7 +262,9 @@ def test_an_interrupt_prints_one_line_with_the_resume_command_and_leaves_no_temp
     tmp_path, sig, code
 ):
     out = tmp_path / "run"
-    args = ["train", *TINY, "--epochs", "200", "--out", str(out)]
+    # A budget no run reaches, so the signal lands in training even when this process is
+    # starved of CPU while the run goes on (200 epochs were once all done before it woke up).
+    args = ["train", *TINY, "--epochs", "1000000000", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     proc = subprocess.Popen([sys.executable, "-m", "accelat_train.cli", *args], env=env,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
