@@ -12,6 +12,7 @@ from accelat_core.compose import (
     warmup,
 )
 from accelat_core.config import from_config, policy_names
+from accelat_core.decisions import Decision
 from accelat_core.finder import (
     LRFindResult,
     RangeTest,
@@ -22,7 +23,8 @@ from accelat_core.finder import (
     suggest,
 )
 from accelat_core.hyper import Hyper
-from accelat_core.policies.accelat import AccelAT, AccelATState, Decision
+from accelat_core.policies.accelat import AccelAT, AccelATState
+from accelat_core.policies.anneal import Anneal
 from accelat_core.policies.constant import Constant
 from accelat_core.policies.cyclical import Cyclical
 from accelat_core.policies.exponential_decay import ExponentialDecay
@@ -36,9 +38,29 @@ from accelat_core.policy import Policy, Schedule
 # The distribution's one version number: pyproject.toml reads it, the adapters re-export it.
 __version__ = "0.2.0.dev0"
 
+#: Old names that still work, with a DeprecationWarning naming the new one, until 0.4.
+_DEPRECATED = {"Warmup": ("warmup", warmup), "Join": ("join", join)}
+
+
+def __getattr__(name: str) -> object:
+    if name in _DEPRECATED:
+        import warnings
+
+        new, function = _DEPRECATED[name]
+        warnings.warn(
+            f"accelat_core.{name} is deprecated since 0.2 and goes in 0.4: use "
+            f"accelat_core.{new}(), which takes the same arguments",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return function
+    raise AttributeError(f"module 'accelat_core' has no attribute {name!r}")
+
+
 __all__ = [
     "AccelAT",
     "AccelATState",
+    "Anneal",
     "Constant",
     "Cyclical",
     "Decision",

@@ -123,3 +123,16 @@ def metric_value(owner: str, metric: Any, call: int) -> float:
         return float(metric)
     except OverflowError:  # an int beyond float range is as unusable as inf
         return math.inf
+
+
+def optional(check: Callable[..., T], name: str, value: Any, **bounds: Any) -> T | None:
+    """``None``, or ``check(name, value, **bounds)``."""
+    return None if value is None else check(name, value, **bounds)
+
+
+def saved_list(state: dict[str, Any], key: str, check: Callable[..., T], **bounds: Any) -> list[T]:
+    """``state[key]``: a list whose every item passes ``check``, or ``ValueError`` naming it."""
+    items = state[key]
+    if not isinstance(items, list):
+        raise ValueError(f"state['{key}'] must be a list, got {items!r}")
+    return [saved(check, f"{key}[]", v, **bounds) for v in items]

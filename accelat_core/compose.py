@@ -163,6 +163,10 @@ class MetricWarmup(_Warmup):
     def should_stop(self) -> bool:
         return self.t > self.steps and self.inner.should_stop
 
+    def between(self, update: int, updates: int) -> Hyper:
+        """The wrapped policy's value within an evaluation, once the warmup is over."""
+        return self.inner.between(update, updates) if self.t > self.steps else self._hyper
+
     def _get_state(self) -> dict[str, Any]:
         return {"t": self.t, "inner": self.inner.state_dict()}
 
@@ -340,6 +344,10 @@ class MetricJoin(_Join):
     @property
     def should_stop(self) -> bool:
         return self.policies[self._active].should_stop
+
+    def between(self, update: int, updates: int) -> Hyper:
+        """The active child's value within an evaluation."""
+        return self.policies[self._active].between(update, updates)
 
     def _get_state(self) -> dict[str, Any]:
         return {"t": self.t, "phases": [p.state_dict() for p in self.policies]}

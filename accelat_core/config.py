@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from accelat_core.policy import Policy
+from accelat_core.policy import Policy, upgraded
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
 
@@ -55,6 +55,8 @@ def from_config(config: dict[str, Any]) -> Policy:
     bad = [k for k in kwargs if not isinstance(k, str)]
     if bad:
         raise ValueError(f"{name} config keys must be strings, got {bad!r}")
+    # A config saved under an older version's names loads as it was meant.
+    kwargs = upgraded(kwargs, name)
     try:
         return builder(**kwargs)
     except TypeError as exc:

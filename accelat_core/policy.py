@@ -22,6 +22,8 @@ from accelat_core.hyper import Hyper
 
 #: Version of the ``state_dict`` layout. ``load_state_dict`` refuses newer versions.
 STATE_FORMAT = 1
+#: Every policy class by name, for :func:`upgraded`.
+_CLASSES: dict[str, type[Policy]] = {}
 
 
 class Policy(ABC):
@@ -63,6 +65,16 @@ class Policy(ABC):
         """True once the policy judges that training cannot improve further."""
         return False
 
+    def between(self, update: int, updates: int) -> Hyper:
+        """The hyperparameters ``update`` weight updates after the newest ``step``, when
+        ``updates`` weight updates separate two steps.
+
+        An adapter that steps a metric-driven policy once per evaluation calls this after
+        every weight update, so that a policy that moves within an evaluation (AccelAT's
+        anneal) is followed update by update. By default the value holds: :attr:`hyper`.
+        """
+        return self._hyper
+
     # -- description ----------------------------------------------------------------
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
@@ -84,6 +96,15 @@ class Policy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{self.policy_name}({args})"
+
+    @staticmethod
+    def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+        """A config saved by an older version, in this version's argument names."""
+        return config
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _CLASSES[cls.__name__] = cls
 
     # -- state ----------------------------------------------------------------------
     @abstractmethod
@@ -120,7 +141,8 @@ class Policy(ABC):
             raise ValueError(
                 f"state_dict is for policy {state_dict['policy']!r}, cannot load it into {name}"
             )
-        if _jsonish(state_dict["config"]) != _jsonish(self.get_config()):
+        config = upgraded(state_dict["config"], name)  # saved under an older version's names
+        if _jsonish(config) != _jsonish(self.get_config()):
             raise ValueError(
                 f"state_dict was saved from {name} with config {state_dict['config']!r}, "
                 f"which differs from this policy's {self.get_config()!r}"
@@ -168,6 +190,18 @@ class Schedule(Policy):
         t = clock(state["t"])
         self.t = t
         self._hyper = self.at(t)
+
+
+def upgraded(config: Any, name: str | None = None) -> Any:
+    """A saved config (of policy ``name``, or naming its ``"policy"``) with it and every
+    policy config nested in it in today's argument names (each class's ``upgrade_config``)."""
+    if isinstance(config, list):
+        return [upgraded(c) for c in config]
+    if not isinstance(config, dict):
+        return config
+    cls = _CLASSES.get(config.get("policy", name))  # type: ignore[arg-type]
+    config = {k: upgraded(c) for k, c in config.items()}
+    return config if cls is None else cls.upgrade_config(config)
 
 
 def clock(t: Any) -> int:

@@ -1,135 +1,73 @@
-"""AccelAT: cut the learning rate when the validation metric stops gaining.
+"""AccelAT: cut the learning rate when the monitored metric stops gaining (Nikfam et al. 2022).
 
-The rule of Nikfam et al. (IEEE Access 2022), as in their released code, is a tiny
-state machine whose whole state is one dataclass (:class:`AccelATState`).
+A small state machine: the constructor's arguments (its config), a state that is one
+dataclass (:class:`~accelat_core.AccelATState`) and one update, :meth:`AccelAT.step`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from operator import mul
-from typing import Any, NamedTuple
+import warnings
+from typing import Any
 
-from accelat_core._validate import (
-    MAX_STEPS,
-    choice,
-    integer,
-    metric_value,
-    positive,
-    real,
-    saved,
-)
+from accelat_core import _validate as v
 from accelat_core.config import register
+from accelat_core.decisions import Decision
+from accelat_core.gains import GAINS, gain_of, gain_weights, noise_sigma, threshold, values_read
 from accelat_core.hyper import Hyper
-from accelat_core.policy import Policy, expect_keys
+from accelat_core.policies.accelat_state import AccelATState, parse_state, state_json
+from accelat_core.policies.anneal import ANNEAL_SHAPES, annealed_lr
+from accelat_core.policy import Policy
 
-_GAINS = ("endpoint", "windows", "slope")
 #: Windows are counted in evaluations (epochs); a larger one is a units mistake.
 MAX_WINDOW = 10_000
-
-
-class Decision(NamedTuple):
-    """One cut decision: at ``evaluation`` the ``gain`` was below ``min_gain``.
-
-    ``new_lr == old_lr`` when the lr was already at ``lr_min`` (the cut was clamped away).
-    :class:`~accelat_core.Plateau` records its reductions as these too.
-    """
-
-    evaluation: int
-    gain: float
-    old_lr: float
-    new_lr: float
-
-
-@dataclass
-class AccelATState:
-    """Everything AccelAT remembers; ``state_dict()['state']`` is this as JSON.
-
-    ``history`` holds the newest accepted metrics (at most as many as the gain needs),
-    ``evaluations`` counts accepted metrics (the newest has index ``evaluations - 1``),
-    ``last_drop`` is the evaluation index of the last cut decision (``None`` before any),
-    ``below_min`` counts cut decisions taken while the lr was already ``lr_min``,
-    ``skipped`` lists the step-call indices whose metric was NaN/inf and ignored.
-    """
-
-    lr: float
-    history: deque[float]
-    evaluations: int = 0
-    last_drop: int | None = None
-    below_min: int = 0
-    skipped: list[int] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
 
 
 @register
 class AccelAT(Policy):
     r"""Multiply the lr by ``factor`` whenever the metric gained less than ``min_gain``.
 
-    One ``step(metric)`` per evaluation (normally once per epoch). With the metric
-    history :math:`a_0, a_1, \dots` and :math:`e` the index of the metric just passed,
-    a *decision* is taken at :math:`e` when
+    One ``step(metric)`` per evaluation (normally per epoch); the lr it returns applies to the
+    next epoch. With :math:`e` the index of the metric just given, a *decision* is taken when
+    :math:`e \ge` ``warmup`` and :math:`e - e_\text{last decision} \ge` ``cooldown``: if the
+    gain :math:`g(e)` (:mod:`accelat_core.gains`) is below the threshold,
 
-    .. math:: e \ge \text{warmup} \quad\text{and}\quad e - e_\text{last cut} \ge \text{cooldown}
+    .. math:: lr \leftarrow \max(lr \cdot \text{factor}, \text{min\_lr}), \qquad
+        \text{threshold} = \text{min\_gain} + z\,\sigma_g
 
-    (and enough history exists for the gain). If :math:`g(e) < \text{min\_gain}`,
-    :math:`lr \leftarrow \max(lr \cdot \text{factor}, \text{lr\_min})`; the returned lr
-    applies to the next epoch. The gain (for ``mode="min"`` the decrease, i.e. the
-    sign is flipped) is
+    and the decision is recorded in :attr:`decisions` (also when the lr already sat at
+    ``min_lr``). :math:`\sigma_g = 0` unless ``noise`` or ``samples`` gives each value's
+    standard error: without them this is the rule of the paper and its released code.
+    Once the lr sits at ``min_lr`` and ``stop_patience`` further decisions found too little
+    gain, the rule has nothing left to try: :attr:`should_stop` turns true, or with ``anneal``
+    the lr first anneals from its value to 0 over ``anneal`` times the evaluations so far
+    (:class:`~accelat_core.Anneal`'s shape; per update through :meth:`between`), then stops.
 
-    - ``"endpoint"``: :math:`g(e) = a_e - a_{e-w}` with :math:`w` = ``window``. This
-      equals the released code's "window-epoch moving mean minus the previous epoch's
-      moving mean, times window", and the paper's "accuracy has not increased by
-      :math:`\Delta acc` in the last :math:`n` epochs".
-    - ``"windows"``: mean of the last :math:`w` values minus the mean of the :math:`w`
-      before them (needs :math:`2w` values).
-    - ``"slope"``: least-squares slope over the last :math:`w + 1` values, times :math:`w`.
+    Args:
+        lr_max: the lr it starts at.
+        min_lr: the floor, in (0, lr_max] (default ``lr_max / 1000``; ``lr_min`` is its old
+            name).
+        min_gain: the gain a window must make (the metric's units).
+        factor: the cut, in (0, 1).
+        window: :math:`w`, in evaluations: the gain reads :math:`w + 1` values (``2w`` for
+            ``gain="windows"``).
+        cooldown: evaluations between decisions (default ``window``).
+        warmup: the first evaluation that may decide (default ``window + 1``).
+        mode: ``"max"`` (accuracy) or ``"min"`` (loss: the gain is the decrease).
+        gain: ``"endpoint"`` (:math:`a_e - a_{e-w}`), ``"windows"`` or ``"slope"``.
+        stop_patience: decisions at ``min_lr`` after which the rule stops (None: never).
+        nan_policy: ``"raise"`` on a NaN/inf metric, or ``"skip"`` it.
+        noise: the standard error of one metric value, in its units.
+        samples: or the examples one accuracy averages over: :math:`\sigma_i^2 = p_i(1-p_i)/n`.
+        z: standard errors of the gain added to ``min_gain``.
+        anneal: the anneal's length as a fraction of the evaluations so far (None: no anneal).
+        anneal_shape: ``"sqrt"`` (:math:`1 - \sqrt{x}`), ``"linear"`` or ``"cosine"``.
+        budget: the most evaluations the run may have: the anneal then starts in time to end
+            by the last one, if the rule has not started it before.
+        window_fraction: the window grows to this fraction of the evaluations so far (the
+            gain then compares the run's recent quarter, say, with the one before).
 
-    Defaults follow the released code: ``warmup = window + 1`` and ``cooldown = window``.
-    Every decision that finds ``gain < min_gain`` counts as a cut for the cooldown and is
-    recorded in :attr:`decisions`, including one where the lr already sat at ``lr_min``
-    (then ``new_lr == old_lr``): the metric gets ``cooldown`` evaluations to respond
-    before it is judged again. Decisions that find enough gain are not recorded.
-
-    ``stop_patience=k``: :attr:`should_stop` turns True once the lr sits at ``lr_min``
-    and ``k`` further decisions found ``gain < min_gain``.
-
-    A metric that is NaN/inf, ``None`` or not a real number raises ``ValueError`` naming
-    the value and the evaluation (step-call) index. With ``nan_policy="skip"`` a NaN/inf
-    metric is ignored instead (the history does not advance) and its step-call index is
-    appended to :attr:`skipped`; ``None`` and non-numbers still raise. So is a finite
-    metric whose gain overflows (inf or NaN: the values it reads span more than the float
-    range): it raises ``ValueError`` naming the evaluation and the values, leaving the
-    state as it was, or with ``nan_policy="skip"`` it is skipped like a NaN.
-
-    **A noisy monitor** (opt-in). Write the gain as a weighted sum of the history it
-    reads, :math:`g = \sum_i c_i a_i` (``"endpoint"``: :math:`c = \pm(-1, 0, \dots, 0, 1)`).
-    Given the standard error of one metric value, either ``noise`` (:math:`\sigma_i =`
-    ``noise``, absolute units, >= 0) or ``samples`` (:math:`n` >= 2, for an accuracy in
-    [0, 1]: :math:`\sigma_i = \sqrt{p_i (1 - p_i) / n}` with :math:`p_i` the value
-    clamped to :math:`[1/n, 1 - 1/n]`), a decision cuts when
-
-    .. math:: g < \text{min\_gain} + z\,\sigma_g, \qquad
-        \sigma_g = \sqrt{\textstyle\sum_i c_i^2 \sigma_i^2}
-
-    (``noise``: computed as :math:`\text{noise} \cdot \sqrt{\sum_i c_i^2}`, a constant).
-    ``z`` (default 1) is any finite real; a negative one cuts less often than the paper
-    rule. With neither ``noise`` nor ``samples``, :math:`\sigma_g = 0` and the rule is
-    the paper's, bit for bit; :meth:`threshold` gives the right-hand side.
-
-    >>> q = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2, noise=0.01)
-    >>> round(q.threshold([0.5, 0.6, 0.7]), 6)  # 0.01 + 1 * 0.01 * sqrt(2)
-    0.024142
-    >>> [q.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.8, 0.72]]  # last gain 0.02 < 0.0241
-    [0.1, 0.1, 0.1, 0.1, 0.05]
-
-    (the paper rule, ``noise=None``, keeps 0.1: 0.02 >= ``min_gain``).
-
-    The lr starts at ``lr_max``; momentum is not driven (``None``).
-
-    >>> p = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2)
+    >>> p = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     >>> [p.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]]
     [0.1, 0.1, 0.1, 0.1, 0.1, 0.05]
     >>> p.decisions
@@ -139,204 +77,196 @@ class AccelAT(Policy):
     needs_metric = True
 
     def __init__(
-        self,
-        lr_max: float,
-        lr_min: float,
-        min_gain: float,
-        factor: float,
-        window: int,
-        cooldown: int | None = None,
-        warmup: int | None = None,
-        mode: str = "max",
-        gain: str = "endpoint",
-        stop_patience: int | None = None,
-        nan_policy: str = "raise",
-        noise: float | None = None,
-        samples: int | None = None,
-        z: float = 1.0,
-    ) -> None:
-        self._lr_max = positive("lr_max", lr_max)
-        self._lr_min = real("lr_min", lr_min, lo=0.0, lo_open=True, hi=self._lr_max)
-        self._min_gain = real("min_gain", min_gain)
-        self._factor = real("factor", factor, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        self._window = integer("window", window, lo=1, hi=MAX_WINDOW)
-        self._cooldown_arg = (
-            None if cooldown is None else integer("cooldown", cooldown, lo=0, hi=MAX_STEPS)
-        )
-        self._warmup_arg = None if warmup is None else integer("warmup", warmup, lo=0, hi=MAX_STEPS)
-        self._mode = choice("mode", mode, ("max", "min"))
-        self._gain = choice("gain", gain, _GAINS)
-        self._stop_patience = (
-            None
-            if stop_patience is None
-            else integer("stop_patience", stop_patience, lo=1, hi=MAX_STEPS)
-        )
-        self._nan_policy = choice("nan_policy", nan_policy, ("raise", "skip"))
-
-        w = self._window
-        self._cooldown = w if self._cooldown_arg is None else self._cooldown_arg
-        self._warmup = w + 1 if self._warmup_arg is None else self._warmup_arg
-        self._sign = 1.0 if self._mode == "max" else -1.0
-        # How many values the gain reads, and the first index at which it can be computed.
-        self._needed = 2 * w if self._gain == "windows" else w + 1
-        self._first_decision = max(self._warmup, self._needed - 1)
-        # "windows" and "slope" are weighted sums of the history, g = sum(c_i * a_i), with the
-        # sign and the factor w folded into the weights once.
-        if self._gain == "windows":
-            self._weights = (-self._sign / w,) * w + (self._sign / w,) * w
-        elif self._gain == "slope":
-            # Least squares slope = sum((i - w/2) * y_i) / sum_j (j - w/2)^2 over i = 0..w.
-            sxx = sum((i - w / 2) ** 2 for i in range(w + 1))
-            self._weights = tuple(self._sign * w * (i - w / 2) / sxx for i in range(w + 1))
-        else:  # "endpoint" is computed as a difference; its weights serve the noise only
-            self._weights = (-self._sign,) + (0.0,) * (w - 1) + (self._sign,)
-        self._set_noise(noise, samples, z)
-        self._state = AccelATState(lr=self._lr_max, history=deque(maxlen=self._needed))
-        self._sync()
-
-    def _set_noise(self, noise: Any, samples: Any, z: Any) -> None:
-        """Validate the noise options and set the threshold the hot path compares with."""
-        self._noise = None if noise is None else real("noise", noise, lo=0.0)
-        self._samples = None if samples is None else integer("samples", samples, lo=2, hi=MAX_STEPS)
-        self._z = real("z", z)
-        if self._noise is not None and self._samples is not None:
+        self, lr_max: float, min_lr: float | None = None, min_gain: float = 0.005,
+        factor: float = 0.5, window: int = 2, cooldown: int | None = None,
+        warmup: int | None = None, mode: str = "max", gain: str = "endpoint",
+        stop_patience: int | None = None, nan_policy: str = "raise", noise: float | None = None,
+        samples: int | None = None, z: float = 1.0, anneal: float | None = None,
+        anneal_shape: str = "sqrt", budget: int | None = None,
+        window_fraction: float | None = None, *, lr_min: float | None = None,
+    ) -> None:  # fmt: skip
+        if lr_min is not None:
+            warnings.warn("AccelAT(lr_min=...) is deprecated since 0.3 and goes in 0.4: use "
+                          "min_lr", DeprecationWarning, stacklevel=2)  # fmt: skip
+            if min_lr is not None:
+                raise TypeError("give min_lr or its old name lr_min, not both")
+            min_lr = lr_min
+        self._lr_max = v.positive("lr_max", lr_max)
+        floor = self._lr_max / 1000 if min_lr is None else min_lr
+        self._min_lr = v.real("min_lr", floor, lo=0.0, lo_open=True, hi=self._lr_max)
+        self._min_gain = v.real("min_gain", min_gain)
+        self._factor = v.real("factor", factor, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        self._window = w = v.integer("window", window, lo=1, hi=MAX_WINDOW)
+        self._cooldown = v.optional(v.integer, "cooldown", cooldown, lo=0, hi=v.MAX_STEPS)
+        self._warmup = v.optional(v.integer, "warmup", warmup, lo=0, hi=v.MAX_STEPS)
+        self._mode = v.choice("mode", mode, ("max", "min"))
+        self._gain = v.choice("gain", gain, GAINS)
+        patience = v.optional(v.integer, "stop_patience", stop_patience, lo=1, hi=v.MAX_STEPS)
+        self._stop_patience = patience
+        self._nan_policy = v.choice("nan_policy", nan_policy, ("raise", "skip"))
+        self._noise = v.optional(v.real, "noise", noise, lo=0.0)
+        self._samples = v.optional(v.integer, "samples", samples, lo=2, hi=v.MAX_STEPS)
+        self._z = v.real("z", z)
+        self._anneal = v.optional(v.real, "anneal", anneal, lo=0.0, hi=100.0, lo_open=True)
+        self._anneal_shape = v.choice("anneal_shape", anneal_shape, ANNEAL_SHAPES)
+        self._budget = v.optional(v.integer, "budget", budget, lo=1, hi=v.MAX_STEPS)
+        self._fraction = v.optional(v.real, "window_fraction", window_fraction, lo=0.0, hi=1.0,
+                                    lo_open=True)  # fmt: skip
+        if noise is not None and samples is not None:
+            raise ValueError(f"give at most one of noise and samples, got {noise=!r}, {samples=!r}")
+        if anneal is not None and stop_patience is None:
+            raise ValueError(f"anneal needs stop_patience (the decisions at min_lr that start "
+                             f"it), got {anneal=!r} with stop_patience=None")  # fmt: skip
+        self._sign = 1.0 if mode == "max" else -1.0
+        self._needed = values_read(gain, w)
+        self._weights = gain_weights(gain, w, self._sign)
+        self._first_decision = max(w + 1 if warmup is None else warmup, self._needed - 1)
+        # A window that grows with the run reads the whole history.
+        self._kept = self._needed if window_fraction is None else v.MAX_STEPS
+        norm = noise_sigma(self._weights, 1.0)  # sigma_g / noise; with samples every sigma <= 1/2
+        bound = self._noise if self._noise is not None else 0.5 if samples else 0.0
+        if not math.isfinite(abs(self._min_gain) + abs(self._z) * bound * norm):
             raise ValueError(
-                f"give at most one of noise and samples, got noise={noise!r}, samples={samples!r}"
+                f"min_gain + z * sigma_g overflows (min_gain={min_gain!r}, {z=!r}, {noise=!r}): "
+                f"keep |min_gain| + |z| * noise * {norm:.6g} below 1.8e308"
             )
-        self._c2 = tuple(c * c for c in self._weights)
-        # sigma_g / noise, and an upper bound of sigma_g for samples (every sigma_i <= 1/2).
-        norm = math.sqrt(math.fsum(self._c2))
-        scale = self._noise if self._noise is not None else 0.5 if self._samples else 0.0
-        if not math.isfinite(abs(self._min_gain) + abs(self._z) * scale * norm):
-            raise ValueError(
-                f"min_gain + z * sigma_g overflows (min_gain={self._min_gain!r}, z={z!r}, "
-                f"noise={noise!r}): keep |min_gain| + |z| * noise * {norm:.6g} below 1.8e308"
-            )
-        if self._samples is not None:
-            # Decided per evaluation by _sample_threshold: the hot path's test never passes.
-            self._threshold = math.inf
-        elif self._noise is not None:
-            self._threshold = self._min_gain + self._z * (self._noise * norm)
-        else:
-            self._threshold = self._min_gain  # the paper's rule, exactly
+        self._load(AccelATState(lr=self._lr_max))
 
-    # -- the hot path -------------------------------------------------------------
+    @classmethod
+    def paper(cls, lr_max: float, min_lr: float | None = None) -> AccelAT:
+        """The released code's rule: ``min_gain=0.005``, ``factor=0.8``, ``window=5``,
+        ``min_lr = lr_max / 1000``, no stop, no anneal."""
+        return cls(lr_max, min_lr, min_gain=0.005, factor=0.8, window=5)
+
+    # -- the rule --------------------------------------------------------------------------
     def step(self, metric: float | None = None) -> Hyper:
         """Feed the metric of the evaluation just finished; return the lr for the next epoch."""
-        # Finite floats take the fast path: x - x is 0.0 for them and NaN for NaN/inf.
-        if metric.__class__ is not float or metric - metric != 0.0:
-            metric = self._admit(metric)
-            if metric is None:
-                return self._hyper
+        value = metric if type(metric) is float and math.isfinite(metric) else self._admit(metric)
+        if value is None:
+            return self._hyper
         s = self._state
-        h = s.history
         e = s.evaluations
-        if e < self._next_decision:
-            h.append(metric)
-            s.evaluations = e + 1
-            return self._hyper
-        oldest = h[0]  # kept to undo the append should the gain overflow
-        h.append(metric)
-        s.evaluations = e + 1
-        if self._gain == "endpoint":
-            g = self._sign * (h[-1] - h[0])
-        else:
-            g = sum(map(mul, self._weights, h))
-        if g - g != 0.0:  # inf or NaN: the values span more than the float range
-            return self._refuse(g, oldest)
-        if g >= self._threshold:
-            return self._hyper
-        if self._samples is not None and g >= self._sample_threshold(h):
-            return self._hyper
-        old = s.lr
-        new = old * self._factor
-        if new < self._lr_min:
-            new = self._lr_min
-        if old == self._lr_min:
-            s.below_min += 1
-        s.lr = new
-        s.last_drop = e
-        s.decisions.append(Decision(e, g, old, new))
-        self._sync()
+        history = [*s.history, value][-self._kept :]
+        weights = self._weights_at(e)
+        values = history[-len(weights) :]
+        if s.anneal_start is None and e >= self._next_decision and len(values) == len(weights):
+            g = gain_of(self._gain, weights, self._sign, values)
+            if not math.isfinite(g):  # the values span more than the float range
+                return self._refuse(g, values)
+            noise, samples = self._noise, self._samples
+            if g < threshold(
+                self._min_gain, self._z, weights, values, noise=noise, samples=samples
+            ):
+                self._decide(e, g)
+        s.history, s.evaluations = history, e + 1
+        if s.anneal_start is None and self._anneal is not None:
+            self._maybe_anneal(e)
+        if s.anneal_start is not None:
+            self._hyper = Hyper(self._annealed(e - s.anneal_start, 1))
         return self._hyper
 
-    def _admit(self, metric: Any) -> float | None:
-        """The slow path of ``step``: convert a metric, or raise / skip a bad one."""
+    def _decide(self, e: int, g: float) -> None:
+        """A decision that found too little gain: cut (clamped at min_lr), maybe anneal."""
         s = self._state
-        call = s.evaluations + len(s.skipped)
-        value = metric_value("AccelAT", metric, call)
-        if math.isfinite(value):
-            return value
-        if self._nan_policy == "skip":
-            s.skipped.append(call)
-            return None
-        raise ValueError(
-            f"metric must be finite, got {metric!r} at evaluation {call} "
-            "(pass nan_policy='skip' to ignore such evaluations)"
-        )
+        if s.lr == self._min_lr:
+            s.at_floor += 1
+        new = max(s.lr * self._factor, self._min_lr)
+        s.decisions.append(Decision(e, g, s.lr, new))
+        s.lr, s.last_drop = new, e
+        self._load(s)
 
-    def _refuse(self, gain: float, oldest: float) -> Hyper:
-        """Undo the append of a metric whose gain overflowed; then skip it or raise."""
-        s = self._state
-        h = s.history
-        values = list(h)
-        h.pop()
-        s.evaluations -= 1
-        if len(h) < min(s.evaluations, self._needed):
-            h.appendleft(oldest)
-        call = s.evaluations + len(s.skipped)
-        if self._nan_policy == "skip":
-            s.skipped.append(call)
-            return self._hyper
-        raise ValueError(
-            f"the gain at evaluation {call} overflows to {gain!r}: the values {values!r} span "
-            "more than the float range (pass nan_policy='skip' to ignore such evaluations)"
-        )
+    def _window_at(self, e: int) -> int:
+        """The window at evaluation ``e``: ``window``, or ``window_fraction`` of the
+        evaluations so far when that is more."""
+        f = self._fraction
+        return self._window if f is None else max(self._window, math.floor(f * (e + 1)))
 
-    def _sample_threshold(self, history: Sequence[float]) -> float:
-        """``min_gain + z * sigma_g`` with ``sigma_i**2 = p_i (1 - p_i) / samples``."""
-        n = self._samples
-        assert n is not None
-        lo = 1.0 / n
-        hi = 1.0 - lo
-        var = 0.0
-        for c2, a in zip(self._c2, history, strict=True):
-            p = lo if a < lo else hi if a > hi else a
-            var += c2 * (p * (1.0 - p))
-        return self._min_gain + self._z * math.sqrt(var / n)
+    def _weights_at(self, e: int) -> tuple[float, ...]:
+        w = self._window_at(e)
+        return self._weights if w == self._window else gain_weights(self._gain, w, self._sign)
 
-    def threshold(self, history: Sequence[float] | None = None) -> float:
-        """The gain below which a decision on ``history`` cuts: ``min_gain + z * sigma_g``.
+    def _exhausted(self, s: AccelATState) -> bool:
+        return self._stop_patience is not None and s.at_floor >= self._stop_patience
 
-        ``history`` is the gain's input, oldest first (as many values as the gain reads:
-        ``window + 1``, or ``2 * window`` for ``"windows"``); by default the current one.
-        Without ``noise`` and ``samples`` this is ``min_gain``.
-        """
-        values = list(self._state.history if history is None else history)
-        if len(values) != self._needed:
+    def threshold(self, history: list[float] | None = None) -> float:
+        """``min_gain + z * sigma_g`` for ``history``, the values the gain reads at the newest
+        evaluation (default: the current ones): :func:`accelat_core.gains.threshold`."""
+        weights = self._weights_at(max(self._state.evaluations - 1, 0))
+        current = self._state.history[-len(weights) :]
+        values = [v.real("history[]", a) for a in (current if history is None else history)]
+        if len(values) != len(weights):
             raise ValueError(
-                f"history must hold the {self._needed} values the gain reads, got {len(values)}"
+                f"history must hold the {len(weights)} values the gain reads, got {len(values)}"
             )
-        if self._samples is None:
-            return self._threshold
-        return self._sample_threshold([real("history[]", v) for v in values])
+        noise, samples = self._noise, self._samples
+        return threshold(self._min_gain, self._z, weights, values, noise=noise, samples=samples)
 
-    def _sync(self) -> None:
-        """Refresh the values derived from the state (emitted hyper, next decision index)."""
+    # -- the anneal ----------------------------------------------------------------------
+    def between(self, update: int, updates: int) -> Hyper:
+        """The hyperparameters ``update`` weight updates after the newest evaluation, when
+        ``updates`` separate two evaluations: during the anneal the closed form at
+        ``(k * updates + update) / (length * updates)`` of the way; else :attr:`hyper`."""
         s = self._state
-        self._hyper = Hyper(s.lr, None)
-        after_cut = -1 if s.last_drop is None else s.last_drop + self._cooldown
-        self._next_decision = max(self._first_decision, after_cut)
+        if s.anneal_start is None or self.should_stop:
+            return self._hyper
+        k = s.evaluations - 1 - s.anneal_start
+        return Hyper(self._annealed(k * updates + update, updates))
 
-    # -- public views of the state ----------------------------------------------------
+    def _maybe_anneal(self, e: int) -> None:
+        """Start the anneal after evaluation ``e`` when the rule is exhausted, or when it must
+        start now to end within the ``budget``: over ``anneal`` times the evaluations so far,
+        cut to the evaluations the budget leaves."""
+        assert self._anneal is not None
+        length = max(1, math.floor(self._anneal * (e + 1) + 0.5))
+        left = length if self._budget is None else self._budget - (e + 1)
+        due = self._budget is not None and left <= length
+        if left >= 1 and (due or self._exhausted(self._state)):
+            self._state.anneal_start, self._state.anneal_length = e, min(length, left)
+
+    def _annealed(self, t: int, updates: int) -> float:
+        """The anneal's lr ``t`` of its ``length * updates`` steps in."""
+        total = self._state.anneal_length * updates
+        return annealed_lr(self._state.lr, 0.0, self._anneal_shape, t, total)
+
+    @property
+    def annealing(self) -> bool:
+        """True while the lr anneals (the rule's last phase)."""
+        return self._state.anneal_start is not None and not self.should_stop
+
     @property
     def should_stop(self) -> bool:
-        """True once ``stop_patience`` cut decisions found no gain with the lr at ``lr_min``."""
-        return self._stop_patience is not None and self._state.below_min >= self._stop_patience
+        """True once the rule has nothing left to try (and the anneal, if any, has ended)."""
+        s = self._state
+        if s.anneal_start is None:
+            return self._anneal is None and self._exhausted(s)
+        return s.evaluations - 1 - s.anneal_start >= s.anneal_length
 
+    # -- bad metrics -------------------------------------------------------------------------
+    def _admit(self, metric: Any) -> float | None:
+        """A metric that is not a finite float: converted, or skipped (None), or refused."""
+        call = self._state.evaluations + len(self._state.skipped)
+        value = v.metric_value("AccelAT", metric, call)
+        if math.isfinite(value):
+            return value
+        self._skip_or_refuse(f"metric must be finite, got {metric!r} at evaluation {call}")
+        return None
+
+    def _refuse(self, gain: float, values: list[float]) -> Hyper:
+        """A finite metric whose gain overflows: skipped, or refused with the state as it was."""
+        call = self._state.evaluations + len(self._state.skipped)
+        self._skip_or_refuse(f"the gain at evaluation {call} overflows to {gain!r}: the values "
+                             f"{values!r} span more than the float range")  # fmt: skip
+        return self._hyper
+
+    def _skip_or_refuse(self, problem: str) -> None:
+        if self._nan_policy != "skip":
+            raise ValueError(f"{problem} (pass nan_policy='skip' to ignore such evaluations)")
+        self._state.skipped.append(self._state.evaluations + len(self._state.skipped))
+
+    # -- views, config and state -------------------------------------------------------------
     @property
     def decisions(self) -> list[Decision]:
-        """The cut decisions so far (a copy), oldest first."""
+        """The decisions that found too little gain (a copy), oldest first."""
         return list(self._state.decisions)
 
     @property
@@ -349,130 +279,42 @@ class AccelAT(Policy):
         """How many metrics have been accepted so far."""
         return self._state.evaluations
 
-    # -- description and state ---------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
+        optional = {"noise": self._noise, "samples": self._samples, "anneal": self._anneal,
+                    "budget": self._budget, "window_fraction": self._fraction}  # fmt: skip
         return {
-            "lr_max": self._lr_max,
-            "lr_min": self._lr_min,
-            "min_gain": self._min_gain,
-            "factor": self._factor,
-            "window": self._window,
-            "cooldown": self._cooldown_arg,
-            "warmup": self._warmup_arg,
-            "mode": self._mode,
-            "gain": self._gain,
-            "stop_patience": self._stop_patience,
-            "nan_policy": self._nan_policy,
-            # The noise options appear only when given: the paper rule's config is as it was.
-            **({} if self._noise is None else {"noise": self._noise}),
-            **({} if self._samples is None else {"samples": self._samples}),
+            "lr_max": self._lr_max, "min_lr": self._min_lr, "min_gain": self._min_gain,
+            "factor": self._factor, "window": self._window, "cooldown": self._cooldown,
+            "warmup": self._warmup, "mode": self._mode, "gain": self._gain,
+            "stop_patience": self._stop_patience, "nan_policy": self._nan_policy,
+            # Options appear only when given: the paper rule's config is as it was.
+            **{key: value for key, value in optional.items() if value is not None},
             **({} if self._z == 1.0 else {"z": self._z}),
-        }
+            **({} if self._anneal_shape == "sqrt" else {"anneal_shape": self._anneal_shape}),
+        }  # fmt: skip
+
+    @staticmethod
+    def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+        """A config saved by 0.2 (``lr_min``) in today's names (``min_lr``)."""
+        if "lr_min" in config and "min_lr" not in config:
+            config = {("min_lr" if k == "lr_min" else k): x for k, x in config.items()}
+        return config
 
     def _get_state(self) -> dict[str, Any]:
-        s = self._state
-        return {
-            "lr": s.lr,
-            "history": list(s.history),
-            "evaluations": s.evaluations,
-            "last_drop": s.last_drop,
-            "below_min": s.below_min,
-            "skipped": list(s.skipped),
-            "decisions": [list(d) for d in s.decisions],
-        }
+        return state_json(self._state, anneal=self._anneal is not None)
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        expect_keys(
-            "state",
-            state,
-            required={
-                "lr",
-                "history",
-                "evaluations",
-                "last_drop",
-                "below_min",
-                "skipped",
-                "decisions",
-            },
-        )
-        lr = saved(real, "lr", state["lr"])
-        if not self._lr_min <= lr <= self._lr_max:
-            raise ValueError(
-                f"state['lr'] must be in [lr_min, lr_max] = [{self._lr_min}, {self._lr_max}], "
-                f"got {lr!r}"
-            )
-        evaluations = saved(integer, "evaluations", state["evaluations"], lo=0, hi=MAX_STEPS)
-        history = state["history"]
-        if not isinstance(history, list):
-            raise ValueError(f"state['history'] must be a list, got {history!r}")
-        history = [saved(real, "history[]", v) for v in history]
-        if len(history) != min(evaluations, self._needed):
-            raise ValueError(
-                f"state['history'] must hold min(evaluations, {self._needed}) = "
-                f"{min(evaluations, self._needed)} values, got {len(history)}"
-            )
-        last_drop = state["last_drop"]
-        if last_drop is not None:
-            last_drop = saved(integer, "last_drop", last_drop, lo=0)
-            if last_drop >= evaluations:
-                raise ValueError(
-                    f"state['last_drop'] must be < evaluations ({evaluations}), got {last_drop}"
-                )
-        below_min = saved(integer, "below_min", state["below_min"], lo=0)
-        skipped = state["skipped"]
-        if not isinstance(skipped, list):
-            raise ValueError(f"state['skipped'] must be a list, got {skipped!r}")
-        skipped = [saved(integer, "skipped[]", i, lo=0, hi=MAX_STEPS) for i in skipped]
-        parsed = saved_decisions(state["decisions"], self._lr_min, self._lr_max)
-        if (last_drop is None) != (not parsed) or (parsed and parsed[-1].evaluation != last_drop):
-            raise ValueError(
-                f"state['last_drop'] ({last_drop!r}) must be the last decision's evaluation"
-            )
-        if below_min > len(parsed):
-            raise ValueError(
-                f"state['below_min'] ({below_min}) cannot exceed the number of decisions"
-            )
-        self._state = AccelATState(
-            lr=lr,
-            history=deque(history, maxlen=self._needed),
-            evaluations=evaluations,
-            last_drop=last_drop,
-            below_min=below_min,
-            skipped=skipped,
-            decisions=parsed,
-        )
-        self._sync()
+        anneal = self._anneal is not None
+        self._load(parse_state(state, self._min_lr, self._lr_max, self._kept, anneal=anneal))
 
-
-def saved_decisions(
-    decisions: Any, lr_min: float, lr_max: float, lr_min_name: str = "lr_min"
-) -> list[Decision]:
-    """``state['decisions']`` checked and parsed into :class:`Decision` tuples.
-
-    Each is a 4-list whose lrs lie in ``[lr_min, lr_max]`` and never rise (``new_lr <=
-    old_lr``); anything else raises ``ValueError`` naming the field and the value (and
-    the lower bound as ``lr_min_name``: Plateau calls it ``min_lr``).
-    """
-    if not isinstance(decisions, list):
-        raise ValueError(f"state['decisions'] must be a list, got {decisions!r}")
-    parsed = []
-    for d in decisions:
-        if not isinstance(d, list) or len(d) != 4:
-            raise ValueError(f"state['decisions'] entries must be 4-lists, got {d!r}")
-        evaluation = saved(integer, "decisions[][0]", d[0], lo=0)
-        # A gain saved before gains were bounded may be ±inf: still loadable.
-        gain = saved(real, "decisions[][1]", d[1], finite=False)
-        old, new = (saved(real, f"decisions[][{i}]", d[i]) for i in (2, 3))
-        for i, name, lr in ((2, "old_lr", old), (3, "new_lr", new)):
-            if not lr_min <= lr <= lr_max:
-                raise ValueError(
-                    f"state['decisions[][{i}]'] ({name}) must be in [{lr_min_name}, lr_max] = "
-                    f"[{lr_min}, {lr_max}], got {lr!r}"
-                )
-        if new > old:
-            raise ValueError(
-                f"state['decisions[][3]'] (new_lr) must be <= the decision's old_lr ({old!r}): "
-                f"the lr never rises, got {new!r}"
-            )
-        parsed.append(Decision(evaluation, gain, old, new))
-    return parsed
+    def _load(self, state: AccelATState) -> None:
+        """Adopt ``state`` and what follows from it: the emitted lr, the next decision."""
+        self._state = state
+        last, cooldown = state.last_drop, self._cooldown
+        if last is None:
+            after = -1
+        else:
+            after = last + (self._window_at(last) if cooldown is None else cooldown)
+        self._next_decision = max(self._first_decision, after)
+        k = None if state.anneal_start is None else state.evaluations - 1 - state.anneal_start
+        self._hyper = Hyper(state.lr if k is None else self._annealed(k, 1))

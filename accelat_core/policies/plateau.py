@@ -11,8 +11,8 @@ from typing import Any
 
 from accelat_core._validate import MAX_STEPS, choice, integer, metric_value, positive, real, saved
 from accelat_core.config import register
+from accelat_core.decisions import Decision, saved_decisions
 from accelat_core.hyper import Hyper
-from accelat_core.policies.accelat import Decision, saved_decisions
 from accelat_core.policy import Policy, expect_keys
 
 

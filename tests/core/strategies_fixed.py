@@ -10,7 +10,8 @@ must lie in, from the policy's public config alone: check ``lr_lo <= lr <= lr_hi
 ``momentum`` None exactly when the bounds' is, else within it. They are widened by
 ``BOUNDS_SLACK`` (1e-12; relative for lr, absolute for momentum) to absorb rounding in
 ``lo + (hi - lo) * x``; the lower lr bound is > 0 for every policy except
-``WarmRestarts`` with ``lr_min = 0``, and the lower momentum bound is >= 0.
+``WarmRestarts`` with ``lr_min = 0`` and ``Anneal`` with ``lr_end = 0``, and the lower
+momentum bound is >= 0.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import NamedTuple
 from hypothesis import strategies as st
 
 from accelat_core import (
+    Anneal,
     Constant,
     Cyclical,
     ExponentialDecay,
@@ -29,6 +31,7 @@ from accelat_core import (
     StepDecay,
     WarmRestarts,
 )
+from accelat_core.policies.anneal import ANNEAL_SHAPES
 from accelat_core.policies.exponential_decay import LR_FLOOR
 
 BOUNDS_SLACK = 1e-12
@@ -119,6 +122,17 @@ def warm_restarts(draw: st.DrawFn) -> WarmRestarts:
     )
 
 
+@st.composite
+def anneals(draw: st.DrawFn) -> Anneal:
+    lr_start = draw(lrs)
+    return Anneal(
+        lr_start,
+        total_steps=draw(st.integers(1, 300)),
+        shape=draw(st.sampled_from(ANNEAL_SHAPES)),
+        lr_end=draw(st.just(0.0) | fractions.map(lambda x: x * lr_start)),
+    )
+
+
 def free_ats() -> st.SearchStrategy[StepDecay]:
     return st.builds(StepDecay.free_at, lr=lrs, total_steps=st.integers(3, 300))
 
@@ -140,6 +154,7 @@ FIXED_SHAPES: dict[str, st.SearchStrategy[Schedule]] = {
     "OneCycle": one_cycles(),
     "Cyclical": cyclicals(),
     "WarmRestarts": warm_restarts(),
+    "Anneal": anneals(),
     "StepDecay.free_at": free_ats(),
     "OneCycle.paper": papers(),
     "Constant": constants(),
@@ -181,6 +196,8 @@ def fixed_policy_bounds(policy: Schedule) -> Bounds:
         momentum = None if c["momentum"] is None else tuple(c["momentum"])
     elif isinstance(policy, WarmRestarts):
         lo, hi = c["lr_min"], c["lr_max"]
+    elif isinstance(policy, Anneal):
+        lo, hi = c["lr_end"], c["lr_start"]
     elif isinstance(policy, Constant):
         lo = hi = c["lr"]
     else:

@@ -67,7 +67,7 @@ def accelat_configs(draw: st.DrawFn) -> dict:
     )
     return {
         "lr_max": lr_max,
-        "lr_min": lr_max * ratio,
+        "min_lr": lr_max * ratio,
         "min_gain": draw(st.sampled_from([1 / 32, 0.25, 0.0, -0.5])),
         "factor": factor,
         "window": draw(st.integers(1, 6)),
@@ -81,8 +81,28 @@ def accelat_configs(draw: st.DrawFn) -> dict:
 
 
 def accelat_policies() -> st.SearchStrategy[AccelAT]:
-    """Freshly built random valid AccelAT policies."""
+    """Freshly built random valid AccelAT policies (the paper's rule: no anneal)."""
     return accelat_configs().map(lambda c: AccelAT(**c))
+
+
+@st.composite
+def annealing_configs(draw: st.DrawFn) -> dict:
+    """An :func:`accelat_configs` with a stop and an anneal after it (its length a fraction
+    of the evaluations so far, from a tenth to twice them)."""
+    config = draw(accelat_configs())
+    return {
+        **config,
+        # At most four cuts to the floor (a factor of 0.999 with 1e-3 would take thousands).
+        "min_lr": max(config["min_lr"], config["lr_max"] * config["factor"] ** 4),
+        "stop_patience": draw(st.integers(1, 3)),
+        "anneal": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0, 2.0])),
+        "anneal_shape": draw(st.sampled_from(["linear", "sqrt", "cosine"])),
+    }
+
+
+def annealing_policies() -> st.SearchStrategy[AccelAT]:
+    """Freshly built random valid AccelAT policies with an anneal."""
+    return annealing_configs().map(lambda c: AccelAT(**c))
 
 
 @st.composite
@@ -132,8 +152,8 @@ class Envelope(NamedTuple):
 def envelope(policy: Policy) -> Envelope:
     """The envelope of ``policy``'s values, from its config (and its children's)."""
     if isinstance(policy, AccelAT):
-        c = policy.get_config()
-        return Envelope(c["lr_min"], c["lr_max"], None, True)
+        c = policy.get_config()  # the anneal ends at 0
+        return Envelope(0.0 if c.get("anneal") else c["min_lr"], c["lr_max"], None, True)
     if isinstance(policy, Plateau):
         c = policy.get_config()
         return Envelope(c["min_lr"], c["lr_max"], None, True)
@@ -190,7 +210,13 @@ def joins(draw: st.DrawFn, children: st.SearchStrategy[Policy]) -> Policy:
 
 def base_policies() -> st.SearchStrategy[Policy]:
     """Every leaf policy: fixed shapes, range tests, AccelAT and Plateau."""
-    return st.one_of(fixed_policies(), range_tests(), accelat_policies(), plateau_policies())
+    return st.one_of(
+        fixed_policies(),
+        range_tests(),
+        accelat_policies(),
+        annealing_policies(),
+        plateau_policies(),
+    )
 
 
 def all_policies() -> st.SearchStrategy[Policy]:

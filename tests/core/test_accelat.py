@@ -14,7 +14,7 @@ from strategies_metric import accelat_configs, accelat_policies, metric_historie
 
 from accelat_core import AccelAT, Decision, from_config
 
-BASE = {"lr_max": 1e-3, "lr_min": 1e-6, "min_gain": 0.025, "factor": 0.8, "window": 5}
+BASE = {"lr_max": 1e-3, "min_lr": 1e-6, "min_gain": 0.025, "factor": 0.8, "window": 5}
 
 
 def run(policy: AccelAT, metrics: list[float]) -> list[float]:
@@ -48,7 +48,7 @@ def released_code_lrs(config: dict, metrics: list[float]) -> list[float]:
             now = sum(exact[e - w + 1 : e + 1]) / w
             before = sum(exact[e - w : e]) / w
             if (now - before) * w < Fraction(config["min_gain"]):
-                lr = max(lr * config["factor"], config["lr_min"])
+                lr = max(lr * config["factor"], config["min_lr"])
                 last = e
         out.append(lr)
     return out
@@ -72,10 +72,10 @@ def test_lr_never_rises_and_each_change_is_a_factor_cut_or_the_lr_min_clamp(poli
     assert previous == cfg["lr_max"]
     for m in metrics:
         lr = policy.step(m).lr
-        assert cfg["lr_min"] <= lr <= previous
+        assert cfg["min_lr"] <= lr <= previous
         if lr != previous:
             assert lr == previous * cfg["factor"] or (
-                lr == cfg["lr_min"] and previous * cfg["factor"] < cfg["lr_min"]
+                lr == cfg["min_lr"] and previous * cfg["factor"] < cfg["min_lr"]
             )
         previous = lr
 
@@ -95,7 +95,7 @@ def test_cut_decisions_respect_warmup_cooldown_and_history(policy, metrics):
     assert all(d.gain < cfg["min_gain"] for d in policy.decisions)
     # Every recorded decision is a cut of the lr in force (or the clamp at lr_min).
     for d in policy.decisions:
-        assert d.new_lr == max(d.old_lr * cfg["factor"], cfg["lr_min"])
+        assert d.new_lr == max(d.old_lr * cfg["factor"], cfg["min_lr"])
 
 
 @given(accelat_policies(), metric_histories())
@@ -116,7 +116,7 @@ HUGE = 1.7e308
 )
 @example({**EDGE, "nan_policy": "raise"}, [HUGE, -HUGE, HUGE, 0.0, 0.0])
 @example({**EDGE, "nan_policy": "skip", "gain": "windows"}, [-HUGE, HUGE, 0.0, -HUGE, HUGE])
-@example({**EDGE, "lr_max": 1e-12, "lr_min": 1e-12, "gain": "slope"}, [HUGE, 0.0, -HUGE])
+@example({**EDGE, "lr_max": 1e-12, "min_lr": 1e-12, "gain": "slope"}, [HUGE, 0.0, -HUGE])
 def test_metrics_across_the_whole_float_range_keep_the_state_plain_json(config, metrics):
     # A gain that overflows (values spanning more than the float range) is refused with a
     # ValueError that leaves the state as it was, or skipped; never recorded as -inf.
@@ -254,7 +254,7 @@ def test_state_is_one_dataclass_as_json() -> None:
         "history": [0.5] * 6,
         "evaluations": 8,
         "last_drop": 6,
-        "below_min": 0,
+        "at_floor": 0,
         "skipped": [],
         "decisions": [[6, 0.0, 0.001, 0.0008]],
     }
@@ -266,8 +266,8 @@ def test_state_is_one_dataclass_as_json() -> None:
         ({"lr_max": 0.0}, ValueError, r"lr_max must be in \(0, inf\), got 0.0"),
         ({"lr_max": math.nan}, ValueError, r"lr_max must be finite"),
         ({"lr_max": "1"}, TypeError, r"lr_max must be a real number"),
-        ({"lr_min": 0.0}, ValueError, r"lr_min must be in \(0, 0.001\], got 0.0"),
-        ({"lr_min": 0.01}, ValueError, r"lr_min must be in \(0, 0.001\], got 0.01"),
+        ({"min_lr": 0.0}, ValueError, r"min_lr must be in \(0, 0.001\], got 0.0"),
+        ({"min_lr": 0.01}, ValueError, r"min_lr must be in \(0, 0.001\], got 0.01"),
         ({"min_gain": math.inf}, ValueError, r"min_gain must be finite"),
         ({"factor": 1.0}, ValueError, r"factor must be in \(0, 1\), got 1.0"),
         ({"factor": 0}, ValueError, r"factor must be in \(0, 1\), got 0"),
@@ -357,7 +357,7 @@ def saved_state() -> tuple[AccelAT, dict]:
 BIG = 2**53 + 1
 BAD_STATES = [
     ({"lr": "x"}, r"^state\['lr'\] must be a real number"),
-    ({"lr": 5.0}, r"^state\['lr'\] must be in \[lr_min, lr_max\] = \[0.1, 1.0\], got 5.0$"),
+    ({"lr": 5.0}, r"^state\['lr'\] must be in \[min_lr, lr_max\] = \[0.1, 1.0\], got 5.0$"),
     ({"evaluations": -1}, r"^state\['evaluations'\] must be an integer >= 0, got -1$"),
     (
         {"evaluations": BIG},
@@ -373,8 +373,8 @@ BAD_STATES = [
         r"^state\['last_drop'\] \(None\) must be the last decision's evaluation$",
     ),
     ({"last_drop": 1}, r"^state\['last_drop'\] \(1\) must be the last decision's evaluation$"),
-    ({"below_min": -1}, r"^state\['below_min'\] must be an integer >= 0, got -1$"),
-    ({"below_min": 3}, r"^state\['below_min'\] \(3\) cannot exceed the number of decisions$"),
+    ({"at_floor": -1}, r"^state\[.at_floor.\] must be an integer >= 0, got -1$"),
+    ({"at_floor": 3}, r"^state\['at_floor'\] \(3\) cannot exceed the number of decisions$"),
     ({"skipped": [-1]}, r"^state\['skipped\[\]'\] must be an integer >= 0, got -1$"),
     (
         {"skipped": [BIG]},

@@ -12,7 +12,7 @@ from strategies_metric import accelat_configs, metric_histories
 
 from accelat_core import AccelAT, Decision, from_config
 
-BASE = {"lr_max": 0.1, "lr_min": 0.001, "min_gain": 0.01, "factor": 0.5}
+BASE = {"lr_max": 0.1, "min_lr": 0.001, "min_gain": 0.01, "factor": 0.5}
 
 
 def accelat(**kwargs: object) -> AccelAT:
@@ -140,7 +140,7 @@ def test_zero_noise_gives_the_paper_rules_trajectory_exactly(config, metrics, z)
 def test_paper_rule_config_has_no_noise_keys() -> None:
     assert set(accelat(window=2).get_config()) == {
         "lr_max",
-        "lr_min",
+        "min_lr",
         "min_gain",
         "factor",
         "window",
@@ -193,7 +193,7 @@ def test_state_dict_with_noise_options_is_plain_json(options) -> None:
         "history",
         "evaluations",
         "last_drop",
-        "below_min",
+        "at_floor",
         "skipped",
         "decisions",
     }

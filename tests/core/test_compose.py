@@ -26,7 +26,7 @@ from accelat_core import (
     warmup,
 )
 
-ACCELAT = {"lr_max": 1.0, "lr_min": 0.01, "min_gain": 0.1, "factor": 0.5, "window": 2}
+ACCELAT = {"lr_max": 1.0, "min_lr": 0.01, "min_gain": 0.1, "factor": 0.5, "window": 2}
 
 
 def accelat(**overrides) -> AccelAT:
@@ -96,7 +96,7 @@ def test_warmup_does_not_feed_warmup_metrics_to_a_metric_driven_inner() -> None:
 
 
 def test_warmup_should_stop_follows_the_inner_after_the_warmup() -> None:
-    w = warmup(accelat(lr_min=0.5, stop_patience=1), steps=2)
+    w = warmup(accelat(min_lr=0.5, stop_patience=1), steps=2)
     stops = [(w.step(0.0), w.should_stop)[1] for _ in range(20)]
     # inner: cut to lr_min at its evaluation 3, the no-gain decision at 5 stops it;
     # its evaluation e is warmup call e + 3.
@@ -196,7 +196,7 @@ def test_join_routes_metrics_only_to_the_active_metric_driven_child() -> None:
 
 
 def test_join_should_stop_is_the_active_childs() -> None:
-    j = join([(accelat(lr_min=0.5, stop_patience=1), 8), (Constant(0.1), None)])
+    j = join([(accelat(min_lr=0.5, stop_patience=1), 8), (Constant(0.1), None)])
     stops = [(j.step(0.0), j.should_stop)[1] for _ in range(10)]
     # child: lr_min at evaluation 3, stop after the decision at 5 (call 6); phase 2 at t=8.
     assert stops == [False] * 5 + [True] * 2 + [False] * 3
@@ -412,7 +412,9 @@ def test_configs_and_states_saved_before_the_factories_load_and_resume(saved) ->
     old = json.loads(saved)
     resumed = from_config({"policy": old["policy"], **old["config"]})
     resumed.load_state_dict(old)
-    assert json.dumps(resumed.state_dict()) == saved  # written back byte for byte
+    # Written back in today's names (AccelAT's min_lr and at_floor), and nothing else changed.
+    today = saved.replace('"lr_min"', '"min_lr"').replace('"below_min"', '"at_floor"')
+    assert json.dumps(resumed.state_dict()) == today
     whole = from_config({"policy": old["policy"], **old["config"]})
     t = old["state"]["t"]
     expected = [whole.step(0.5).lr for _ in range(t + 4)][t:]
@@ -504,7 +506,24 @@ def test_metric_join_state_refused_in_a_later_phase_leaves_every_phase_as_it_was
     saved["state"]["phases"][1]["state"]["lr"] = 5.0
     fresh = join([(accelat(window=1), 3), (accelat(window=1), None)])
     before = fresh.state_dict()
-    message = r"^state\['lr'\] must be in \[lr_min, lr_max\] = \[0.01, 1.0\], got 5.0$"
+    message = r"^state\['lr'\] must be in \[min_lr, lr_max\] = \[0.01, 1.0\], got 5.0$"
     with pytest.raises(ValueError, match=message):
         fresh.load_state_dict(saved)
     assert fresh.state_dict() == before  # phase 0 was not loaded either
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "args"),
+    [
+        ("Warmup", "warmup", (Constant(0.5), 2)),
+        ("Join", "join", ([(Constant(0.5), 2), (Constant(0.1), None)],)),
+    ],
+)
+def test_the_old_class_names_build_the_same_policy_with_a_deprecation_warning(old, new, args):
+    import accelat_core
+
+    with pytest.warns(
+        DeprecationWarning, match=rf"accelat_core.{old} is deprecated .* use accelat_core.{new}\(\)"
+    ):
+        built = getattr(accelat_core, old)(*args)
+    assert built.to_config() == getattr(accelat_core, new)(*args).to_config()

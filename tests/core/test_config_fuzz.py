@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies_fixed import (
+    anneals,
     constants,
     cyclicals,
     exponential_decays,
@@ -27,6 +28,7 @@ from strategies_fixed import (
 )
 from strategies_metric import (
     accelat_policies,
+    annealing_policies,
     base_policies,
     envelope,
     joins,
@@ -38,7 +40,8 @@ from strategies_metric import (
 from accelat_core import Policy, from_config, policy_names
 
 EXAMPLES = {
-    "AccelAT": accelat_policies(),
+    "AccelAT": accelat_policies() | annealing_policies(),
+    "Anneal": anneals(),
     "Constant": constants(),
     "Cyclical": cyclicals(),
     "ExponentialDecay": exponential_decays(),
@@ -114,6 +117,9 @@ def test_from_config_with_arbitrary_values_raises_only_value_or_type_error(name,
         return
     # Built: it holds what it was given, rebuilds from its JSON config, and runs soundly.
     config = json.loads(json.dumps(policy.get_config(), allow_nan=False))
+    # An option whose default is None (AccelAT's noise, samples, anneal, budget) is left out
+    # of the config when it is None: given as None, it is the default.
+    kwargs = {k: v for k, v in kwargs.items() if v is not None or k in config}
     assert set(kwargs) <= set(config)
     for key, value in kwargs.items():
         if not isinstance(value, dict) and key not in ("phases", "inner"):

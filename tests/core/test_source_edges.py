@@ -34,7 +34,7 @@ HUGE = 10**299
 
 
 def accelat(**kwargs: object) -> AccelAT:
-    return AccelAT(**{"lr_max": 0.1, "lr_min": 0.001, "min_gain": 0.0, "factor": 0.5} | kwargs)
+    return AccelAT(**{"lr_max": 0.1, "min_lr": 0.001, "min_gain": 0.0, "factor": 0.5} | kwargs)
 
 
 # Every integer argument that reaches float arithmetic (or a clock compared with one), as

@@ -81,7 +81,7 @@ def test_threshold_of_a_bad_history_names_it(history, message) -> None:
 
 
 NAMES = (
-    "AccelAT, Constant, Cyclical, ExponentialDecay, Join, LinearDecay, OneCycle, Plateau, "
+    "AccelAT, Anneal, Constant, Cyclical, ExponentialDecay, Join, LinearDecay, OneCycle, Plateau, "
     "RangeTest, StepDecay, WarmRestarts, Warmup"
 )
 
@@ -103,7 +103,7 @@ def test_a_bad_config_is_refused_with_its_exact_message(config, message) -> None
 
 
 # window 1, endpoint gain: sigma_g = noise * sqrt(2)
-NOISE = dict(lr_max=1.0, lr_min=0.01, factor=0.5, window=1)
+NOISE = dict(lr_max=1.0, min_lr=0.01, factor=0.5, window=1)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def accelat_after_two_cuts() -> tuple[AccelAT, dict]:
     return p, json.loads(json.dumps(p.state_dict()))
 
 
-BOUNDS = "must be in [lr_min, lr_max] = [0.1, 1.0], got"
+BOUNDS = "must be in [min_lr, lr_max] = [0.1, 1.0], got"
 DECISIONS_OUT_OF_RANGE = [
     ([[1, 0.0, 2.0, 0.5], [2, 0.0, 0.5, 0.25]], f"state['decisions[][2]'] (old_lr) {BOUNDS} 2.0"),
     ([[1, 0.0, 1.0, 1.5], [2, 0.0, 0.5, 0.25]], f"state['decisions[][3]'] (new_lr) {BOUNDS} 1.5"),

@@ -83,7 +83,7 @@ class Emits(Schedule):
             3,
             TypeError,
             "PolicySchedule needs a fixed-shape policy (an accelat_core.Schedule), got "
-            "AccelAT(lr_max=1.0, lr_min=0.1, min_gain=0.0, factor=0.5, window=1, cooldown=None, "
+            "AccelAT(lr_max=1.0, min_lr=0.1, min_gain=0.0, factor=0.5, window=1, cooldown=None, "
             "warmup=None, mode='max', gain='endpoint', stop_patience=None, nan_policy='raise') "
             "(AccelAT)",
         ),
