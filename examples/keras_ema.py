@@ -76,7 +76,7 @@ def train(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.005, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.005, factor=0.5, window=2)
     history = model.fit(
         x, y, validation_data=validation, epochs=epochs, batch_size=BATCH_SIZE, verbose=0,
         callbacks=[

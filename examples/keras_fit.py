@@ -4,7 +4,7 @@ Two runs of the same small MLP:
 
 1. **AccelAT** via ``PolicyCallback`` on ``val_accuracy``: one policy step per epoch;
    the lr is cut by ``factor`` whenever validation accuracy gained less than ``min_gain``
-   over ``window`` epochs, and training stops once cuts at ``lr_min`` stop helping.
+   over ``window`` epochs, and training stops once cuts at ``min_lr`` stop helping.
 2. **OneCycle with momentum** via ``PolicyCallback(interval="batch")`` and
    ``accelat_keras.SGD``, whose momentum lives in a variable so the cycled momentum
    reaches the compiled update.
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     (x, y), validation = digits()
     results = {}
 
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2,
+    policy = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2,
                      stop_patience=2)  # fmt: skip
     model = mlp(accelat_keras.SGD(momentum=0.9))
     history = model.fit(

@@ -36,7 +36,7 @@ class DigitsClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
-        policy = AccelAT(lr_max=0.1, lr_min=0.005, min_gain=0.01, factor=0.5, window=2)
+        policy = AccelAT(lr_max=0.1, min_lr=0.005, min_gain=0.01, factor=0.5, window=2)
         scheduler = PlateauPolicyScheduler(optimizer, policy)
         return {
             "optimizer": optimizer,

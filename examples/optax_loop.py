@@ -4,7 +4,7 @@ Two runs of the same small MLP, in plain JAX:
 
 1. **AccelAT** via ``accelat_optax.Controller`` on validation accuracy: one policy step
    per epoch, on the host; the controller writes the lr into the ``inject_hyperparams``
-   state that the jitted update reads, and training stops once cuts at ``lr_min`` stop
+   state that the jitted update reads, and training stops once cuts at ``min_lr`` stop
    helping.
 2. **OneCycle with momentum** via ``accelat_optax.schedule`` and ``momentum_schedule``:
    both evaluated inside the jitted update from optax's step count.
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     results = {}
 
     # 1. AccelAT on validation accuracy: the controller writes the lr between epochs.
-    controller = Controller(AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5,
+    controller = Controller(AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5,
                                     window=2, stop_patience=2))  # fmt: skip
     optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9)
     params = init_mlp(jax.random.key(0))

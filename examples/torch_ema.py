@@ -78,7 +78,7 @@ def train(
     # False they would be copies of the live model's, which belong to other weights (or
     # recompute them with torch.optim.swa_utils.update_bn before each evaluation).
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.005, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.005, factor=0.5, window=2)
     scheduler = PlateauPolicyScheduler(optimizer, policy)
 
     val_accs: list[float] = []

@@ -1,7 +1,7 @@
 """``PolicyCallback``: drive a Keras optimizer's learning rate (and momentum) from a policy.
 
 >>> import keras, accelat_core, accelat_keras
->>> policy = accelat_core.AccelAT(lr_max=0.1, lr_min=1e-3, min_gain=0.01, factor=0.5, window=2)
+>>> policy = accelat_core.AccelAT(lr_max=0.1, min_lr=1e-3, min_gain=0.01, factor=0.5, window=2)
 >>> callback = accelat_keras.PolicyCallback(policy, monitor="val_accuracy")
 >>> model.compile(optimizer=accelat_keras.SGD(momentum=0.9), loss=loss)  # doctest: +SKIP
 >>> model.fit(x, y, validation_data=(xv, yv), epochs=30, callbacks=[callback])  # doctest: +SKIP
@@ -52,6 +52,10 @@ class PolicyCallback(keras.callbacks.Callback):
       after this one.
     * The learning rate must be a variable (a float ``learning_rate``): a
       ``LearningRateSchedule``, ``PolicySchedule`` included, is an error.
+    * With ``interval="epoch"`` a metric-driven policy whose lr moves within an epoch
+      (AccelAT's final anneal, ``anneal=``) is followed batch by batch: when batch ``b``
+      begins the optimizer gets ``policy.between(b, steps)``, ``steps`` the batches of an
+      epoch (``fit``'s ``steps``, or those of the last epoch).
 
     Args:
         policy: any ``accelat_core`` policy; it decides every value.
@@ -91,6 +95,8 @@ class PolicyCallback(keras.callbacks.Callback):
         self._last_used: Hyper = policy.hyper
         # interval="batch", no metric: a batch ran at _in_use and its step is still due.
         self._step_due = False
+        self._batches = 0  # batches begun in this epoch, and in the last whole one
+        self._per_epoch = 0
         if interval == "batch" and policy.needs_metric:
             self.on_train_batch_end = self._step_on_batch_end  # needs that batch's logs
 
@@ -105,12 +111,18 @@ class PolicyCallback(keras.callbacks.Callback):
             if self._step_due:
                 self._advance(None, "batch")
             self._step_due = True
+        elif self.interval == "epoch" and self.policy.needs_metric:
+            self._batches = batch + 1
+            steps = (self.params or {}).get("steps") or self._per_epoch
+            if steps:
+                self._write(self.policy.between(batch, steps))
 
     def _step_on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._advance(logs, "batch")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.interval == "epoch":
+            self._per_epoch = self._batches or self._per_epoch
             self._advance(logs, "epoch")
             return
         if self._step_due:

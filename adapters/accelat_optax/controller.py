@@ -26,8 +26,8 @@ import optax
 
 from accelat_core import Hyper, Policy
 
-#: Version of :meth:`Controller.state_dict`'s layout.
-STATE_FORMAT = 1
+#: Version of :meth:`Controller.state_dict`'s layout (1: 0.2's, without the update counts).
+STATE_FORMAT = 2
 #: The hyperparameter names a momentum is written to: SGD's, then the Adam family's.
 MOMENTUM_NAMES = ("momentum", "b1")
 _INJECTED = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
@@ -50,9 +50,14 @@ class Controller:
     recomputes a schedule-valued one at every update, which would overwrite the write.
     Errors name what the state holds and what to build instead.
 
-    The controller's whole state is the policy's: ``state_dict()`` is JSON, and after
-    ``load_state_dict`` the controller continues exactly (the restored ``opt_state``
-    already holds the values; ``apply`` writes them again if it does not).
+    **Within an evaluation**: ``opt_state = controller.step_update(opt_state)`` after every
+    update follows a policy whose lr moves between evaluations (AccelAT's final anneal,
+    ``anneal=``) update by update: it writes ``policy.between(update, updates)``, counting the
+    updates since the last ``step`` and those of the last whole interval between two.
+
+    The controller's state is the policy's and the two update counts: ``state_dict()`` is
+    JSON, and after ``load_state_dict`` the controller continues exactly (the restored
+    ``opt_state`` already holds the values; ``apply`` writes them again if it does not).
 
     Args:
         policy: any ``accelat_core`` policy; it decides every value. A fixed shape works
@@ -66,6 +71,9 @@ class Controller:
                 f"policy must be an accelat_core Policy, got {policy!r} ({type(policy).__name__})"
             )
         self.policy = policy
+        self.updates = 0  # updates since the last step
+        self.updates_per_evaluation = 0  # those of the last whole interval (0: none yet)
+        self._written = policy.hyper
 
     # -- the loop -----------------------------------------------------------------------
     def step(self, opt_state: optax.OptState, metric: Any = None) -> optax.OptState:
@@ -80,11 +88,32 @@ class Controller:
             hyper = self.policy.step()
         else:
             hyper = self.policy.step(float(metric) if self.policy.needs_metric else None)
-        return _write(opt_state, hyper, self.policy)
+        if self.updates:
+            self.updates_per_evaluation = self.updates
+        self.updates = 0
+        return self._write(opt_state, hyper)
+
+    def step_update(self, opt_state: optax.OptState) -> optax.OptState:
+        """One update was made: ``opt_state`` with the policy's value within the evaluation
+        written (unchanged while that value holds)."""
+        self.updates += 1
+        if not self.updates_per_evaluation:
+            return opt_state
+        hyper = self.policy.between(self.updates, self.updates_per_evaluation)
+        return opt_state if hyper == self._written else self._write(opt_state, hyper)
+
+    def _write(self, opt_state: optax.OptState, hyper: Hyper) -> optax.OptState:
+        written = _write(opt_state, hyper, self.policy)
+        self._written = hyper
+        return written
 
     def apply(self, opt_state: optax.OptState) -> optax.OptState:
         """``opt_state`` with the policy's current values written, without stepping it."""
-        return _write(opt_state, self.policy.hyper, self.policy)
+        if self.updates and self.updates_per_evaluation:
+            return self._write(
+                opt_state, self.policy.between(self.updates, self.updates_per_evaluation)
+            )
+        return self._write(opt_state, self.policy.hyper)
 
     @property
     def lr(self) -> float:
@@ -101,21 +130,34 @@ class Controller:
 
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """``{"format": 1, "policy": policy.state_dict()}``: plain JSON."""
-        return {"format": STATE_FORMAT, "policy": self.policy.state_dict()}
+        """``{"format": 2, "policy": policy.state_dict(), "updates", "updates_per_evaluation"}``:
+        plain JSON."""
+        counts = {"updates": self.updates, "updates_per_evaluation": self.updates_per_evaluation}
+        return {"format": STATE_FORMAT, "policy": self.policy.state_dict(), **counts}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; ``ValueError`` for another layout or policy."""
-        if not isinstance(state_dict, dict) or set(state_dict) != {"format", "policy"}:
+        """Restore :meth:`state_dict` (format 1, without the counts, too); ``ValueError`` for
+        another layout or policy, with the controller left as it was."""
+        keys = {
+            1: {"format", "policy"},
+            2: {"format", "policy", "updates", "updates_per_evaluation"},
+        }
+        fmt = state_dict.get("format") if isinstance(state_dict, dict) else None
+        if type(fmt) is not int or fmt not in keys:
             raise ValueError(
-                "state_dict must be a Controller.state_dict() with keys format, policy; "
+                f"state_dict format must be 1 or {STATE_FORMAT}, got {fmt!r} in {state_dict!r:.200}"
+            )
+        if set(state_dict) != keys[fmt]:
+            names = ", ".join(sorted(keys[fmt]))
+            raise ValueError(
+                f"state_dict must be a Controller.state_dict() with keys {names}; "
                 f"got {state_dict!r:.200}"
             )
-        if state_dict["format"] != STATE_FORMAT:
-            raise ValueError(
-                f"state_dict format must be {STATE_FORMAT}, got {state_dict['format']!r}"
-            )
+        counts = [state_dict.get(k, 0) for k in ("updates", "updates_per_evaluation")]
+        if any(type(c) is not int or c < 0 for c in counts):
+            raise ValueError(f"state_dict's update counts must be integers >= 0, got {counts!r}")
         self.policy.load_state_dict(state_dict["policy"])
+        self.updates, self.updates_per_evaluation = counts
 
     def __repr__(self) -> str:
         return f"Controller({self.policy!r})"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import warnings
 from typing import Any, Literal
 
 from torch import Tensor
@@ -41,7 +42,8 @@ class PolicyScheduler(LRScheduler):
       per-step shape (``OneCycle`` with ``total_steps`` batches), once per epoch for a
       per-epoch one. A metric-driven policy (``policy.needs_metric``, e.g. ``AccelAT``)
       belongs in a :class:`PlateauPolicyScheduler`, stepped with ``step(metric)``; here it
-      is a ``TypeError`` (:func:`scheduler_for` picks the class for you).
+      still works, with a ``DeprecationWarning`` until 0.4 (:func:`scheduler_for` picks the
+      class for you).
     - **Param groups.** Group ``i`` gets ``policy.lr * lr_i / lr_0``, where ``lr_i`` are
       the groups' lrs when the scheduler is built (``lr_0 > 0``): a head built at 0.01
       next to a body at 0.1 stays at a tenth of the policy's lr. On construction the
@@ -90,10 +92,13 @@ class PolicyScheduler(LRScheduler):
             raise TypeError(f"policy must be an accelat_core Policy, got {policy!r}")
         plateau = isinstance(self, PlateauPolicyScheduler)
         if policy.needs_metric and not plateau:
-            raise TypeError(
-                f"{type(self).__name__} drives policies that read no metric, got {policy!r}, "
-                "which is metric-driven: use PlateauPolicyScheduler(optimizer, policy), or "
-                "accelat_torch.scheduler_for(optimizer, policy), which picks the class"
+            warnings.warn(
+                f"{type(self).__name__} with a metric-driven policy ({policy.policy_name}) is "
+                "deprecated since 0.2 and goes in 0.4: use PlateauPolicyScheduler(optimizer, "
+                "policy), or accelat_torch.scheduler_for(optimizer, policy), which picks the "
+                "class (frameworks pass the metric only to a ReduceLROnPlateau)",
+                DeprecationWarning,
+                stacklevel=2,
             )
         if plateau and not policy.needs_metric:
             raise TypeError(
@@ -294,7 +299,7 @@ class PolicyScheduler(LRScheduler):
 
 # PolicyScheduler.step(metric) deliberately replaces ReduceLROnPlateau.step(metrics, epoch),
 # whose signature it does not share; the base is there for isinstance checks alone.
-class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):  # type: ignore[misc]
+class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
     """A :class:`PolicyScheduler` for a metric-driven policy, stepped with ``step(metric)``.
 
     Call ``step(metric)`` once per evaluation with the monitored value (a float, or a
@@ -312,6 +317,13 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):  # type: ignor
     the frameworks call (``step``, ``get_last_lr``, ``state_dict``, ``load_state_dict``)
     is :class:`PolicyScheduler`'s, first in the MRO. The policy decides every value.
 
+    **Within an evaluation** (timm's ``step_update``): call :meth:`step_update` after every
+    ``optimizer.step()`` and a policy whose lr moves between evaluations (AccelAT's final
+    anneal, ``anneal=``) is followed update by update: the scheduler counts the updates since
+    the last ``step(metric)`` and writes ``policy.between(update, updates)``, with ``updates``
+    the count of the last whole interval between two evaluations. Without it the anneal moves
+    once per evaluation. Both counts are in :meth:`state_dict`, so a resume mid-epoch is exact.
+
     >>> import torch
     >>> from accelat_core import AccelAT
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -322,6 +334,53 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):  # type: ignor
     >>> sched.get_last_lr(), isinstance(sched, ReduceLROnPlateau)
     ([0.05], True)
     """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        policy: Policy,
+        momentum: Literal["auto"] | bool = "auto",
+        sync_metric: Literal["auto"] | bool = "auto",
+    ) -> None:
+        self.updates = 0  # weight updates since the last step(metric)
+        self.updates_per_evaluation = 0  # those of the last whole interval (0: none yet)
+        super().__init__(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
+
+    def step(self, metric: Any = None) -> None:  # type: ignore[override]
+        """Feed the evaluation's ``metric`` (see :meth:`PolicyScheduler.step`)."""
+        super().step(metric)
+        if self.updates:
+            self.updates_per_evaluation = self.updates
+        self.updates = 0
+
+    def step_update(self) -> None:
+        """One weight update was made: write the policy's value within the evaluation."""
+        self.updates += 1
+        if self.updates_per_evaluation:
+            h = self.policy.between(self.updates, self.updates_per_evaluation)
+            if h != self._written:
+                self._write(h)
+
+    def state_dict(self) -> dict[str, Any]:
+        """:meth:`PolicyScheduler.state_dict` and the two update counts."""
+        counts = {"updates": self.updates, "updates_per_evaluation": self.updates_per_evaluation}
+        return {**super().state_dict(), **counts}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """:meth:`PolicyScheduler.load_state_dict`; a state saved by 0.2 (no counts) loads
+        with both counts at 0."""
+        counts = {k: state_dict.get(k, 0) for k in ("updates", "updates_per_evaluation")}
+        for key, value in counts.items():
+            if type(value) is not int or value < 0:
+                raise ValueError(f"state_dict[{key!r}] must be an integer >= 0, got {value!r}")
+        base = {k: v for k, v in state_dict.items() if k not in counts}
+        super().load_state_dict(base)
+        self.updates, self.updates_per_evaluation = (
+            counts["updates"],
+            counts["updates_per_evaluation"],
+        )
+        if self.updates and self.updates_per_evaluation:
+            self._write(self.policy.between(self.updates, self.updates_per_evaluation))
 
 
 def scheduler_for(

@@ -24,7 +24,7 @@ def _f32(values):
 
 
 def _accelat(**overrides):
-    args = {"lr_max": 0.1, "lr_min": 0.001, "min_gain": 0.5, "factor": 0.5, "window": 1}
+    args = {"lr_max": 0.1, "min_lr": 0.001, "min_gain": 0.5, "factor": 0.5, "window": 1}
     return AccelAT(**{**args, **overrides})
 
 
@@ -155,7 +155,7 @@ def test_metric_driven_policy_gets_logs_monitor_and_its_lr_reaches_the_optimizer
 def test_should_stop_sets_stop_training():
     # window=1, warmup 0, cooldown 0: every evaluation that gains < 10 cuts the lr, and at
     # lr_min two such decisions trigger should_stop.
-    policy = _accelat(min_gain=10.0, factor=0.1, lr_min=0.01, warmup=0, cooldown=0,
+    policy = _accelat(min_gain=10.0, factor=0.1, min_lr=0.01, warmup=0, cooldown=0,
                       stop_patience=2)  # fmt: skip
     model = small_classifier(keras.optimizers.SGD(learning_rate=1.0))
     x, y = blobs()

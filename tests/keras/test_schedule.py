@@ -79,7 +79,7 @@ def test_saved_model_resumes_with_the_same_lr_at_the_same_step(tmp_path):
 
 
 def test_metric_driven_policy_is_rejected_with_the_alternative():
-    policy = AccelAT(lr_max=0.1, lr_min=0.01, min_gain=0.01, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.01, min_gain=0.01, factor=0.5, window=2)
     with pytest.raises(TypeError, match=r"metric-driven.*Use PolicyCallback"):
         accelat_keras.PolicySchedule(policy)
 

@@ -15,10 +15,10 @@ import numpy as np
 import optax
 import pytest
 
-from accelat_core import AccelAT, Constant, OneCycle
+from accelat_core import AccelAT, Anneal, Constant, OneCycle
 from accelat_optax import Controller
 
-ACCELAT = {"lr_max": 0.5, "lr_min": 0.01, "min_gain": 0.05, "factor": 0.5, "window": 1}
+ACCELAT = {"lr_max": 0.5, "min_lr": 0.01, "min_gain": 0.05, "factor": 0.5, "window": 1}
 GRADIENT = np.float32(0.5)
 
 
@@ -216,11 +216,55 @@ def test_should_stop_follows_the_policy():
 
 def test_bad_state_dicts_and_policies_are_refused():
     controller = Controller(AccelAT(**ACCELAT))
-    with pytest.raises(ValueError, match="keys format, policy"):
+    with pytest.raises(ValueError, match="format must be 1 or 2, got None"):
         controller.load_state_dict({"policy": {}})
-    with pytest.raises(ValueError, match="format must be 1, got 2"):
+    with pytest.raises(ValueError, match="format must be 1 or 2, got 3"):
+        controller.load_state_dict({"format": 3, "policy": {}})
+    with pytest.raises(ValueError, match="keys format, policy, updates, updates_per_evaluation"):
         controller.load_state_dict({"format": 2, "policy": {}})
+    with pytest.raises(ValueError, match=r"update counts must be integers >= 0, got \[-1, 0\]"):
+        state = {**controller.state_dict(), "updates": -1}
+        controller.load_state_dict(state)
     with pytest.raises(ValueError, match="is for policy 'Constant'"):
         controller.load_state_dict(Controller(Constant(0.1)).state_dict())
     with pytest.raises(TypeError, match=r"policy must be an accelat_core Policy, got 0\.1"):
         Controller(0.1)
+
+
+def test_step_update_follows_the_anneal_update_by_update_and_resumes_exactly():
+    def policy():
+        # A cut at evaluation 1 reaches the floor, the decision at 2 starts an anneal of
+        # round(1.0 * 3) = 3 evaluations (min_gain 1e9: every decision finds too little).
+        return AccelAT(0.1, min_lr=0.05, min_gain=1e9, factor=0.5, window=1, warmup=0,
+                       cooldown=0, stop_patience=1, anneal=1.0, anneal_shape="linear")  # fmt: skip
+
+    updates = 4
+    closed = Anneal(0.05, 3 * updates, shape="linear")
+    expected = [0.1] * 2 * updates + [0.05] * updates + [closed.at(t).lr for t in range(12)]
+
+    def run(controller, state, evaluations, lrs, first_update=0):
+        for _ in range(evaluations):
+            for _ in range(first_update, updates):
+                lrs.append(float(state.hyperparams["learning_rate"]))
+                state = controller.step_update(state)
+            first_update = 0
+            state = controller.step(state, 0.5)
+        return state
+
+    init = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0).init(jnp.zeros(1))
+    whole = Controller(policy())
+    lrs: list[float] = []
+    run(whole, whole.apply(init), 6, lrs)
+    assert lrs == [float(np.float32(v)) for v in expected] and whole.should_stop
+    # Saved after 2 updates of the anneal's second evaluation, then resumed elsewhere.
+    first = Controller(policy())
+    head: list[float] = []
+    state = run(first, first.apply(init), 4, head)
+    for _ in range(2):
+        head.append(float(state.hyperparams["learning_rate"]))
+        state = first.step_update(state)
+    resumed = Controller(policy())
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    tail: list[float] = []
+    run(resumed, resumed.apply(init), 2, tail, first_update=2)
+    assert head + tail == lrs

@@ -260,7 +260,7 @@ def test_adam_b1_schedule_matches_optax_adam_rebuilt_with_each_steps_values():
 
 
 def test_metric_driven_policy_is_rejected_with_the_controller_named():
-    policy = AccelAT(lr_max=0.1, lr_min=0.01, min_gain=0.01, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.01, min_gain=0.01, factor=0.5, window=2)
     with pytest.raises(TypeError, match=r"metric-driven.*accelat_optax\.Controller"):
         accelat_optax.schedule(policy)
     with pytest.raises(TypeError, match=r"metric-driven.*accelat_optax\.Controller"):

@@ -32,7 +32,7 @@ ACCURACIES = [0.30, 0.45, 0.55, 0.60, 0.61, 0.61, 0.62, 0.62, 0.62, 0.70, 0.70, 
 
 
 def accelat() -> AccelAT:
-    return AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.02, factor=0.5, window=2)
+    return AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.02, factor=0.5, window=2)
 
 
 def lrs(opt: torch.optim.Optimizer) -> list[float]:
@@ -297,11 +297,16 @@ def test_metric_policy_scheduler_is_a_reduce_lr_on_plateau_and_fixed_one_is_not(
     assert isinstance(fixed, LRScheduler) and isinstance(metric, LRScheduler)
 
 
-def test_policy_scheduler_refuses_a_metric_policy_naming_the_two_ways_out(make_sgd):
-    with pytest.raises(
-        TypeError, match=r"is metric-driven: use PlateauPolicyScheduler.*scheduler_for"
-    ):
-        PolicyScheduler(make_sgd(), accelat())
+def test_policy_scheduler_with_a_metric_policy_is_deprecated_but_still_drives_it(make_sgd):
+    # The pre-0.2 form keeps working until 0.4, warning with the two ways out.
+    opt = make_sgd()
+    with pytest.warns(DeprecationWarning, match=r"use PlateauPolicyScheduler.*scheduler_for"):
+        old = PolicyScheduler(opt, accelat())
+    reference = accelat()
+    for acc in ACCURACIES:
+        old.step(acc)
+        assert lrs(opt) == [reference.step(acc).lr]
+    assert reference.decisions, "the accuracies must make the rule cut for the test to mean much"
 
 
 @pytest.mark.parametrize(
