@@ -21,7 +21,11 @@ policy. The paper's claim is tested as: AccelAT's passes to target <= 0.5 x step
 final robust test accuracy within 1 point of the best policy's.
 
 A run whose ``report.json`` exists is not repeated, and one with a checkpoint resumes, so
-an interrupted study continues where it stopped when given the same ``--out``.
+an interrupted study continues where it stopped when given the same ``--out``. With
+``--commit`` each finished run's small files (``config.json``, ``metrics.jsonl``,
+``report.json``; never the weights) and the finder's cached result are committed to git as
+that run finishes: a study under ``studies/`` survives a change of machine and resumes there
+from what is committed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -191,6 +196,7 @@ def run_setting(
     threads: int | None = None,
     img_dir: str | Path | None = IMG_DIR,
     log: bool = True,
+    commit: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run the grid of ``setting`` for ``seeds``; one summary per variant.
 
@@ -217,6 +223,7 @@ def run_setting(
         summary = compare(
             TrainConfig(**config), arms, seeds, variant_out, budgets=budgets_of(config["epochs"]),
             jobs=jobs, threads=threads, log=stderr_log if log else None,
+            after_run=commit_run if commit else None,
         )  # fmt: skip
         summary["issue_targets"] = issue_targets(summary)
         summary["study"] = _study(label, chosen, config, seeds, arms, jobs, threads, start)
@@ -231,8 +238,40 @@ def run_setting(
                 shutil.copyfile(variant_out / name, target)
         if log:
             print(table)
+        if commit:
+            commit_files(sorted(variant_out.glob("compare.*")), f"study {label}: summary")
         results[label] = summary
     return results
+
+
+#: The files of a finished run that a study keeps in git (not the weights).
+RUN_FILES = ("config.json", "metrics.jsonl", "report.json")
+
+
+def commit_run(folder: Path) -> None:
+    """Commit a finished run's small files, and its comparison's cached finder results."""
+    files = [folder / name for name in RUN_FILES if (folder / name).is_file()]
+    study = next((p for p in folder.parents if any(p.glob("lr_find_seed*.json"))), None)
+    if study is not None:
+        files += sorted(study.glob("lr_find_seed*.json"))
+    commit_files(files, f"study run finished: {folder}")
+
+
+def commit_files(files: Sequence[Path], message: str, tries: int = 5) -> None:
+    """``git add`` and ``git commit`` just ``files`` (other staged work is left alone),
+    retrying while another git process holds the index."""
+    if not files:
+        return
+    paths = [str(f) for f in files]
+    for attempt in range(tries):
+        add = subprocess.run(["git", "add", "--", *paths], capture_output=True, text=True)
+        commit = subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *paths], capture_output=True, text=True
+        )
+        if add.returncode == 0 and (commit.returncode == 0 or "nothing" in commit.stdout):
+            return
+        time.sleep(2 + attempt)
+    print(f"acceleration: could not commit {message}: {commit.stderr.strip()}", file=sys.stderr)
 
 
 def _study(
@@ -369,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--threads", type=int, help="torch threads per job")
     parser.add_argument("--img-dir", default=str(IMG_DIR), help="where the figures go")
+    parser.add_argument(
+        "--commit", action="store_true",
+        help="commit each finished run's config, metrics and report to git as it finishes",
+    )  # fmt: skip
     for key, kind in _OVERRIDABLE.items():
         what = "one lr_max for every arm (skips the finder)" if key == "lr_max" else "override"
         parser.add_argument("--" + key.replace("_", "-"), type=kind, help=what)
@@ -382,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = CORE_ARMS if args.core else [a for a in args.arms.split(",") if a]
     try:
         run_setting(args.setting, seeds, out, arms=arms, overrides=overrides, jobs=args.jobs,
-                    threads=args.threads, img_dir=args.img_dir)  # fmt: skip
+                    threads=args.threads, img_dir=args.img_dir, commit=args.commit)  # fmt: skip
     except ValueError as exc:
         print(f"acceleration: error: {exc}", file=sys.stderr)
         return 2

@@ -71,6 +71,8 @@ class Rule:
     z: float = 0.0
     samples: int | None = None
     stop_patience: int = 0  # 0: never stop
+    anneal: float | None = None  # where it would stop, anneal over this fraction of the run
+    anneal_shape: str = "sqrt"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Entry:
 def _accelat(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
     noisy = rule.z and rule.samples
     noise: dict[str, Any] = {"samples": rule.samples, "z": rule.z} if noisy else {}
+    anneal: dict[str, Any] = {}
+    if rule.anneal is not None:  # the anneal also ends by the budget, if the rule has not ended
+        anneal = {"anneal": rule.anneal, "anneal_shape": rule.anneal_shape, "budget": epochs}
     return AccelAT(
         lr_max,
         _floor(lr_max, rule),
@@ -102,6 +107,7 @@ def _accelat(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
         window=rule.window or default_window(epochs),
         stop_patience=rule.stop_patience or None,
         **noise,
+        **anneal,
     )
 
 

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ def compare(
     threads: int | None = None,
     quiet: bool = True,
     log: Callable[[str], None] | None = None,
+    after_run: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
     """Train every arm on every seed from ``base``; write and return the summary.
 
@@ -69,7 +70,8 @@ def compare(
     (:mod:`accelat_train.reporting.frontier`); the time-to-target comparison is taken at
     the largest budget. ``jobs > 1`` trains in that many processes with ``threads`` torch
     threads each (default: the CPUs shared out). ``log`` receives one line per finder result
-    and per run. Ratios are to the arm ``baseline`` when it is among them.
+    and per run; ``after_run`` each run's folder as soon as that run has finished (a study
+    commits its small files then). Ratios are to the arm ``baseline`` when it is among them.
     """
     if not seeds:
         raise ValueError("seeds must name at least one seed, got none")
@@ -102,7 +104,8 @@ def compare(
                 shared = found[seed] if spec in finders else {}
                 cfg = dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
                 tasks.append((cfg, quiet, threads))
-    _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"))
+    done = (lambda path: after_run(Path(path))) if after_run else (lambda _path: None)
+    _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"), after=done)
     summary = compare_summary(
         {spec: by_budget[largest] for spec, by_budget in runs.items()},
         target=target,
@@ -184,16 +187,25 @@ def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
 
 
 def _map(
-    fn: Callable[[Any], Any], tasks: list[Any], jobs: int, before: Callable[[Any], object]
-) -> list[Any]:
-    """``[fn(t) for t in tasks]``, in ``jobs`` processes when ``jobs > 1``; ``before(t)`` is
-    called ahead of each task (of all of them, when they run in parallel)."""
+    fn: Callable[[Any], Any],
+    tasks: list[Any],
+    jobs: int,
+    before: Callable[[Any], object],
+    after: Callable[[Any], object],
+) -> None:
+    """``fn(t)`` for every task, in ``jobs`` processes when ``jobs > 1``; ``before(t)`` is
+    called ahead of each task (of all of them, when they run in parallel), ``after(result)``
+    as each one finishes."""
     if jobs <= 1 or len(tasks) <= 1:
-        return [(before(t), fn(t))[1] for t in tasks]
+        for t in tasks:
+            before(t)
+            after(fn(t))
+        return
     for t in tasks:
         before(t)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, tasks))
+        for future in as_completed([pool.submit(fn, t) for t in tasks]):
+            after(future.result())
 
 
 def stderr_log(line: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
+from accelat_core.policies.anneal import ANNEAL_SHAPES
 from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_NAMES, canonical_attack
 from accelat_train.adversarial.methods import METHOD_NAMES
 from accelat_train.catalogue import CATALOGUE, POLICY_NAMES
@@ -149,6 +150,14 @@ class TrainConfig:
         2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
         type=NONNEGATIVE,
     )  # fmt: skip
+    anneal: float | None = _opt(
+        None, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of the "
+        "epochs so far, then stop (None: stop at once)", type=float,
+    )  # fmt: skip
+    anneal_shape: str = _opt(
+        "sqrt", "AccelAT: the anneal's shape (sqrt: 1 - sqrt(x), linear, cosine)",
+        choices=ANNEAL_SHAPES,
+    )  # fmt: skip
     #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
@@ -188,6 +197,13 @@ class TrainConfig:
             real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
+        if self.anneal is not None:
+            real("anneal", self.anneal, lo=0.0, hi=100.0, lo_open=True)
+            if not self.stop_patience:
+                raise ValueError(
+                    f"anneal needs stop_patience >= 1 (the decisions at lr_min that start it), "
+                    f"got anneal={self.anneal!r} with stop_patience={self.stop_patience!r}"
+                )
         self._validate_counts()
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -252,7 +268,7 @@ class TrainConfig:
         return d
 
 
-_CHOICES = {"method": METHOD_NAMES, "monitor": MONITOR_NAMES}
+_CHOICES = {"method": METHOD_NAMES, "monitor": MONITOR_NAMES, "anneal_shape": ANNEAL_SHAPES}
 #: Fields that take one of their names or a user's ``module:factory``.
 _CHOICES_OR_FACTORY = {"dataset": DATASET_NAMES, "model": MODEL_NAMES}
 _CHOICES_OPTIONAL = {"amp": AMP_NAMES, "optimizer": OPTIMIZER_NAMES}

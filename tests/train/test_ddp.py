@@ -23,7 +23,7 @@ ARGS = [
 ]  # fmt: skip
 # A demanding min_gain: AccelAT cuts at the first decision and after each cooldown, so the
 # ranks must agree on several decisions.
-POLICY = {"policy": "AccelAT", "lr_max": 0.05, "lr_min": 5e-5, "min_gain": 0.5, "factor": 0.5,
+POLICY = {"policy": "AccelAT", "lr_max": 0.05, "min_lr": 5e-5, "min_gain": 0.5, "factor": 0.5,
           "window": 1}  # fmt: skip
 
 

@@ -93,7 +93,7 @@ def test_plot_policy_without_momentum_has_a_single_panel(tmp_path):
 
 
 def test_plot_policy_steps_a_metric_driven_policy_on_the_given_metrics(tmp_path):
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     metrics = [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]
     fig = plots.plot_policy(policy, 7, tmp_path / "accelat.png", metrics=metrics)
     # lr before any step, then after each evaluation: the plateau (gain 0 < 0.01 over the
@@ -104,7 +104,7 @@ def test_plot_policy_steps_a_metric_driven_policy_on_the_given_metrics(tmp_path)
 
 
 def test_plot_policy_metric_driven_without_metrics_is_an_error(tmp_path):
-    policy = AccelAT(lr_max=0.1, lr_min=0.001, min_gain=0.01, factor=0.5, window=2)
+    policy = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     with pytest.raises(ValueError, match=r"AccelAT is metric-driven.*steps - 1 = 4.*got none"):
         plots.plot_policy(policy, 5, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

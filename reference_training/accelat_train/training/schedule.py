@@ -34,7 +34,11 @@ class Schedule:
         self.per_epoch = policy.needs_metric
 
     def after_update(self) -> None:
-        if not self.per_epoch:
+        """One weight update: a fixed shape steps; a metric-driven policy's value within the
+        epoch is written (AccelAT's anneal moves per update)."""
+        if self.per_epoch:
+            self.scheduler.step_update()
+        else:
             self.scheduler.step()
 
     def after_epoch(self, metric: float) -> dict[str, Any] | None:
@@ -83,6 +87,8 @@ def build_schedule(
         z=cfg.accelat_z,
         samples=samples,
         stop_patience=cfg.stop_patience,
+        anneal=cfg.anneal,
+        anneal_shape=cfg.anneal_shape,
     )
     entry = CATALOGUE[cfg.policy]
     policy = entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)
