@@ -1,9 +1,10 @@
 """The learning-rate range test on a torch model, leaving model and optimizer untouched.
 
 :func:`lr_find` trains for up to ``num_steps`` batches while ``accelat_core.RangeTest``
-raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch, stops
-when the loss diverges, restores the model and optimizer exactly, and returns
-``accelat_core.suggest``'s reading of the curve.
+raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch (and the
+spread of the predictions, from the logits of the batch's own forward), stops when the loss
+diverges, restores the model and optimizer exactly, and returns ``accelat_core.suggest``'s
+reading of the curve.
 
 >>> result = lr_find(model, optimizer, torch.nn.functional.cross_entropy, loader)  # doctest: +SKIP
 >>> result.suggestion.lr_max, result.suggestion.lr_min  # doctest: +SKIP

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
-from accelat_core.finder import LRFindResult, Suggestion
+from accelat_core.finder import LRFindResult, Suggestion, smooth_losses, suggest
 from accelat_train.config import TrainConfig
 from accelat_train.training import lr_range as lr_finder
 from accelat_train.training.build import build
@@ -53,6 +55,45 @@ def test_an_unreadable_curve_falls_back_too(setup, monkeypatch):
     with pytest.warns(UserWarning, match="no readable curve"):
         finding = lr_finder.find_lr(setup)
     assert finding.lr_max == lr_finder.FALLBACK_LR_MAX and finding.result is None
+
+
+def _grid(n):
+    return [10 ** (-5 + 6 * i / (n - 1)) for i in range(n)]
+
+
+def _read(losses, smooth):
+    lrs = _grid(len(losses))
+    return LRFindResult(suggest(lrs, losses, "minimum", smooth), lrs, losses)
+
+
+def test_a_spike_then_a_fall_to_chance_is_warned_and_recorded_with_its_lr(setup, monkeypatch):
+    # 20 steps (smoothing 0.5): a dip to 2.8, a spike from point 9, then a fall to 2.4.
+    losses = [3.1] * 5 + [3.0, 2.9, 2.8, 2.8, 4.5, 4.5, 4.0] + [2.4] * 8
+    lrs = _grid(20)
+    monkeypatch.setattr(
+        lr_finder, "_range_test", lambda setup, steps, smooth: _read(losses, smooth)
+    )
+    said = re.escape(f"lr finder: the loss diverged at lr {lrs[9]:.3g} (")
+    with pytest.warns(UserWarning, match=said) as caught:
+        finding = lr_finder.find_lr(setup)
+    read = smooth_losses(losses, 0.5)[:9]
+    assert finding.lr_max == lrs[read.index(min(read))] / 10 < lrs[9] / 10
+    record = finding.record()
+    assert record["cut"] == {"reason": "diverged", "lr": lrs[9]}
+    assert record["notes"] == [str(w.message).removeprefix("lr finder: ") for w in caught]
+    assert record["notes"] == finding.result.notes and len(record["notes"]) == 1
+    assert record["edge"] is None and record["method"] == "minimum"
+
+
+def test_a_suggestion_at_the_end_of_the_range_is_warned_and_recorded(setup, monkeypatch):
+    falling = [3.0 - 0.05 * k for k in range(20)]
+    monkeypatch.setattr(
+        lr_finder, "_range_test", lambda setup, steps, smooth: _read(falling, smooth)
+    )
+    with pytest.warns(UserWarning, match="the suggestion sits at the last edge of the range test"):
+        finding = lr_finder.find_lr(setup)
+    assert finding.lr_max == 1.0 and finding.record()["edge"] == "last"
+    assert finding.record()["cut"] is None and len(finding.record()["notes"]) == 1
 
 
 def test_the_range_test_counts_its_passes_and_reads_the_minimum(setup):
