@@ -45,7 +45,8 @@ RISE = 1.1
 #: A step's network has collapsed when its loss is at most this multiple (1.1) of ln(classes),
 #: the loss of one uniform output for every image, ...
 CHANCE = 1.1
-#: ... and the spread of its predictions is at most this fraction (0.2) of its largest so far.
+#: ... and the spread of its predictions is at most this fraction (0.2) of the most it had gained
+#: over its start.
 FLAT = 0.2
 #: :attr:`LRFindResult.edge`: the first and last 5 % of a test's points (at least one each).
 EDGE_FRACTION = 0.05
@@ -350,15 +351,17 @@ def suggest(
       worse than before training is the sign that the lr is too large, and what follows
       (a fall to chance, say) is not learning.
     - **collapsed** (only with ``spread`` and ``classes``): :math:`\ell_i \le 1.1 \ln C`
-      (``CHANCE``) and :math:`\sigma_i \le 0.2 \max_{j \le i} \sigma_j` (``FLAT``), where
-      ``spread[i]`` :math:`= \sigma_i = H(\bar p) - \frac{1}{N}\sum_n H(p_n)` is the
-      mutual information between a batch's images and the network's predicted class (nats;
-      :math:`p_n` the softmax of image :math:`n`, :math:`\bar p` their mean over the batch,
-      0 when every image gets the same output) and :math:`C` = ``classes``. The loss is
-      then that of one output for every image, and the predictions lost four fifths of the
-      spread they had: the network stopped looking at its input. Each batch's own values
-      are tested, not averages: a smoothed loss that averages in a collapsed batch is no
-      evidence of learning. A network that starts flat (a fresh one) has lost nothing.
+      (``CHANCE``) and :math:`\sigma_i \le 0.2\,(\max_{j \le i} \sigma_j - \sigma_0)`
+      (``FLAT``), where ``spread[i]`` :math:`= \sigma_i = H(\bar p) - \frac{1}{N}\sum_n
+      H(p_n)` is the mutual information between a batch's images and the network's
+      predicted class (nats; :math:`p_n` the softmax of image :math:`n`, :math:`\bar p`
+      their mean over the batch, 0 when every image gets the same output) and :math:`C` =
+      ``classes``. The loss is then that of one output for every image, and the spread is
+      down to a fifth of what the predictions had gained over their start: the network
+      stopped looking at its input. A fresh network is flat at first, or spread by its
+      random features only; losing that is not a collapse, hence the gain. Each batch's own
+      values are tested, not averages: a smoothed loss that averages in a collapsed batch is
+      no evidence of learning.
 
     Then, with :math:`i^*` the argmin of the points read (the first one on ties):
 
@@ -498,7 +501,7 @@ def _reading_cut(
     """The first of the usable points that shows a divergence or a collapse (see
     :func:`suggest`), or ``None``."""
     chance = -math.inf if classes is None else CHANCE * math.log(classes)
-    best, top = math.inf, 0.0
+    best, gain = math.inf, 0.0
     for i, s in enumerate(smoothed):
         if 0 < best < math.inf and s > smoothed[0] and s > RISE * best:
             return _cut_at(
@@ -507,14 +510,15 @@ def _reading_cut(
                 f"{RISE:g}x its best {best:.3g}",
             )  # fmt: skip
         if spread is not None and classes is not None:
-            top = max(top, spread[i])
-            if top > 0 and raw[i] <= chance and spread[i] <= FLAT * top:
+            gain = max(gain, spread[i] - spread[0])
+            if gain > 0 and raw[i] <= chance and spread[i] <= FLAT * gain:
                 return _cut_at(
                     i, xs, smoothed, "collapsed",
                     f"its loss {raw[i]:.3g} is at most {CHANCE:g}x ln({classes}) = "
                     f"{math.log(classes):.3g}, the loss of one uniform output for every image, "
                     f"and the spread of its predictions fell to {spread[i]:.3g} nats, "
-                    f"{spread[i] / top * 100:.0f} % of its largest ({top:.3g})",
+                    f"{spread[i] / gain * 100:.0f} % of the {gain:.3g} they had gained over "
+                    f"their start",
                 )  # fmt: skip
         best = min(best, s)
     return None

@@ -93,7 +93,8 @@ def test_a_collapse_to_chance_with_flat_predictions_is_not_read_as_learning() ->
     assert s.cut.lower_lr == lrs[blind.index]
     assert s.cut.evidence == (
         "its loss 2.35 is at most 1.1x ln(10) = 2.3, the loss of one uniform output for every "
-        "image, and the spread of its predictions fell to 0.01 nats, 3 % of its largest (0.33)"
+        "image, and the spread of its predictions fell to 0.01 nats, 3 % of the 0.3 they had "
+        "gained over their start"
     )
     (note,) = LRFindResult(s, lrs, losses, None, spread, 10).notes
     assert note.startswith(f"the network collapsed at lr {lrs[25]:.3g} (its loss 2.35")
@@ -152,19 +153,30 @@ def test_a_divergence_at_the_first_points_is_refused_naming_its_lr() -> None:
 
 
 def test_a_collapse_from_the_start_is_refused_naming_its_lr() -> None:
-    # A network whose predictions spread at the first step and are flat at chance from the
-    # second on: its loss falls from 3 to 2.3, which looks like learning and is not.
+    # A network whose predictions spread out at the second step and are flat at chance from
+    # the third on: its loss falls from 3 to 2.3, which looks like learning and is not.
     lrs = grid(30)
-    losses = [3.0] + [2.3] * 29
-    spread = [0.5] + [0.01] * 29
+    losses = [3.0, 2.9] + [2.3] * 28
+    spread = [0.02, 0.5] + [0.01] * 28
     assert curve_problem(lrs, losses, smooth=0.0) is None  # blind to the collapse
     problem = curve_problem(lrs, losses, smooth=0.0, spread=spread, classes=10)
-    assert problem.startswith(f"the network collapsed at once, at lr {lrs[1]:.3g} (its loss 2.3 ")
+    assert problem.startswith(f"the network collapsed at once, at lr {lrs[2]:.3g} (its loss 2.3 ")
     assert problem.endswith(
-        "2 % of its largest (0.5)): only 1 of 30 points come before it (at least 5 are needed); "
-        "start the range test at a lower start_lr."
+        "fell to 0.01 nats, 2 % of the 0.48 they had gained over their start): only 2 of 30 "
+        "points come before it (at least 5 are needed); start the range test at a lower "
+        "start_lr."
     )
-    assert suggest(lrs, losses, "minimum", 0.0, spread=spread, classes=10).index == 0
+    assert suggest(lrs, losses, "minimum", 0.0, spread=spread, classes=10).index == 1
+
+
+def test_losing_the_spread_a_network_started_with_is_not_a_collapse() -> None:
+    # A fresh network's random features spread its predictions a little (0.07 nats); training
+    # towards chance fades that. Nothing was gained, so nothing collapsed.
+    lrs = grid(30)
+    losses = [2.6] * 5 + [2.6 - 0.02 * k for k in range(1, 26)]
+    spread = [0.07] * 5 + [0.005] * 25
+    s = suggest(lrs, losses, "minimum", 0.5, spread=spread, classes=10)
+    assert s.cut is None and s.index == 29
 
 
 def test_a_plateau_before_the_cut_is_named_with_the_cut() -> None:
@@ -188,14 +200,14 @@ def test_each_bound_is_inclusive_on_the_side_it_names() -> None:
     assert suggest(lrs, [*base, above, 0.5, 0.5], "minimum", 0.0).cut.index == 5
     # ... nor is anything at or below the start, however far above the best.
     assert suggest(lrs, [3.0, 1.0, 1.0, 1.0, 1.0, 3.0, 0.5, 0.5], "minimum", 0.0).cut is None
-    # CHANCE and FLAT: a loss of exactly 1.1 ln C and a spread of exactly 0.2 of the largest
-    # are a collapse; a hair above either is not.
+    # CHANCE and FLAT: a loss of exactly 1.1 ln C and a spread of exactly 0.2 of the gain are
+    # a collapse; a hair above either is not.
     chance, top = CHANCE * LN10, 0.5
     flat = FLAT * top
     losses = [3.0, 2.9, 2.8, 2.7, 2.6, chance, 2.0, 2.0]
 
     def cut(loss5: float, spread5: float):
-        spread = [top] * 5 + [spread5, top, top]
+        spread = [0.0] + [top] * 4 + [spread5, top, top]  # gained: top - 0
         return suggest(
             lrs, [*losses[:5], loss5, 2.0, 2.0], "minimum", 0.0, spread=spread, classes=10
         ).cut
