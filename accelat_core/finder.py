@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +39,17 @@ PLATEAU_FRACTION = 0.05
 #: :func:`curve_problem`: the loss diverged at once when its smoothed minimum lies within this
 #: leading fraction (10 %) of the usable points and it then rose (by the plateau fraction).
 EARLY_FRACTION = 0.1
+#: :func:`suggest` reads no further than where the smoothed loss rises above its starting
+#: value and this multiple (1.1) of its best so far: a divergence below ``DIVERGENCE``.
+RISE = 1.1
+#: A step's network has collapsed when its loss is at most this multiple (1.1) of ln(classes),
+#: the loss of one uniform output for every image, ...
+CHANCE = 1.1
+#: ... and the spread of its predictions is at most this fraction (0.2) of the most it had gained
+#: over its start.
+FLAT = 0.2
+#: :attr:`LRFindResult.edge`: the first and last 5 % of a test's points (at least one each).
+EDGE_FRACTION = 0.05
 
 T = TypeVar("T")
 
@@ -93,13 +104,39 @@ class RangeTest(Schedule):
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Where :func:`suggest` stopped reading a curve before its usable end, and why.
+
+    ``index`` is the first point not read and ``lr`` its lr; ``reason`` is ``"diverged"``
+    or ``"collapsed"`` and ``evidence`` the numbers that showed it. ``lower_lr`` and
+    ``lower_loss`` are the lowest smoothed loss of the usable points from ``index`` on and its
+    lr when it lies below every point read (the point a reading that did not stop would have
+    taken for the minimum), else ``None``.
+    """
+
+    index: int
+    lr: float
+    reason: str
+    evidence: str
+    lower_lr: float | None = None
+    lower_loss: float | None = None
+
+    @property
+    def headline(self) -> str:
+        """``"the loss diverged"`` or ``"the network collapsed"``."""
+        return "the loss diverged" if self.reason == "diverged" else "the network collapsed"
+
+
+@dataclass(frozen=True)
 class Suggestion:
     """What :func:`suggest` found.
 
     ``index`` is the point ``lr_max`` was read from (``lr_max`` may be that lr / 10),
     ``min_index`` the point ``lr_min`` was read from (``None`` when ``lr_min`` is
     ``lr_max / 10``), ``smoothed`` the debiased smoothed losses of the usable points
-    (``len(smoothed)`` points were used; the rest were cut).
+    (``len(smoothed)`` points were usable; the rest were cut at NaN/inf or ``DIVERGENCE``).
+    ``cut`` says where the reading stopped before the end of the usable points, and why
+    (``None``: every usable point was read).
     """
 
     lr_max: float
@@ -108,6 +145,7 @@ class Suggestion:
     index: int
     min_index: int | None
     smoothed: tuple[float, ...]
+    cut: Cut | None = None
 
 
 @dataclass
@@ -117,7 +155,11 @@ class LRFindResult:
 
     ``problem`` is :func:`curve_problem`'s reason why the curve carries no information
     (``None`` for an informative one; ``informative`` says which), so a caller can refuse
-    to train on a suggestion read from a flat or at once diverging curve.
+    to train on a suggestion read from a flat or at once diverging curve. ``spreads`` and
+    ``classes`` are the per-batch spread of the predictions and the number of classes when
+    the framework measured them (see :func:`suggest`), else ``None``. ``notes`` are the
+    sentences a caller should show its user: the reading stopped at a divergence or collapse
+    past which the loss fell lower, or the suggestion sits at an ``edge`` of the test.
 
     ``plot`` needs matplotlib (imported only when called; the core itself stays
     standard-library only).
@@ -127,14 +169,47 @@ class LRFindResult:
     lrs: list[float]
     losses: list[float]
     problem: str | None = None
+    spreads: list[float] | None = None
+    classes: int | None = None
 
     @property
     def informative(self) -> bool:
         """True unless :func:`curve_problem` found a reason (``problem``)."""
         return self.problem is None
 
+    @property
+    def edge(self) -> str | None:
+        """``"first"`` or ``"last"`` when ``lr_max`` is read from the first or last
+        ``EDGE_FRACTION`` (5 %, at least one) of the test's points, else ``None``."""
+        n, index = len(self.lrs), self.suggestion.index
+        k = max(1, math.ceil(EDGE_FRACTION * n))
+        return "first" if index < k else "last" if index >= n - k else None
+
+    @property
+    def notes(self) -> list[str]:
+        """One sentence per thing the user should know about how the curve was read."""
+        notes = []
+        cut = self.suggestion.cut
+        if cut is not None and cut.lower_lr is not None:
+            notes.append(
+                f"{cut.headline} at lr {cut.lr:.3g} ({cut.evidence}), so the curve was read only "
+                f"below that lr; the smoothed loss fell later to {cut.lower_loss:.3g} at lr "
+                f"{cut.lower_lr:.3g}, which is not read as learning."
+            )
+        edge = self.edge
+        if edge is not None:
+            index = self.suggestion.index
+            fix = "a lower start_lr" if edge == "first" else "a higher end_lr"
+            notes.append(
+                f"the suggestion sits at the {edge} edge of the range test: lr_max is read from "
+                f"point {index} of {len(self.lrs)} (lr {self.lrs[index]:.3g}); the best lr may "
+                f"lie outside the range tested: check the curve, or rerun it with {fix}."
+            )
+        return notes
+
     def plot(self, path: str | Path) -> Path:
-        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
+        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs (and the
+        lr where the reading stopped, when it stopped early)."""
         from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
         fig = Figure(figsize=(6, 4))
@@ -146,6 +221,9 @@ class LRFindResult:
         for name, style in (("lr_max", "--"), ("lr_min", ":")):
             value = getattr(self.suggestion, name)
             ax.axvline(value, linestyle=style, color="C3", label=f"{name} = {value:.3g}")
+        cut = self.suggestion.cut
+        if cut is not None:
+            ax.axvline(cut.lr, linestyle="-.", color="C7", label=f"{cut.reason} at {cut.lr:.3g}")
         ax.legend()
         path = Path(path)
         fig.savefig(path, dpi=100)
@@ -159,7 +237,9 @@ class RangeTestLog:
     stop: the loss is NaN/inf (not recorded), or its debiased exponential average (factor
     ``smooth``) exceeds ``DIVERGENCE`` (4) times the best average so far while that is
     positive (recorded, as :func:`suggest` cuts it again). The same rule as :func:`suggest`'s
-    cut, applied online, so a framework never trains past it.
+    cut, applied online, so a framework never trains past it. A framework that sees the
+    network's outputs passes each batch's ``spread`` and the number of ``classes`` too (see
+    :func:`suggest`), and the reading then looks for a collapse.
 
     >>> log = RangeTestLog(smooth=0.0)
     >>> [log.add(lr, loss) for lr, loss in [(1e-3, 2.0), (1e-2, 1.0), (1e-1, 5.0)]]
@@ -172,15 +252,22 @@ class RangeTestLog:
         self.smooth = real("smooth", smooth, lo=0.0, hi=1.0, hi_open=True)
         self.lrs: list[float] = []
         self.losses: list[float] = []
+        self.spreads: list[float | None] = []
+        self.classes: int | None = None
         self._average = 0.0
         self._best = math.inf
 
-    def add(self, lr: float, loss: float) -> bool:
+    def add(
+        self, lr: float, loss: float, spread: float | None = None, classes: int | None = None
+    ) -> bool:
         """Record one batch; ``False`` when the test should stop here."""
         if not math.isfinite(loss):
             return False
         self.lrs.append(lr)
         self.losses.append(loss)
+        self.spreads.append(spread)
+        if classes is not None:
+            self.classes = classes
         beta = self.smooth
         self._average = beta * self._average + (1 - beta) * loss
         smoothed = self._average / (1 - beta ** len(self.losses))
@@ -191,11 +278,18 @@ class RangeTestLog:
 
     def result(self, method: str = "paper") -> LRFindResult:
         """:func:`suggest`'s reading of the record, with the record itself."""
+        spreads = [s for s in self.spreads if s is not None]
+        measured = len(spreads) == len(self.losses) and self.classes is not None
+        spread, classes = (spreads, self.classes) if measured else (None, None)
         return LRFindResult(
-            suggest(self.lrs, self.losses, method=method, smooth=self.smooth),
+            suggest(self.lrs, self.losses, method, self.smooth, spread=spread, classes=classes),
             self.lrs,
             self.losses,
-            curve_problem(self.lrs, self.losses, smooth=self.smooth),
+            curve_problem(
+                self.lrs, self.losses, smooth=self.smooth, spread=spread, classes=classes
+            ),
+            spread,
+            classes,
         )
 
 
@@ -238,14 +332,38 @@ def suggest(
     losses: Sequence[float],
     method: str = "paper",
     smooth: float = 0.98,
+    *,
+    spread: Sequence[float] | None = None,
+    classes: int | None = None,
 ) -> Suggestion:
     r"""Suggest ``(lr_max, lr_min)`` from a range test's per-batch lrs and losses.
 
     The losses are smoothed (:func:`smooth_losses`) and cut before the first NaN/inf loss
     and before the first point where the smoothed loss exceeds ``4 x`` its best so far
     (divergence; only checked while the best is positive). At least ``5`` points must
-    remain. Then, with :math:`s` the smoothed losses and :math:`i^*` their argmin (the
-    first one on ties):
+    remain: the usable points. The rules read them up to (not including) the first point
+    :math:`i` that shows a divergence or a collapse (:attr:`Suggestion.cut`), where, with
+    :math:`s` the smoothed and :math:`\ell` the raw losses, :math:`m_i = \min_{j<i} s_j`:
+
+    - **diverged**: :math:`m_i > 0` and :math:`s_i > \max(s_0,\ 1.1\, m_i)` (``RISE``): the
+      loss rose above where it started, and clearly above its best. Adversarial losses
+      flatten near chance instead of exploding, so they rarely reach ``4 x``; a network
+      worse than before training is the sign that the lr is too large, and what follows
+      (a fall to chance, say) is not learning.
+    - **collapsed** (only with ``spread`` and ``classes``): :math:`\ell_i \le 1.1 \ln C`
+      (``CHANCE``) and :math:`\sigma_i \le 0.2\,(\max_{j \le i} \sigma_j - \sigma_0)`
+      (``FLAT``), where ``spread[i]`` :math:`= \sigma_i = H(\bar p) - \frac{1}{N}\sum_n
+      H(p_n)` is the mutual information between a batch's images and the network's
+      predicted class (nats; :math:`p_n` the softmax of image :math:`n`, :math:`\bar p`
+      their mean over the batch, 0 when every image gets the same output) and :math:`C` =
+      ``classes``. The loss is then that of one output for every image, and the spread is
+      down to a fifth of what the predictions had gained over their start: the network
+      stopped looking at its input. A fresh network is flat at first, or spread by its
+      random features only; losing that is not a collapse, hence the gain. Each batch's own
+      values are tested, not averages: a smoothed loss that averages in a collapsed batch is
+      no evidence of learning.
+
+    Then, with :math:`i^*` the argmin of the points read (the first one on ties):
 
     - ``"paper"`` (AccelAT): ``lr_max = lrs[i*] / 10``, one order of magnitude below the
       minimum; ``lr_min`` is where the loss starts to fall from its initial plateau: the
@@ -262,16 +380,23 @@ def suggest(
       ``lr_min = lrs[min(start + 1, index)]`` (the valley's first point when it is
       contiguous, and never past ``lr_max``'s point).
 
-    ``lrs`` must be positive, finite and strictly increasing, and as long as ``losses``.
+    A reading of fewer than 5 points is returned too; :func:`curve_problem` says when a
+    curve carries no information. ``lrs`` must be positive, finite and strictly increasing,
+    and as long as ``losses`` (and ``spread``, finite and >= 0; ``classes`` >= 2).
 
     >>> lrs = [10 ** (k / 2 - 6) for k in range(11)]  # 1e-6 .. 1e-1
     >>> losses = [1.0, 1.0, 1.0, 0.8, 0.5, 0.3, 0.2, 0.1, 0.3, 0.9, 5.0]
     >>> s = suggest(lrs, losses, method="paper", smooth=0.0)
     >>> s.index, s.min_index, s.lr_max == lrs[7] / 10, s.lr_min == lrs[3]
     (7, 3, True, True)
+    >>> spike = [3.0, 2.9, 2.8, 2.7, 4.5, 4.0, 2.4, 2.3, 2.3, 2.3, 2.3]  # then a fall to ln 10
+    >>> s = suggest(lrs, spike, method="minimum", smooth=0.0)
+    >>> s.index, s.cut.reason, s.cut.index
+    (3, 'diverged', 4)
     """
     choice("method", method, METHODS)
     xs, ys, beta = _checked_curve(lrs, losses, smooth)
+    flat = _checked_spread(spread, classes, len(ys))
     smoothed = _cut(ys, beta)
     n = len(smoothed)
     if n < MIN_POINTS:
@@ -281,11 +406,19 @@ def suggest(
             f"exceeds {DIVERGENCE:g}x its best); run the range test longer or from a lower "
             "start_lr"
         )
-    return _suggest(xs[:n], smoothed, method)
+    cut = _reading_cut(xs, ys, smoothed, flat, classes)
+    end = n if cut is None else cut.index
+    read = _suggest(xs[:end], smoothed[:end], method)
+    return replace(read, smoothed=tuple(smoothed), cut=cut)
 
 
 def curve_problem(
-    lrs: Sequence[float], losses: Sequence[float], *, smooth: float = 0.98
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    *,
+    smooth: float = 0.98,
+    spread: Sequence[float] | None = None,
+    classes: int | None = None,
 ) -> str | None:
     r"""``None`` for an informative range-test curve, else a one-sentence reason why not.
 
@@ -299,39 +432,104 @@ def curve_problem(
     - :math:`s_0 - s_{i^*} \le 0.05\,|s_0|` (``PLATEAU_FRACTION``): *"the loss never left
       its plateau"*.
 
-    The inputs are checked as :func:`suggest` checks them.
+    When the curve passes, and :func:`suggest` stops reading it at a divergence or a
+    collapse, the same three checks run on the points it reads (*"... at once"*, naming
+    the lr and the evidence). ``spread`` and ``classes`` and the other inputs are checked
+    as :func:`suggest` checks them.
 
     >>> lrs = [10 ** (k / 4 - 6) for k in range(20)]
     >>> curve_problem(lrs, [1.0] * 20, smooth=0.0).split(":")[0]
     'the loss never left its plateau'
     >>> print(curve_problem(lrs, [1.0 - 0.04 * k for k in range(20)], smooth=0.0))
     None
+    >>> curve_problem(lrs, [3.0, 3.5] + [2.3] * 18, smooth=0.0).split(",")[0]
+    'the loss diverged at once'
     """
-    _, ys, beta = _checked_curve(lrs, losses, smooth)
+    xs, ys, beta = _checked_curve(lrs, losses, smooth)
+    flat = _checked_spread(spread, classes, len(ys))
     s = _cut(ys, beta)
+    problem = _shape_problem(s, len(ys), None)
+    if problem is not None:
+        return problem
+    cut = _reading_cut(xs, ys, s, flat, classes)
+    return None if cut is None else _shape_problem(s[: cut.index], len(ys), cut)
+
+
+def _shape_problem(s: list[float], total: int, cut: Cut | None) -> str | None:
+    """:func:`curve_problem`'s three checks on the smoothed points ``s`` (of ``total``),
+    read up to ``cut`` (``None``: all the usable points)."""
     n = len(s)
     if n < MIN_POINTS:
+        if cut is not None:
+            return (
+                f"{cut.headline} at once, at lr {cut.lr:.3g} ({cut.evidence}): only {n} of "
+                f"{total} points come before it (at least {MIN_POINTS} are needed); start the "
+                "range test at a lower start_lr."
+            )
         return (
-            f"the loss diverged at once: only {n} of {len(ys)} points are usable (at least "
+            f"the loss diverged at once: only {n} of {total} points are usable (at least "
             f"{MIN_POINTS} are needed) before it turned NaN/inf or exceeded {DIVERGENCE:g}x "
             "its best; start the range test at a lower start_lr."
         )
+    where = "" if cut is None else f" before lr {cut.lr:.3g} ({cut.headline}: {cut.evidence})"
     best = min(range(n), key=s.__getitem__)
     scale = abs(s[0])
     if best / n < EARLY_FRACTION and max(s[best:]) - s[best] > PLATEAU_FRACTION * scale:
         return (
             f"the loss diverged at once: its smoothed minimum is point {best} of {n} usable "
-            f"ones, within the first {EARLY_FRACTION * 100:g} % of the curve; start the range "
-            "test at a lower start_lr."
+            f"ones{where}, within the first {EARLY_FRACTION * 100:g} % of the curve; start the "
+            "range test at a lower start_lr."
         )
     drop = s[0] - s[best]
     if drop <= PLATEAU_FRACTION * scale:
         fell = 0.0 if scale == 0 else max(drop, 0.0) / scale
         return (
-            f"the loss never left its plateau: its smoothed value fell at most {fell * 100:.1f} % "
-            f"below the starting loss {s[0]:g} (more than {PLATEAU_FRACTION * 100:g} % is needed)."
+            f"the loss never left its plateau{where}: its smoothed value fell at most "
+            f"{fell * 100:.1f} % below the starting loss {s[0]:g} (more than "
+            f"{PLATEAU_FRACTION * 100:g} % is needed)."
         )
     return None
+
+
+def _reading_cut(
+    xs: list[float],
+    raw: list[float],
+    smoothed: list[float],
+    spread: list[float] | None,
+    classes: int | None,
+) -> Cut | None:
+    """The first of the usable points that shows a divergence or a collapse (see
+    :func:`suggest`), or ``None``."""
+    chance = -math.inf if classes is None else CHANCE * math.log(classes)
+    best, gain = math.inf, 0.0
+    for i, s in enumerate(smoothed):
+        if 0 < best < math.inf and s > smoothed[0] and s > RISE * best:
+            return _cut_at(
+                i, xs, smoothed, "diverged",
+                f"its smoothed value {s:.3g} rose above its start {smoothed[0]:.3g} and "
+                f"{RISE:g}x its best {best:.3g}",
+            )  # fmt: skip
+        if spread is not None and classes is not None:
+            gain = max(gain, spread[i] - spread[0])
+            if gain > 0 and raw[i] <= chance and spread[i] <= FLAT * gain:
+                return _cut_at(
+                    i, xs, smoothed, "collapsed",
+                    f"its loss {raw[i]:.3g} is at most {CHANCE:g}x ln({classes}) = "
+                    f"{math.log(classes):.3g}, the loss of one uniform output for every image, "
+                    f"and the spread of its predictions fell to {spread[i]:.3g} nats, "
+                    f"{spread[i] / gain * 100:.0f} % of the {gain:.3g} they had gained over "
+                    f"their start",
+                )  # fmt: skip
+        best = min(best, s)
+    return None
+
+
+def _cut_at(i: int, xs: list[float], smoothed: list[float], reason: str, evidence: str) -> Cut:
+    """A :class:`Cut` at point ``i``, with the lowest point past it if it lies lower."""
+    later = min(range(i, len(smoothed)), key=smoothed.__getitem__)
+    if i > 0 and smoothed[later] < min(smoothed[:i]):
+        return Cut(i, xs[i], reason, evidence, xs[later], smoothed[later])
+    return Cut(i, xs[i], reason, evidence)
 
 
 def _suggest(xs: list[float], smoothed: list[float], method: str) -> Suggestion:
@@ -397,6 +595,25 @@ def _checked_curve(
     return xs, ys, beta
 
 
+def _checked_spread(
+    spread: Sequence[float] | None, classes: int | None, n: int
+) -> list[float] | None:
+    """The per-batch spreads as a float list (``None`` without them), checked; or raise."""
+    if spread is None:
+        return None
+    if classes is None:
+        raise ValueError(
+            "spread needs classes, the number of classes the network predicts, to tell a "
+            "collapse; got classes=None"
+        )
+    integer("classes", classes, lo=2)
+    if isinstance(spread, (str, bytes)) or not isinstance(spread, Sequence):
+        raise TypeError(f"spread must be a sequence of numbers, got {type(spread).__name__}")
+    if len(spread) != n:
+        raise ValueError(f"spread and losses must have the same length, got {len(spread)} and {n}")
+    return [real(f"spread[{i}]", v, lo=0.0) for i, v in enumerate(spread)]
+
+
 def _cut(losses: list[float], beta: float) -> list[float]:
     """The smoothed losses up to (not including) the first NaN/inf or divergent point.
 
@@ -413,8 +630,11 @@ def _cut(losses: list[float], beta: float) -> list[float]:
 
 
 def _gradient(x: list[float], y: list[float]) -> list[float]:
-    """dy/dx like ``numpy.gradient(y, x)``: second-order inside, first-order at the ends."""
+    """dy/dx like ``numpy.gradient(y, x)``: second-order inside, first-order at the ends
+    (0 for a single point)."""
     n = len(y)
+    if n == 1:
+        return [0.0]
     g = [(y[1] - y[0]) / (x[1] - x[0])]
     for i in range(1, n - 1):
         hd = x[i] - x[i - 1]

@@ -1,9 +1,10 @@
 """The learning-rate range test on a torch model, leaving model and optimizer untouched.
 
 :func:`lr_find` trains for up to ``num_steps`` batches while ``accelat_core.RangeTest``
-raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch, stops
-when the loss diverges, restores the model and optimizer exactly, and returns
-``accelat_core.suggest``'s reading of the curve.
+raises the lr from ``start_lr`` to ``end_lr``, records ``(lr, loss)`` per batch (and the
+spread of the predictions, from the logits of the batch's own forward), stops when the loss
+diverges, restores the model and optimizer exactly, and returns ``accelat_core.suggest``'s
+reading of the curve.
 
 >>> result = lr_find(model, optimizer, torch.nn.functional.cross_entropy, loader)  # doctest: +SKIP
 >>> result.suggestion.lr_max, result.suggestion.lr_min  # doctest: +SKIP
@@ -21,7 +22,8 @@ from torch import Tensor, nn
 from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, cycle_batches
 from accelat_torch.scheduler import PolicyScheduler
 
-BatchLoss = Callable[[nn.Module, Any], Tensor]
+#: ``batch_loss(model, batch)``: the loss, or ``(loss, logits)`` to let the reading see a collapse.
+BatchLoss = Callable[[nn.Module, Any], Tensor | tuple[Tensor, Tensor]]
 
 
 def lr_find(
@@ -45,7 +47,11 @@ def lr_find(
     num_steps, mode)``. ``loader`` is any iterable of batches, cycled when shorter than
     ``num_steps``. The default ``batch_loss`` unpacks ``(inputs, targets)`` and returns
     ``loss_fn(model(inputs), targets)`` on the model's device; pass your own to test on
-    another loss (an adversarial one, say) and then ``loss_fn`` may be ``None``.
+    another loss (an adversarial one, say) and then ``loss_fn`` may be ``None``. A
+    ``batch_loss`` may return ``(loss, logits)``: the logits (batch x classes) of the forward
+    that gave the loss, which the default one returns too. From them each step records the
+    spread of the predictions (:func:`prediction_spread`, no extra forward) and the reading
+    stops at a collapse to chance (:func:`accelat_core.suggest`).
 
     The test stops early once the loss is NaN/inf or its debiased exponential average
     (factor ``smooth``) exceeds 4 times the best average so far (while that is positive):
@@ -70,8 +76,9 @@ def lr_find(
         batches = cycle_batches(loader, name="loader")
         for _ in range(num_steps):
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(model, next(batches))
-            if not log.add(policy.lr, float(loss.detach())):
+            out = batch_loss(model, next(batches))
+            loss, logits = out if isinstance(out, tuple) else (out, None)
+            if not log.add(policy.lr, float(loss.detach()), *prediction_spread(logits)):
                 break
             loss.backward()
             optimizer.step()
@@ -84,10 +91,33 @@ def lr_find(
     return log.result(method)
 
 
+def prediction_spread(logits: Tensor | None) -> tuple[float | None, int | None]:
+    r"""The spread of a batch's predictions (nats) and the number of classes.
+
+    :math:`H(\bar p) - \frac{1}{N}\sum_n H(p_n)`, with :math:`p_n` the softmax of row
+    :math:`n` of ``logits`` (N x C) and :math:`\bar p` their mean: the mutual information
+    between an image of the batch and the predicted class, 0 when every image gets the same
+    output. ``(None, None)`` unless ``logits`` is a 2-D tensor with at least 2 columns.
+
+    >>> prediction_spread(torch.zeros(4, 10))
+    (0.0, 10)
+    """
+    if logits is None or logits.dim() != 2 or logits.shape[1] < 2:
+        return None, None
+    with torch.no_grad():
+        log_p = logits.detach().double().log_softmax(dim=1)
+        p = log_p.exp()
+        mean = p.mean(dim=0)
+        mean_entropy = -torch.special.xlogy(mean, mean).sum()
+        entropy = -(p * log_p).sum(dim=1).mean()
+        return max(0.0, float(mean_entropy - entropy)), int(logits.shape[1])
+
+
 def _default_batch_loss(loss_fn: Callable[[Tensor, Tensor], Tensor]) -> BatchLoss:
-    def batch_loss(model: nn.Module, batch: Any) -> Tensor:
+    def batch_loss(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
         inputs, targets = batch
         device = next(model.parameters()).device
-        return loss_fn(model(inputs.to(device)), targets.to(device))
+        outputs = model(inputs.to(device))
+        return loss_fn(outputs, targets.to(device)), outputs
 
     return batch_loss

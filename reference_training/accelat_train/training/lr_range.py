@@ -15,9 +15,15 @@ lags ~50 steps, about 3 decades of lr in a 100-step test, and on adversarial los
 flattens at chance instead of exploding, it read 0.658 on CIFAR-10 where every policy then
 collapsed to chance. ``lr_max`` is the lr at the smoothed minimum / 10 (``suggest(method=
 "minimum")``, the paper's own lr_max rule on the less lagged curve); ``lr_min = lr_max / 10``.
-When the curve carries no information (``accelat_core.finder.curve_problem``: the loss never
-left its plateau, or diverged at once) the trainer warns with the reason and uses
-:data:`FALLBACK_LR_MAX` instead: it never picks a point silently.
+Each step also records the spread of the training forward's predictions (no extra pass), so
+the reading stops at the first divergence or collapse to chance (``accelat_core.suggest``): on
+CIFAR-10 the adversarial loss spiked and then fell to ln 10 with flat predictions, which the
+minimum alone read as learning (lr_max 1). When the curve carries no information
+(``accelat_core.finder.curve_problem``: the loss never left its plateau, or diverged or
+collapsed at once) the trainer warns with the reason and uses :data:`FALLBACK_LR_MAX` instead:
+it never picks a point silently. It warns too when the reading stopped at a divergence or
+collapse past which the loss fell lower, or when the suggestion sits at the edge of the range
+(``LRFindResult.notes``), and keeps both in the record.
 
 >>> finder_smooth(100), finder_smooth(20), finder_smooth(5)
 (0.9, 0.5, 0.0)
@@ -71,7 +77,11 @@ class Finding:
         return None if self.result is None else self.result.plot(path)
 
     def record(self) -> dict[str, Any]:
-        """The JSON record kept in ``config.json`` (``lr_find``)."""
+        """The JSON record kept in ``config.json`` (``lr_find``): the lrs, what they cost, and
+        how the curve was read (``cut``: where the reading stopped at a divergence or a
+        collapse; ``edge``: ``"first"``/``"last"`` when the suggestion sits at the range's
+        edge; ``notes``: the warnings given)."""
+        cut = None if self.result is None else self.result.suggestion.cut
         return {
             "lr_max": self.lr_max,
             "lr_min": self.lr_min,
@@ -79,7 +89,15 @@ class Finding:
             "steps": self.steps,
             "passes": self.passes,
             "problem": self.problem,
+            "cut": None if cut is None else {"reason": cut.reason, "lr": cut.lr},
+            "edge": None if self.result is None or self.problem else self.result.edge,
+            "notes": self.notes,
         }
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know about the reading (none when it was overruled)."""
+        return [] if self.result is None or self.problem else self.result.notes
 
 
 def finder_smooth(steps: int) -> float:
@@ -110,14 +128,20 @@ def find_lr(setup: Setup) -> Finding:
         except ValueError as exc:  # fewer than 5 usable points: the loss diverged at once
             result, problem = None, f"the range test gave no readable curve ({exc})."
         else:
-            problem = curve_problem(result.lrs, result.losses, smooth=smooth)
+            problem = curve_problem(
+                result.lrs, result.losses, smooth=smooth,
+                spread=result.spreads, classes=result.classes,
+            )  # fmt: skip
     if problem is None:
         assert result is not None
         lr_max, lr_min = result.suggestion.lr_max, result.suggestion.lr_min
     else:
         warnings.warn(f"lr finder: {problem} Using lr_max {FALLBACK_LR_MAX} instead.", stacklevel=2)
         lr_max, lr_min = FALLBACK_LR_MAX, FALLBACK_LR_MAX / 10
-    return Finding(float(lr_max), float(lr_min), steps, int(counter.count), problem, result)
+    finding = Finding(float(lr_max), float(lr_min), steps, int(counter.count), problem, result)
+    for note in finding.notes:
+        warnings.warn(f"lr finder: {note}", stacklevel=2)
+    return finding
 
 
 def resolve_lr_max(
@@ -146,13 +170,16 @@ def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:
     cfg = setup.cfg
     generator = torch.Generator(device=setup.device).manual_seed(cfg.seed + 7919)
 
-    def batch_loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def batch_loss(
+        m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         if cfg.method in ("free", "fgsm-rs"):
             x = attacks.fgsm_rs(m, x, y, cfg.eps, generator=generator)
         elif cfg.method != "natural":
             x = attacks.pgd(m, x, y, cfg.eps, cfg.pgd_steps, generator=generator)
-        return F.cross_entropy(m(x), y)
+        logits = m(x)
+        return F.cross_entropy(logits, y), logits
 
     loader = make_loader(
         setup.splits.train, cfg.batch_size, device=setup.device,
