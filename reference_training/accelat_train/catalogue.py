@@ -73,6 +73,7 @@ class Rule:
     stop_patience: int = 0  # 0: never stop
     anneal: float | None = None  # where it would stop, anneal over this fraction of the run
     anneal_shape: str = "sqrt"
+    window_fraction: float | None = None  # the window grows to this fraction of the run
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def _accelat(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
         factor=rule.factor,
         window=rule.window or default_window(epochs),
         stop_patience=rule.stop_patience or None,
+        window_fraction=rule.window_fraction,
         **noise,
         **anneal,
     )
@@ -167,15 +169,15 @@ _ENTRIES = (
     ),
     Entry(
         "schedulefree", "schedule-free SGD (Defazio et al. 2024) at lr 1, no schedule",
-        lambda lr, t, e, r: Constant(LR_FREE_LR), optimizer="schedulefree", budget_shaped=False,
+        lambda lr, t, e, r: Constant(lr), optimizer="schedulefree", budget_shaped=False,
     ),
     Entry(
         "prodigy", "Prodigy (Mishchenko and Defazio 2024) at lr 1, no schedule",
-        lambda lr, t, e, r: Constant(LR_FREE_LR), optimizer="prodigy", budget_shaped=False,
+        lambda lr, t, e, r: Constant(lr), optimizer="prodigy", budget_shaped=False,
     ),
     Entry(
         "prodigy-cosine", "Prodigy with lr 1 cosine-annealed to 0 over the run (its README)",
-        lambda lr, t, e, r: WarmRestarts(LR_FREE_LR, period=t, lr_min=0.0),
+        lambda lr, t, e, r: WarmRestarts(lr, period=t, lr_min=0.0),
         optimizer="prodigy",
     ),
 )  # fmt: skip

@@ -94,6 +94,13 @@ class TrainConfig:
     ema_epochs: float = _opt(
         2.0, "EMA of the weights with this horizon in epochs (0: off)", type=float
     )
+    schedulefree_warmup: float = _opt(
+        0.05, "schedule-free SGD: its lr warm-up, as a fraction of the run's updates", type=float
+    )
+    bn_refresh: int = _opt(
+        50, "schedule-free SGD: training batches whose forward passes recompute BatchNorm "
+        "statistics at its averaged weights before each evaluation (0: none)", type=NONNEGATIVE,
+    )  # fmt: skip
     ema_warmup: bool = _opt(
         True, "EMA: warm the decay up (timm's power law)", action=argparse.BooleanOptionalAction
     )
@@ -135,6 +142,10 @@ class TrainConfig:
         type=int_at_least(5),
     )  # fmt: skip
     window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..2)", type=POSITIVE)
+    window_fraction: float | None = _opt(
+        None, "AccelAT: the window grows to this fraction of the epochs so far (None: fixed)",
+        type=float,
+    )  # fmt: skip
     accelat_z: float = _opt(
         1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
@@ -197,6 +208,8 @@ class TrainConfig:
             real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
+        if self.window_fraction is not None:
+            real("window_fraction", self.window_fraction, lo=0.0, hi=1.0, lo_open=True)
         if self.anneal is not None:
             real("anneal", self.anneal, lo=0.0, hi=100.0, lo_open=True)
             if not self.stop_patience:
@@ -281,10 +294,11 @@ _REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "accelat_factor": (0.0, 1.0, True, True),
     "min_gain": (None, None, False, False),
     "ema_epochs": (0.0, None, False, False),
+    "schedulefree_warmup": (0.0, 1.0, False, False),
 }
 _COUNTS = {
     "epochs": 1, "batch_size": 1, "pgd_steps": 1, "monitor_steps": 1, "monitor_size": 1,
-    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0,
+    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0, "bn_refresh": 0,
 }  # fmt: skip
 _OPTIONAL_COUNTS = {
     "replays": 1, "train_size": 1, "val_size": 1, "eval_size": 1, "window": 1,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from strategies_fixed import FIXED_SHAPES, fixed_policy_bounds, lrs
 
 from accelat_core import (
+    Anneal,
     Constant,
     Cyclical,
     ExponentialDecay,
@@ -53,7 +54,7 @@ def test_every_value_is_finite_and_within_bounds(strategy, data):
         h = policy.at(t)
         assert type(h) is Hyper
         assert math.isfinite(h.lr) and lo <= h.lr <= hi, (t, h, lo, hi)
-        assert h.lr > 0 or (isinstance(policy, WarmRestarts) and lo == 0)
+        assert h.lr > 0 or (isinstance(policy, (WarmRestarts, Anneal)) and lo == 0)
         if momentum is None:
             assert h.momentum is None
         else:
@@ -125,7 +126,7 @@ def expected_horizon(policy: Schedule) -> int | None:
     c = policy.get_config()
     if isinstance(policy, StepDecay):
         return c["milestones"][-1] if c["milestones"] else 0
-    if isinstance(policy, LinearDecay):
+    if isinstance(policy, (LinearDecay, Anneal)):
         return c["total_steps"]
     if isinstance(policy, OneCycle):
         return c["total_steps"] - 1

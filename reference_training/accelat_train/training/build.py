@@ -122,6 +122,7 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, *, total_updates: int) -> tor
         return make_optimizer(
             name, model.parameters(), momentum=cfg.momentum,
             weight_decay=cfg.weight_decay, total_updates=total_updates,
+            warmup=cfg.schedulefree_warmup,
         )  # fmt: skip
     return torch.optim.SGD(
         model.parameters(),

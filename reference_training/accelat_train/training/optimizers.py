@@ -3,11 +3,11 @@ and the LR-free peers a user would pick instead of an lr schedule (``--optimizer
 ``schedulefree`` / ``prodigy`` policies of the catalogue, which imply them).
 
 - ``schedulefree``: ``schedulefree.SGDScheduleFree`` (Defazio et al. 2024) at its defaults
-  (lr 1.0, momentum 0.9) with a warmup of :data:`WARMUP_FRACTION` of the updates, as its
-  README recommends, and the run's weight decay. Its README's rules are kept: the optimizer
-  is in ``train()`` mode only while it trains; attacks, the monitor, evaluations and
+  (lr 1.0, momentum 0.9) with a warmup of ``--schedulefree-warmup`` (5 %) of the updates, as
+  its README recommends, and the run's weight decay. Its README's rules are kept: the
+  optimizer is in ``train()`` mode only while it trains; attacks, the monitor, evaluations and
   checkpoints see the averaged weights (``eval()``), and BatchNorm statistics are recomputed
-  at those weights (:data:`BN_BATCHES` training batches, forward only) before each of them.
+  at those weights (``--bn-refresh`` training batches, 50, forward only) before each of them.
 - ``prodigy``: ``prodigyopt.Prodigy`` at lr 1 with ``safeguard_warmup=True`` and
   ``use_bias_correction=True`` (its README's settings for unstable starts) and the run's
   weight decay (decoupled).
@@ -31,9 +31,6 @@ from torch import nn
 from accelat_train.catalogue import CATALOGUE, LR_FREE_LR
 from accelat_train.config import TrainConfig
 
-WARMUP_FRACTION = 0.05
-BN_BATCHES = 50
-
 
 def optimizer_name(cfg: TrainConfig) -> str:
     """The optimizer a run trains with: ``cfg.optimizer``, else its policy's, else SGD."""
@@ -43,7 +40,13 @@ def optimizer_name(cfg: TrainConfig) -> str:
 
 
 def make_optimizer(
-    name: str, params: Iterable[Any], *, momentum: float, weight_decay: float, total_updates: int
+    name: str,
+    params: Iterable[Any],
+    *,
+    momentum: float,
+    weight_decay: float,
+    total_updates: int,
+    warmup: float = 0.05,
 ) -> torch.optim.Optimizer:
     """The LR-free optimizer ``name`` (schedulefree or prodigy), built as its README says."""
     try:
@@ -52,7 +55,7 @@ def make_optimizer(
 
             return SGDScheduleFree(
                 params, lr=LR_FREE_LR, momentum=momentum, weight_decay=weight_decay,
-                warmup_steps=int(WARMUP_FRACTION * total_updates),
+                warmup_steps=int(warmup * total_updates),
             )  # fmt: skip
         from prodigyopt import Prodigy
 
@@ -76,17 +79,22 @@ def train_mode(optimizer: torch.optim.Optimizer) -> None:
         optimizer.train()  # type: ignore[attr-defined]  # schedulefree's, not Optimizer's
 
 
-def eval_mode(optimizer: torch.optim.Optimizer, model: nn.Module, batches: Iterable[Any]) -> None:
+def eval_mode(
+    optimizer: torch.optim.Optimizer, model: nn.Module, batches: Iterable[Any], refresh: int
+) -> None:
     """Before attacks, evaluations and checkpoints: a schedule-free optimizer's ``eval()``,
-    then BatchNorm statistics recomputed at the averaged weights from ``batches``."""
+    then BatchNorm statistics recomputed at the averaged weights from ``refresh`` of
+    ``batches``."""
     if not is_schedule_free(optimizer) or not optimizer.param_groups[0]["train_mode"]:
         return
     optimizer.eval()  # type: ignore[attr-defined]  # schedulefree's, not Optimizer's
-    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if not refresh or not any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    ):
         return
     was_training = model.training
     model.train()
     with torch.no_grad():
-        for _, (x, _y) in zip(range(BN_BATCHES), batches, strict=False):
+        for _, (x, _y) in zip(range(refresh), batches, strict=False):
             model(x)
     model.train(was_training)

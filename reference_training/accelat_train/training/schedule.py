@@ -89,6 +89,7 @@ def build_schedule(
         stop_patience=cfg.stop_patience,
         anneal=cfg.anneal,
         anneal_shape=cfg.anneal_shape,
+        window_fraction=cfg.window_fraction,
     )
     entry = CATALOGUE[cfg.policy]
     policy = entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)

@@ -121,7 +121,9 @@ class Trainer:
         for module in {id(m): m for m in (self.model, self.evaluated)}.values():
             distributed.broadcast_buffers(self.info, module)
         with self.counting() as counted:
-            optimizers.eval_mode(setup.optimizer, setup.model, setup.loader.epoch(0))
+            optimizers.eval_mode(
+                setup.optimizer, setup.model, setup.loader.epoch(0), self.cfg.bn_refresh
+            )
         state.overhead_passes += counted.count
         return EpochRecord(
             epoch=epoch, lr=state.last_lr, momentum=state.last_momentum, passes=state.passes,
