@@ -134,10 +134,11 @@ class LRFindResult:
         return self.problem is None
 
     def plot(self, path: str | Path) -> Path:
-        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs."""
+        """Write loss against lr (log x axis) as a PNG, marking the suggested lrs (constrained
+        layout: no label is cut off at an edge)."""
         from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-        fig = Figure(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
         ax.plot(self.lrs, self.losses, label="loss")
         ax.set_xscale("log")

@@ -47,7 +47,7 @@ from accelat_train.flags import (
     print_config,
     read_config_file,
 )
-from accelat_train.reporting import plots, tables
+from accelat_train.reporting import findings, plots, tables
 from accelat_train.run_dir import RunDir, read_json
 from accelat_train.trained import load_run
 from accelat_train.training import distributed
@@ -131,7 +131,8 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         written.append(out / "frontier.png")
     print(f"wrote {', '.join(map(str, written))} ({time.perf_counter() - start:.0f} s)")
     if args.command == "demo":
-        print(f"demo figure: {out / 'compare.png'}")
+        print(f"demo figure: {out / 'compare.png'}\n")
+        print(findings.format_findings(summary), end="")
     return 0
 
 

@@ -218,7 +218,8 @@ class TrainConfig:
                 f"monitor_every must be 1 when the policy reads {self.monitor} every "
                 f"epoch, got {self.monitor_every!r}"
             )
-        if self.early_stop and self.early_stop_monitor != "train_adv_acc" and not self.monitor_every:
+        measured_at_end = self.early_stop_monitor != "train_adv_acc" and not self.monitor_every
+        if self.early_stop and measured_at_end:
             raise ValueError(
                 f"early_stop watches {self.early_stop_monitor}, which monitor_every=0 measures "
                 "only at the last epoch; set monitor_every >= 1 or early_stop=0"

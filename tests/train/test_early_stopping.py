@@ -109,9 +109,12 @@ def test_bad_arguments_name_the_parameter(kwargs, message):
 
 
 def test_the_config_refuses_early_stopping_on_a_metric_measured_only_at_the_end():
-    with pytest.raises(ValueError, match="early_stop watches robust_val_acc, which monitor_every=0"):
+    with pytest.raises(
+        ValueError, match="early_stop watches robust_val_acc, which monitor_every=0"
+    ):
         TrainConfig(early_stop=3, monitor_every=0)
-    TrainConfig(early_stop=3, early_stop_monitor="train_adv_acc", monitor_every=0)  # measured anyway
+    # train_adv_acc is measured by training itself, every epoch
+    TrainConfig(early_stop=3, early_stop_monitor="train_adv_acc", monitor_every=0)
     assert arm_config(TrainConfig(), "constant:early_stop=4").early_stop == 4
 
 
@@ -182,7 +185,10 @@ def test_early_stopping_stops_any_policy_where_the_rule_says_and_restores_best_p
     assert report["final_weights_epoch"] == best and report["best"]["epoch"] == best
     # The final evaluation is of best.pt's weights: the evaluated model (the average) holds them.
     assert _untimed(report["final"]) == _untimed(report["best"]["test"])
-    saved, best_pt = load_checkpoint(run_dir / "checkpoint.pt"), load_checkpoint(run_dir / "best.pt")
+    saved, best_pt = (
+        load_checkpoint(run_dir / "checkpoint.pt"),
+        load_checkpoint(run_dir / "best.pt"),
+    )
     assert best_pt["epoch"] == best and best_pt["robust_val_acc"] == CURVE[best - 1]
     evaluated = saved["evaluated"]  # weight averaging is on by default
     assert all(torch.equal(evaluated[k], best_pt["model"][k]) for k in best_pt["model"])
@@ -193,7 +199,10 @@ def test_early_stopping_stops_any_policy_where_the_rule_says_and_restores_best_p
 def test_restoring_without_averaging_puts_best_pt_into_the_trained_model(tmp_path):
     run_dir = train(_cfg(tmp_path, ema_epochs=0.0), callbacks=[ScriptedRobustValAcc(CURVE)],
                     quiet=True)  # fmt: skip
-    saved, best_pt = load_checkpoint(run_dir / "checkpoint.pt"), load_checkpoint(run_dir / "best.pt")
+    saved, best_pt = (
+        load_checkpoint(run_dir / "checkpoint.pt"),
+        load_checkpoint(run_dir / "best.pt"),
+    )
     assert "evaluated" not in saved and best_pt["epoch"] == 4
     assert all(torch.equal(saved["model"][k], best_pt["model"][k]) for k in best_pt["model"])
 

@@ -16,8 +16,9 @@ The comparison rule (``compare_summary``), in one place:
   the target on some seed is not credited with the seeds that happened to reach it.
   ``"reached"`` says how many seeds did.
 * ``ratio_to_baseline``: the policy's mean passes to target over the baseline's (``None``
-  where either is ``None``); ``ratio_to_best_fixed`` likewise against the fixed-shape
-  policy (named in ``fixed_shape``) with the fewest mean passes to target.
+  where either is ``None``); ``ratio_to_best_fixed`` likewise against the budget-shaped
+  policy (named in ``fixed_shape``: a shape fitted to the run's budget, such as step or
+  onecycle; constant is not one) with the fewest mean passes to target.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def _add_ratios(
     reaching_fixed = [n for n in fixed if policies[n]["passes_to_target"] is not None]
     best_fixed = min(reaching_fixed, key=lambda n: policies[n]["passes_to_target"], default=None)
     if fixed and best_fixed is None:
-        notes.append("no fixed-shape policy reached the target on every seed")
+        notes.append("no budget-shaped schedule reached the target on every seed")
     base = policies.get(baseline, {}).get("passes_to_target") if baseline is not None else None
     best = policies[best_fixed]["passes_to_target"] if best_fixed is not None else None
     for name, entry in policies.items():

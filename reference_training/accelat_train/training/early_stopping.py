@@ -4,7 +4,7 @@ After each epoch it reads one metric of the epoch's record (``monitor``, by defa
 robust validation accuracy; an epoch the validation monitor skipped is not counted). With
 ``b`` the best value so far, an epoch *improves* when
 
-.. math:: a - \\delta > b \\quad (\\text{mode max}), \\qquad a + \\delta < b \\quad (\\text{mode min})
+.. math:: a - \\delta > b \\ (\\text{mode max}), \\qquad a + \\delta < b \\ (\\text{mode min})
 
 (``δ = min_delta``; the first value always improves), as both Keras and Lightning test it.
 ``wait`` counts the measured epochs since the last improvement; when it reaches
