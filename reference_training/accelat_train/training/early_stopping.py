@@ -55,10 +55,12 @@ class EarlyStopping(Callback):
         mode: ``"max"`` (an accuracy) or ``"min"`` (a loss).
         restore_best_weights: load ``best.pt`` into the evaluated model when it stops.
 
-    Example::
+    ``TrainConfig(early_stop=N)`` (``--early-stop N``) adds one watching
+    ``early_stop_monitor``; from Python, pass one (not both) among the callbacks:
 
-        train(TrainConfig(..., early_stop=5))  # or, from Python, the listener itself:
-        train(cfg, callbacks=[EarlyStopping(patience=5, monitor="val_acc")])
+    >>> from accelat_train import EarlyStopping, TrainConfig, train
+    >>> cfg = TrainConfig(dataset="digits", eps=0.1, epochs=40, out="runs/es")
+    >>> train(cfg, callbacks=[EarlyStopping(5, monitor="val_acc")])  # doctest: +SKIP
     """
 
     def __init__(
