@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    accelat demo [--out DIR]                 # compare 4 policies on digits, ~1 min on a CPU
+    accelat demo [--out DIR]                 # compare 4 policies on digits, about 70 s
     accelat train --dataset digits --method free --eps 0.1 --policy accelat --out runs/a
     accelat compare --policies step,accelat,accelat:ema_epochs=2 --seeds 0,1 --out runs/cmp
     accelat compare --policies step,onecycle,accelat --budgets 5,10,20 --out runs/sweep
