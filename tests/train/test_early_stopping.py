@@ -18,7 +18,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accelat_train import TrainConfig, TrainingDiverged, train
+from accelat_train import TrainConfig, TrainingDiverged, load_run, train
 from accelat_train.checkpoint import load_checkpoint
 from accelat_train.compare import arm_config
 from accelat_train.reporting.summary import charged_passes
@@ -193,6 +193,8 @@ def test_early_stopping_stops_any_policy_where_the_rule_says_and_restores_best_p
     evaluated = saved["evaluated"]  # weight averaging is on by default
     assert all(torch.equal(evaluated[k], best_pt["model"][k]) for k in best_pt["model"])
     assert not all(torch.equal(saved["model"][k], best_pt["model"][k]) for k in saved["model"])
+    # load_run (and accelat eval) name the epoch the last checkpoint's weights are from
+    assert load_run(run_dir).epoch == best == load_run(run_dir, "best").epoch
 
 
 @pytest.mark.slow
