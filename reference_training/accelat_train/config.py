@@ -152,11 +152,11 @@ class TrainConfig:
     early_stop: int = _opt(
         0, "stop when --early-stop-monitor has not improved for this many validated epochs, "
         "and evaluate best.pt's weights (Keras/Lightning EarlyStopping's patience; 0: off; "
-        "works with every policy)", type=NONNEGATIVE,
+        "works with every policy)", type=NONNEGATIVE, metavar="PATIENCE",
     )  # fmt: skip
     early_stop_min_delta: float = _opt(
         0.0, "early stopping: the least rise of the metric that counts as an improvement",
-        type=float,
+        type=float, metavar="DELTA",
     )  # fmt: skip
     early_stop_monitor: str = _opt(
         "robust_val_acc", "early stopping: the accuracy it watches", choices=MONITOR_NAMES
