@@ -85,9 +85,16 @@ def test_an_early_stopped_arm_says_where_it_stopped():
         7512.0, 9988.0, 0.85, 15000.0, [(9, "early_stop"), (11, "early_stop")]
     )
     assert (
-        "constant:early_stop=3 was stopped early on 2 of 2 seeds after epochs 9 and 11 of "
-        "20, spending 15.0k passes" in format_findings(summary)
+        "constant:early_stop=3 was stopped early (--early-stop) on 2 of 2 seeds after epochs 9 "
+        "and 11 of 20, spending 15.0k passes" in format_findings(summary)
     )
+
+
+def test_accelat_ended_by_early_stopping_is_not_said_to_have_run_its_budget():
+    summary = _summary(accelat_stop=(12, "early_stop"))
+    text = format_findings(summary)
+    assert "accelat was stopped early (--early-stop) after epoch 12 of 20" in text
+    assert "did not stop by itself" not in text
 
 
 def test_the_names_and_the_tables_are_explained():

@@ -89,33 +89,46 @@ def _accuracy(p: Mapping[str, Any]) -> float:
     return float(p["final_robust_acc"] if best is None else best)
 
 
+#: How each reason a run ended early reads in a sentence.
+_ENDINGS = {"policy": "stopped by itself", "early_stop": "was stopped early (--early-stop)"}
+
+
 def _stops(name: str, p: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
-    """How an AccelAT or early-stopped arm ended; "" for the others."""
+    """How an AccelAT arm, or an arm with early stopping, ended; "" for the others."""
     stops = [s.get("stopped") or {} for s in p["seeds"]]
-    own = "policy" if name.split(":")[0] == "accelat" else "early_stop"
-    if own == "early_stop" and "early_stop=" not in name:
+    accelat = name.split(":")[0] == "accelat"
+    early = "early_stop=" in name or any(s.get("reason") == "early_stop" for s in stops)
+    if not (accelat or early):
         return ""
-    fired = [s["epoch"] for s in stops if s.get("reason") == own]
-    ran = sorted({int(s.get("epoch", 0)) for s in stops})
-    seeds = f" on {len(fired)} of {len(stops)} seeds" if len(stops) > 1 else ""
-    what = "stopped by itself" if own == "policy" else "was stopped early"
-    if fired:
+    endings = []
+    for reason, what in _ENDINGS.items():
+        fired = [str(s["epoch"]) for s in stops if s.get("reason") == reason]
+        if fired:
+            seeds = f" on {len(fired)} of {len(stops)} seeds" if len(stops) > 1 else ""
+            epochs = ("epoch " if len(fired) == 1 else "epochs ") + _join(fired)
+            endings.append(f"{what}{seeds} after {epochs}")
+    if endings:
         budget = _budget(summary["policies"])
         of = f" of {budget}" if budget else ""
-        spent = f", spending {_k(p['passes_spent'])} passes"
-        base = summary["policies"].get(summary.get("baseline"))
-        if base is not None and base["passes_spent"]:
-            ratio = p["passes_spent"] / base["passes_spent"]
-            spent += f" ({ratio:.2f}x the {_k(base['passes_spent'])} of {summary['baseline']})"
-        epochs = ("epoch " if len(fired) == 1 else "epochs ") + _join(map(str, fired))
-        return f"{name} {what}{seeds} after {epochs}{of}{spent}."
-    if own == "policy":
+        return f"{name} {'; '.join(endings)}{of}, spending {_spent(p, summary)}."
+    if accelat:
+        ran = _join(sorted({str(s.get("epoch")) for s in stops}))
         return (
-            f"{name} did not stop by itself: it ran its whole budget of {_join(map(str, ran))} "
-            "epochs. Its stop needs the lr to sit at its floor (--lr-min) and --stop-patience "
-            "more epochs without gain; give it more --epochs to see it stop."
+            f"{name} did not stop by itself: it ran its whole budget of {ran} epochs. Its stop "
+            "needs the lr to sit at its floor (--lr-min) and --stop-patience more epochs "
+            "without gain; give it more --epochs to see it stop."
         )
     return f"{name} was not stopped early: its accuracy kept improving within the patience."
+
+
+def _spent(p: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    """An arm's passes spent, and their ratio to the baseline's."""
+    text = f"{_k(p['passes_spent'])} passes"
+    base = summary["policies"].get(summary.get("baseline"))
+    if base is not None and base["passes_spent"]:
+        ratio = p["passes_spent"] / base["passes_spent"]
+        text += f" ({ratio:.2f}x the {_k(base['passes_spent'])} of {summary['baseline']})"
+    return text
 
 
 def _budget(policies: Mapping[str, Any]) -> int | None:
