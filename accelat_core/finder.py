@@ -209,10 +209,11 @@ class LRFindResult:
 
     def plot(self, path: str | Path) -> Path:
         """Write loss against lr (log x axis) as a PNG, marking the suggested lrs (and the
-        lr where the reading stopped, when it stopped early)."""
+        lr where the reading stopped, when it stopped early), in constrained layout so that no
+        label is cut off at an edge."""
         from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-        fig = Figure(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
         ax.plot(self.lrs, self.losses, label="loss")
         ax.set_xscale("log")

@@ -88,6 +88,16 @@ def test_every_python_block_is_an_excerpt_or_run():
     assert len(blocks) == len(marked) + 1  # + the quickstart, which the first test runs
 
 
+def test_the_readme_and_the_help_give_the_demo_the_same_measured_time():
+    from accelat_train.flags import DEMO_TIME, build_parser
+
+    sub = build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    demo_help = next(a.help for a in sub._choices_actions if a.dest == "demo")
+    assert f"(CPU, {DEMO_TIME})" in demo_help
+    assert README.count(DEMO_TIME) == 2  # the two-commands intro and the command listing
+    assert "~1 min" not in README and "a few minutes" not in README
+
+
 def test_the_load_run_block_runs_on_the_demos_folder(tmp_path):
     ((_, block),) = _blocks("python", "runs-after-demo")
     from accelat_train import TrainConfig, train

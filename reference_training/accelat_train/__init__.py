@@ -18,6 +18,7 @@ from accelat_core import __version__
 from accelat_train.adversarial.methods import METHODS, BatchStats, Method
 from accelat_train.config import TrainConfig
 from accelat_train.trained import Run, load_run
+from accelat_train.training.early_stopping import EarlyStopping
 from accelat_train.training.events import Callback
 from accelat_train.training.fit import fit
 from accelat_train.training.loop import TrainingDiverged, train
@@ -26,6 +27,7 @@ __all__ = [
     "METHODS",
     "BatchStats",
     "Callback",
+    "EarlyStopping",
     "Method",
     "Run",
     "TrainConfig",

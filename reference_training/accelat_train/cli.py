@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    accelat demo [--out DIR]                 # compare 4 policies on digits, ~1 min on a CPU
+    accelat demo [--out DIR]                 # compare 4 policies on digits, about 70 s
     accelat train --dataset digits --method free --eps 0.1 --policy accelat --out runs/a
     accelat compare --policies step,accelat,accelat:ema_epochs=2 --seeds 0,1 --out runs/cmp
     accelat compare --policies step,onecycle,accelat --budgets 5,10,20 --out runs/sweep
@@ -47,7 +47,7 @@ from accelat_train.flags import (
     print_config,
     read_config_file,
 )
-from accelat_train.reporting import plots, tables
+from accelat_train.reporting import findings, plots, tables
 from accelat_train.run_dir import RunDir, read_json
 from accelat_train.trained import load_run
 from accelat_train.training import distributed
@@ -131,7 +131,8 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         written.append(out / "frontier.png")
     print(f"wrote {', '.join(map(str, written))} ({time.perf_counter() - start:.0f} s)")
     if args.command == "demo":
-        print(f"demo figure: {out / 'compare.png'}")
+        print(f"demo figure: {out / 'compare.png'}\n")
+        print(findings.format_findings(summary), end="")
     return 0
 
 

@@ -77,8 +77,6 @@ def compare(
         raise ValueError("seeds must name at least one seed, got none")
     if budgets is not None and (not budgets or min(budgets) < 1):
         raise ValueError(f"budgets must be epochs >= 1, got {list(budgets)!r}")
-    if base.monitor_every is None:  # the curves and the time to target need every epoch
-        base = dataclasses.replace(base, monitor_every=1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _line: None)

@@ -117,9 +117,9 @@ class TrainConfig:
         "train_adv_acc", "metric accelat and plateau read (train_adv_acc costs no passes)",
         choices=MONITOR_NAMES,
     )  # fmt: skip
-    monitor_every: int | None = _opt(
-        None, "measure val_acc and robust_val_acc every N epochs and at the last (0: the "
-        "last only; None: every epoch when the policy reads one of them, else the last only)",
+    monitor_every: int = _opt(
+        1, "measure val_acc and robust_val_acc on the validation images every N epochs and "
+        "at the last (0: the last only), for best.pt and the log",
         type=NONNEGATIVE,
     )  # fmt: skip
     monitor_steps: int = _opt(5, "PGD steps of the per-epoch monitor", type=POSITIVE)
@@ -169,6 +169,18 @@ class TrainConfig:
         "sqrt", "AccelAT: the anneal's shape (sqrt: 1 - sqrt(x), linear, cosine)",
         choices=ANNEAL_SHAPES,
     )  # fmt: skip
+    early_stop: int = _opt(
+        0, "stop when --early-stop-monitor has not improved for this many validated epochs, "
+        "and evaluate best.pt's weights (Keras/Lightning EarlyStopping's patience; 0: off; "
+        "works with every policy)", type=NONNEGATIVE, metavar="PATIENCE",
+    )  # fmt: skip
+    early_stop_min_delta: float = _opt(
+        0.0, "early stopping: the least rise of the metric that counts as an improvement",
+        type=float, metavar="DELTA",
+    )  # fmt: skip
+    early_stop_monitor: str = _opt(
+        "robust_val_acc", "early stopping: the accuracy it watches", choices=MONITOR_NAMES
+    )
     #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
@@ -230,10 +242,16 @@ class TrainConfig:
         if self.co_check and self.method != "fgsm-rs":
             raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
         reads_validation = self.reads_metric and self.monitor != "train_adv_acc"
-        if self.monitor_every not in (None, 1) and reads_validation:
+        if self.monitor_every != 1 and reads_validation:
             raise ValueError(
                 f"monitor_every must be 1 when the policy reads {self.monitor} every "
                 f"epoch, got {self.monitor_every!r}"
+            )
+        measured_at_end = self.early_stop_monitor != "train_adv_acc" and not self.monitor_every
+        if self.early_stop and measured_at_end:
+            raise ValueError(
+                f"early_stop watches {self.early_stop_monitor}, which monitor_every=0 measures "
+                "only at the last epoch; set monitor_every >= 1 or early_stop=0"
             )
         if self.dataset == "digits" and self.data_dir is not None:
             raise ValueError(
@@ -262,14 +280,6 @@ class TrainConfig:
         return CATALOGUE[self.policy].reads_metric
 
     @property
-    def validation_every(self) -> int:
-        """``monitor_every`` resolved: every epoch when a metric-driven policy reads a
-        validation metric, else 0 (the last epoch only), unless set."""
-        if self.monitor_every is not None:
-            return self.monitor_every
-        return 1 if self.reads_metric and self.monitor != "train_adv_acc" else 0
-
-    @property
     def num_replays(self) -> int:
         return (4 if self.replays is None else self.replays) if self.method == "free" else 1
 
@@ -281,7 +291,10 @@ class TrainConfig:
         return d
 
 
-_CHOICES = {"method": METHOD_NAMES, "monitor": MONITOR_NAMES, "anneal_shape": ANNEAL_SHAPES}
+_CHOICES = {
+    "method": METHOD_NAMES, "monitor": MONITOR_NAMES, "early_stop_monitor": MONITOR_NAMES,
+    "anneal_shape": ANNEAL_SHAPES,
+}  # fmt: skip
 #: Fields that take one of their names or a user's ``module:factory``.
 _CHOICES_OR_FACTORY = {"dataset": DATASET_NAMES, "model": MODEL_NAMES}
 _CHOICES_OPTIONAL = {"amp": AMP_NAMES, "optimizer": OPTIMIZER_NAMES}
@@ -295,14 +308,16 @@ _REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "min_gain": (None, None, False, False),
     "ema_epochs": (0.0, None, False, False),
     "schedulefree_warmup": (0.0, 1.0, False, False),
+    "early_stop_min_delta": (0.0, None, False, False),
 }
 _COUNTS = {
     "epochs": 1, "batch_size": 1, "pgd_steps": 1, "monitor_steps": 1, "monitor_size": 1,
-    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0, "bn_refresh": 0,
+    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0, "monitor_every": 0,
+    "early_stop": 0, "bn_refresh": 0,
 }  # fmt: skip
 _OPTIONAL_COUNTS = {
     "replays": 1, "train_size": 1, "val_size": 1, "eval_size": 1, "window": 1,
-    "lr_find_steps": 5, "monitor_every": 0,
+    "lr_find_steps": 5,
 }  # fmt: skip
 
 

@@ -30,7 +30,9 @@ WHICH = ("last", "best")
 class Run:
     """A trained run: its model (eval mode; NCHW float images in [0, 1], normalisation
     inside), ``config.json`` as a dict, the ``metrics.jsonl`` rows, ``report.json`` (None
-    for an unfinished run), the checkpoint's ``epoch`` and the path it was loaded from."""
+    for an unfinished run), the ``epoch`` its weights are from (the checkpoint's, or the best
+    epoch that early stopping or the overfitting rollback restored into it) and the path it
+    was loaded from."""
 
     model: nn.Module
     config: dict[str, Any]
@@ -96,7 +98,17 @@ def load_run(
     net.to(torch.device(device)).eval()
     metrics = folder.rows() if folder.metrics.is_file() else []
     report = read_json(folder.report) if folder.report.is_file() else None
-    return Run(net, config, metrics, report, int(state["epoch"]), ckpt_path, splits)
+    return Run(net, config, metrics, report, weights_epoch(state), ckpt_path, splits)
+
+
+def weights_epoch(state: dict[str, Any]) -> int:
+    """The epoch a checkpoint's evaluated weights are from: its ``epoch``, unless a stop
+    (early stopping, the overfitting rollback) restored ``best.pt``'s into it."""
+    for key in ("stopped", "rollback"):
+        restored = (state.get(key) or {}).get("restored_epoch")
+        if restored is not None:
+            return int(restored)
+    return int(state["epoch"])
 
 
 def _splits(config: dict[str, Any], data_dir: str | None) -> Any:

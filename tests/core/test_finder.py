@@ -380,6 +380,28 @@ def test_lr_find_result_plot_draws_the_curve_on_a_log_axis_and_marks_both_lrs(
     assert legend == ["loss", "lr_max = 0.1", "lr_min = 0.0125"]
 
 
+def test_lr_find_result_plot_keeps_its_labels_inside_the_figure(tmp_path, monkeypatch) -> None:
+    figure = pytest.importorskip("matplotlib.figure")
+    drawn = []
+    save = figure.Figure.savefig
+
+    def keep(fig, path, **kwargs):
+        drawn.append(fig)
+        return save(fig, path, **kwargs)
+
+    monkeypatch.setattr(figure.Figure, "savefig", keep)
+    lrs = [10 ** (-5 + i / 4) for i in range(25)]
+    losses = [2.5] * 20 + [3.0, 5.0, 9.0, 17.0, 27.0]
+    LRFindResult(Suggestion(0.1, 0.0125, "minimum", 2, None, (2.0,)), lrs, losses).plot(
+        tmp_path / "curve.png"
+    )
+    (fig,) = drawn
+    # Everything drawn (the x label under the tick labels included) lies inside the figure.
+    tight, page = fig.get_tightbbox(), fig.bbox_inches
+    assert page.x0 <= tight.x0 and page.y0 <= tight.y0
+    assert tight.x1 <= page.x1 and tight.y1 <= page.y1
+
+
 def test_range_test_log_stop_reads_the_debiased_average() -> None:
     # beta = 0.5: debiased averages 2, 1.333, 5.14, 4.53, 6.32; only 6.32 exceeds 4 x 1.333.
     # Multiplying by the debias factor instead of dividing, dividing by 1 + beta**n or by

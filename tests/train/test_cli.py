@@ -203,6 +203,17 @@ def test_demo_compares_policies_with_one_lr_find_per_seed(tmp_path):
     assert len(lr_maxes) == 1
     assert (out / "compare.png").stat().st_size > 0
     assert "compare.png" in done.stdout
+    # It ends with what it found, in sentences computed from compare.json.
+    from accelat_train.reporting.findings import first_to_target
+
+    lines = done.stdout.rstrip().splitlines()
+    found = lines[lines.index("What this comparison found:") + 1 :]
+    first = first_to_target(summary["policies"])
+    assert found[0].startswith("- First to the target (robust validation accuracy >= ")
+    assert f"): {first[0] if first else 'none'}" in found[0]
+    accelat = summary["policies"]["accelat"]["seeds"][0]["stopped"]
+    said = "stopped by itself" if accelat["reason"] == "policy" else "did not stop by itself"
+    assert any(line.startswith(f"- accelat {said}") for line in found)
 
 
 @pytest.mark.parametrize(

@@ -355,19 +355,46 @@ def test_best_checkpoint_keeps_the_earlier_epoch_on_a_tie_and_its_weights(tmp_pa
 
 
 @pytest.mark.slow
-def test_the_validation_monitor_runs_only_when_asked_and_at_the_last_epoch(tmp_path):
-    # accelat on the free train_adv_acc: no validation attack but at the end, unless asked.
+def test_the_validation_monitor_runs_every_epoch_unless_asked_for_less(tmp_path):
+    # accelat on the free train_adv_acc: validation still runs every epoch by default (for
+    # best.pt and the log), every N epochs and at the last with monitor_every=N, 0: the last.
     cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1)
-    assert cfg.validation_every == 0
+    assert cfg.monitor_every == 1
     rows = _rows(train(cfg, quiet=True))
-    assert [r["robust_val_acc"] is None for r in rows] == [True, True, True, False]
-    assert [r["monitor_passes"] for r in rows][:3] == [0.0, 0.0, 0.0]
-    every_2 = _rows(train(dataclasses.replace(cfg, monitor_every=2, out=cfg.out + "2"), quiet=True))
-    assert [r["robust_val_acc"] is None for r in every_2] == [True, False, True, False]
+    assert [r["robust_val_acc"] is None for r in rows] == [False] * 4
+    monitor_passes = [r["monitor_passes"] for r in rows]
+    assert monitor_passes == sorted(monitor_passes) and monitor_passes[0] > 0
+    for every, measured in ((2, [False, True, False, True]), (0, [False, False, False, True])):
+        out = f"{cfg.out}{every}"
+        rows = _rows(train(dataclasses.replace(cfg, monitor_every=every, out=out), quiet=True))
+        assert [r["robust_val_acc"] is not None for r in rows] == measured
     # a policy that reads a validation metric measures it every epoch, and nothing else will do
-    assert TrainConfig(policy="plateau", monitor="robust_val_acc").validation_every == 1
     with pytest.raises(ValueError, match="monitor_every must be 1 when the policy reads"):
         TrainConfig(policy="accelat", monitor="val_acc", monitor_every=2)
+
+
+@pytest.mark.slow
+def test_a_default_constant_run_keeps_its_best_validation_epoch_and_logs_every_one(
+    tmp_path, capsys
+):
+    from accelat_train.checkpoint import load_checkpoint
+    from accelat_train.cli import main
+
+    out = tmp_path / "run"
+    small = ["--train-size", "200", "--val-size", "60", "--monitor-size", "60", "--eval-size",
+             "40", "--eval-steps", "2", "--device", "cpu"]  # fmt: skip
+    assert main(["train", "--policy", "constant", "--epochs", "10", *small, "--out", str(out)]) == 0
+    rows = _rows(out)
+    robust = [r["robust_val_acc"] for r in rows]
+    assert None not in robust and None not in [r["val_acc"] for r in rows]
+    best = robust.index(max(robust)) + 1  # the first epoch with the highest value
+    assert load_checkpoint(out / "best.pt")["epoch"] == best
+    assert json.loads((out / "report.json").read_text())["best"]["epoch"] == best
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 10
+    for line, row in zip(lines, rows, strict=True):
+        assert f"val_acc {row['val_acc']:.4g}," in line
+        assert f"robust_val_acc {row['robust_val_acc']:.4g}" in line
 
 
 @pytest.mark.slow

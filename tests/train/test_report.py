@@ -179,8 +179,10 @@ def test_compare_summary_json_shape(tmp_path):
         "accelat": [make_run(tmp_path, "accelat", [0.6, 0.6], seed=s) for s in (0, 1)],
     }
     summary = compare_summary(runs, fixed_shape=["step"])
-    assert set(summary) == {"target", "target_rule", "baseline", "best_fixed", "notes", "policies"}
-    assert summary["baseline"] == "step"
+    assert set(summary) == {
+        "target", "target_rule", "baseline", "best_fixed", "fixed_shape", "notes", "policies",
+    }  # fmt: skip
+    assert summary["baseline"] == "step" and summary["fixed_shape"] == ["step"]
     assert list(summary["policies"]) == ["step", "accelat"]
     entry_keys = {
         "passes_to_target",
@@ -219,6 +221,7 @@ def test_compare_summary_json_shape(tmp_path):
             "final_robust_acc",
             "best_robust_acc",
             "final_robust_val_acc",
+            "stopped",
         }
     # strict JSON: no NaN, everything serialisable, round-trips unchanged
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary

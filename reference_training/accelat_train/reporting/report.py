@@ -34,12 +34,15 @@ def read_report(run_dir: str | Path) -> dict[str, Any]:
 def write_run_report(run_dir: str | Path, result: Mapping[str, Any]) -> dict[str, Any]:
     """Write ``report.json`` and ``curves.png`` into ``run_dir``; return the report dict.
 
-    ``result`` is the trainer's final evaluation: ``final`` (the test evaluation of the last
-    weights: ``{"clean_acc", "robust_acc", "attacks", ...}``), ``best`` (``{"epoch",
+    ``result`` is the trainer's final evaluation: ``final`` (the test evaluation of the
+    weights the run ended with: ``{"clean_acc", "robust_acc", "attacks", ...}``),
+    ``final_weights_epoch`` (the epoch those weights are from: the last, or ``best.pt``'s
+    when early stopping or the overfitting rollback restored it), ``best`` (``{"epoch",
     "robust_val_acc", "test"}`` for ``best.pt``, or None), ``stopped`` (``{"epoch",
-    "reason", "message"}``: why the run ended: ``budget``, ``policy`` or ``overfitting``),
-    ``rollback`` (the overfitting check's, or None) and ``evaluated`` (which weights were
-    evaluated: ``"weights"`` or ``"averaged weights"``). The report holds the run's config,
+    "reason", "message"}``: why the run ended: ``budget``, ``policy``, ``early_stop`` (with
+    ``restored_epoch``) or ``overfitting``), ``rollback`` (the overfitting check's, or None)
+    and ``evaluated`` (which weights were evaluated: ``"weights"`` or ``"averaged
+    weights"``). The report holds the run's config,
     its length (epochs, cumulative gradient passes, training seconds), the best robust
     validation accuracy, those, and with ``best`` the ``robust_overfitting_gap`` = best minus
     final robust validation accuracy.
@@ -61,6 +64,7 @@ def write_run_report(run_dir: str | Path, result: Mapping[str, Any]) -> dict[str
         ),
         "evaluated": result.get("evaluated", "weights"),
         "stopped": result.get("stopped"),
+        "final_weights_epoch": result.get("final_weights_epoch", int(last["epoch"])),
         "final": dict(result["final"]),
     }
     best = result.get("best")

@@ -16,8 +16,9 @@ The comparison rule (``compare_summary``), in one place:
   the target on some seed is not credited with the seeds that happened to reach it.
   ``"reached"`` says how many seeds did.
 * ``ratio_to_baseline``: the policy's mean passes to target over the baseline's (``None``
-  where either is ``None``); ``ratio_to_best_fixed`` likewise against the fixed-shape
-  policy (named in ``fixed_shape``) with the fewest mean passes to target.
+  where either is ``None``); ``ratio_to_best_fixed`` likewise against the budget-shaped
+  policy (named in ``fixed_shape``: a shape fitted to the run's budget, such as step or
+  onecycle; constant is not one) with the fewest mean passes to target.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def compare_summary(
     See the module docstring for the rule. Shape::
 
         {"target": float, "target_rule": str, "baseline": "step", "best_fixed": str | None,
-         "notes": [str, ...],
+         "fixed_shape": [str, ...], "notes": [str, ...],
          "policies": {name: {
              "passes_to_target": float | None, "passes_to_target_std": float | None,
              "seconds_to_target": float | None, "seconds_to_target_std": float | None,
@@ -79,11 +80,18 @@ def compare_summary(
              "final_robust_acc": float, "final_robust_acc_std": float,
              "final_robust_val_acc": float, "ratio_to_baseline": float | None,
              "ratio_to_best_fixed": float | None, "runs": [str, ...],
+             "total_passes_to_target": float | None, "passes_spent": float,
+             "best_robust_acc": float | None, "total_ratio_to_baseline": {...},
              "seeds": [{"run", "seed", "passes_to_target", "seconds_to_target",
-                        "final_clean_acc", "final_robust_acc", "final_robust_val_acc"}, ...],
+                        "total_passes_to_target", "passes_spent", "final_clean_acc",
+                        "final_robust_acc", "best_robust_acc", "final_robust_val_acc",
+                        "stopped": {"epoch", "reason", "message"}}, ...],
              "curve": {"passes": [...], "robust_val_acc": [...]}}}}
 
-    ``final_*_acc`` are the test-set figures from each run's report.json; ``curve`` is the
+    ``fixed_shape`` lists the budget-shaped arms (a shape scaled to the run's budget: step,
+    onecycle, ...; not constant, nor the metric-driven or LR-free ones) and ``best_fixed``
+    the one with the fewest passes to target. ``stopped`` is why and when each run ended
+    and ``final_*_acc`` its test-set figures (both from its report.json); ``curve`` is the
     robust validation accuracy per epoch, averaged over seeds (cut to the shortest run).
     """
     loaded = _load_runs(runs)
@@ -100,12 +108,14 @@ def compare_summary(
     policies = {
         name: _policy_entry(group, target, final_val[name]) for name, group in loaded.items()
     }
-    best_fixed, notes = _add_ratios(policies, baseline, fixed_shape)
+    fixed = [n for n in fixed_shape if n in policies]
+    best_fixed, notes = _add_ratios(policies, baseline, fixed)
     return {
         "target": target,
         "target_rule": rule,
         "baseline": baseline,
         "best_fixed": best_fixed,
+        "fixed_shape": fixed,
         "notes": notes,
         "policies": policies,
     }
@@ -165,20 +175,29 @@ def _seed_entry(
         "final_robust_acc": float(report["final"]["robust_acc"]),
         "best_robust_acc": None if best is None else float(best["test"]["robust_acc"]),
         "final_robust_val_acc": float(rows[-1]["robust_val_acc"]),
+        "stopped": report.get("stopped"),
     }
 
 
 def charged_passes(config: Mapping[str, Any], row: Mapping[str, Any]) -> float:
     """Every pass a run needed up to ``row``'s epoch: its training passes, the overheads its
     method needs (the overfitting check, schedule-free BatchNorm refreshes), the monitor's
-    passes when its policy reads the monitored metric and that costs passes (not for
+    passes for each metric the run acts on (:func:`metrics_read`) that costs passes (not
     ``train_adv_acc``, which training measures anyway), and the lr finder's passes when it
     started from the finder's suggestion (each policy would have to run it alone)."""
     total = float(row["passes"]) + float(row.get("overhead_passes", 0.0))
-    if reads_monitor(config):
-        total += monitor_cost(config.get("monitor"), row)
+    total += sum(monitor_cost(metric, row) for metric in metrics_read(config))
     finder = config.get("lr_find") or {}
     return total + float(finder.get("passes", 0))
+
+
+def metrics_read(config: Mapping[str, Any]) -> set[str]:
+    """The monitored metrics a run acts on: its policy's (when the policy reads one) and
+    early stopping's (``early_stop`` > 0). A metric only logged is not among them."""
+    read = {str(config.get("monitor"))} if reads_monitor(config) else set()
+    if config.get("early_stop"):
+        read.add(str(config.get("early_stop_monitor", "robust_val_acc")))
+    return read
 
 
 def monitor_cost(monitor: str | None, row: Mapping[str, Any]) -> float:
@@ -217,7 +236,7 @@ def _add_ratios(
     reaching_fixed = [n for n in fixed if policies[n]["passes_to_target"] is not None]
     best_fixed = min(reaching_fixed, key=lambda n: policies[n]["passes_to_target"], default=None)
     if fixed and best_fixed is None:
-        notes.append("no fixed-shape policy reached the target on every seed")
+        notes.append("no budget-shaped schedule reached the target on every seed")
     base = policies.get(baseline, {}).get("passes_to_target") if baseline is not None else None
     best = policies[best_fixed]["passes_to_target"] if best_fixed is not None else None
     for name, entry in policies.items():

@@ -25,7 +25,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
     """
     head = (
         "| policy | passes to target (k) | seconds to target | reached | clean test acc (%) "
-        "| robust test acc (%) | × " + str(summary.get("baseline")) + " | × best fixed |"
+        "| robust test acc (%) | × " + str(summary.get("baseline")) + " | × best budget-shaped |"
     )
     lines = [head, "|" + "---|" * 8]
     several = max(len(p["seeds"]) for p in summary["policies"].values()) > 1
@@ -44,7 +44,10 @@ def format_table(summary: Mapping[str, Any]) -> str:
         f"Target: robust validation accuracy ≥ {summary['target']:.4f} ({summary['target_rule']})."
     )
     if summary.get("best_fixed"):
-        lines.append(f"Best fixed-shape policy: {summary['best_fixed']}.")
+        lines.append(
+            f"Fastest budget-shaped schedule (a shape fitted to the epoch budget): "
+            f"{summary['best_fixed']}."
+        )
     lines.extend(f"Note: {n}" for n in summary.get("notes", []))
     if several:
         lines += ["", format_seeds(summary)]

@@ -5,6 +5,9 @@
 - :class:`~accelat_train.training.rollback.OverfitRollback` (``--co-check``): it may roll
   back and stop at an epoch's end;
 - the caller's ``callbacks``, in their order;
+- :class:`~accelat_train.training.early_stopping.EarlyStopping` (``--early-stop``): it may
+  stop the run and restore ``best.pt`` at an epoch's end (after the caller's listeners, so
+  that one of them may set the metric it reads);
 - :class:`~accelat_train.training.progress.Progress`: bars and one line per epoch;
 - :class:`~accelat_train.training.checkpoints.CheckpointSaver`: ``metrics.jsonl``,
   ``best.pt``, ``checkpoint.pt``: last at an epoch's end, so that whatever a listener did
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from accelat_train.reporting.report import write_run_report
 from accelat_train.training.averaging import Averaging
 from accelat_train.training.checkpoints import CheckpointSaver
+from accelat_train.training.early_stopping import EarlyStopping
 from accelat_train.training.events import Callback, Callbacks
 from accelat_train.training.progress import Progress
 from accelat_train.training.rollback import OverfitRollback
@@ -46,4 +50,9 @@ def listeners(trainer: Trainer, callbacks: Sequence[Callback], *, quiet: bool) -
     if cfg.co_check:
         batch = next(setup.loader.epoch(0))
         first.append(OverfitRollback(batch, cfg.eps, cfg.seed))
-    return Callbacks([*first, *callbacks, Progress(quiet=quiet), CheckpointSaver(), RunReport()])
+    stopping: list[Callback] = []
+    if cfg.early_stop:
+        stopping.append(EarlyStopping(cfg.early_stop, min_delta=cfg.early_stop_min_delta,
+                                      monitor=cfg.early_stop_monitor))  # fmt: skip
+    last = [Progress(quiet=quiet), CheckpointSaver(), RunReport()]
+    return Callbacks([*first, *callbacks, *stopping, *last])

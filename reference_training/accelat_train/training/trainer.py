@@ -163,10 +163,10 @@ class Trainer:
         self.state.last_momentum = None if momentum is None else float(momentum)
 
     def measure(self, record: EpochRecord) -> None:
-        """The validation monitor on the evaluated model (every ``validation_every`` epochs
+        """The validation monitor on the evaluated model (every ``monitor_every`` epochs
         and at the last), and the ``--eval-every`` test."""
         cfg, state = self.cfg, self.state
-        every = cfg.validation_every
+        every = cfg.monitor_every
         if (every and record.epoch % every == 0) or record.epoch == cfg.epochs:
             self.validate(record)
         record.overhead_passes = state.overhead_passes
@@ -218,12 +218,21 @@ class Trainer:
             "epoch": state.epoch, "reason": "budget", "message": f"{self.cfg.epochs} epochs",
         }  # fmt: skip
         result["rollback"] = state.rollback
+        # The weights "final" evaluated: the last epoch's, or best.pt's once a stop restored it.
+        restored = (state.stopped or {}).get("restored_epoch") or (state.rollback or {}).get(
+            "restored_epoch"
+        )
+        result["final_weights_epoch"] = restored or state.epoch
         result["evaluated"] = "weights" if self.evaluated is self.model else "averaged weights"
         return result
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
-        cfg = self.cfg
-        return evaluate_test(model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps)
+        """The test evaluation of ``model`` from a fixed random state (as ``accelat eval``'s),
+        so that the same weights get the same figures (the last and the restored best)."""
+        cfg, device = self.cfg, self.setup.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            return evaluate_test(model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps)
 
     def _diverged(self, exc: NonFiniteLoss, epoch: int, batch: int) -> TrainingDiverged:
         kept = self.run_dir.checkpoint_epoch()
