@@ -4,10 +4,14 @@ study (benchmarks/acceleration.py): several policies, several seeds, the same bu
 Each *arm* is a policy name with optional changes to the base config,
 ``policy[:field=value...]`` (:func:`arm_config`), e.g. ``accelat:ema_epochs=2``. Per seed the
 lr finder runs once (when ``lr_max="auto"``) and every arm of that seed that trains SGD
-starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json``. Each
-arm trains into ``<out>/<arm>/seed<seed>``; a run whose ``report.json`` exists is not
-repeated and one with a checkpoint resumes, so an interrupted comparison continues where it
-stopped. ``compare.json`` and ``compare.png`` summarise them
+starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json`` with
+the setting it was made for, and a cache made for another setting is refused. Each arm trains
+into ``<out>/<arm>/seed<seed>``. A folder that already holds a run is reused only when the
+run's ``config.json`` is the config the comparison asks for
+(:func:`~accelat_train.config.run_differences`): then a finished run is not repeated and an
+unfinished one resumes, so an interrupted comparison continues where it stopped; a run of
+another config is refused before any training, naming the folder and every field that
+differs. ``compare.json`` and ``compare.png`` summarise them
 (:func:`accelat_train.reporting.summary.compare_summary`).
 
 >>> base = TrainConfig(dataset="digits", eps=0.1, epochs=8)
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,12 +34,17 @@ from typing import Any
 import torch
 
 from accelat_train.catalogue import CATALOGUE
-from accelat_train.config import TrainConfig
+from accelat_train.config import (
+    TrainConfig,
+    finder_setting,
+    run_differences,
+    setting_differences,
+)
 from accelat_train.reporting import plots
 from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
 from accelat_train.reporting.summary import compare_summary
-from accelat_train.run_dir import RunDir
+from accelat_train.run_dir import RunDir, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
 from accelat_train.training.lr_range import find_lr
@@ -85,14 +93,14 @@ def compare(
     arms = {spec: arm_config(base, spec) for spec in policies}
     fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
     finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
-    found = {s: _lr_find(dataclasses.replace(base, seed=s), finders, out, say) for s in seeds}
+    found = _lr_finds(base, seeds, finders, out, say)
     largest = max(budgets) if budgets else base.epochs
     plan = {
         spec: [b for b in sorted(set(budgets or [largest])) if spec in fixed or b == largest]
         for spec in arms
     }
     runs: dict[str, dict[int, list[str]]] = {spec: {b: [] for b in plan[spec]} for spec in arms}
-    tasks = []
+    configs = []
     for seed in seeds:
         for spec, arm in arms.items():
             for budget in plan[spec]:
@@ -100,8 +108,10 @@ def compare(
                 runs[spec][budget].append(str(folder))
                 # LR-free optimizers neither read the finder nor are charged for it.
                 shared = found[seed] if spec in finders else {}
-                cfg = dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
-                tasks.append((cfg, quiet, threads))
+                configs.append(
+                    dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
+                )
+    tasks = [(cfg, quiet, threads) for cfg in _to_train(configs)]
     _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"))
     summary = compare_summary(
         {spec: by_budget[largest] for spec, by_budget in runs.items()},
@@ -122,22 +132,49 @@ def _slug(spec: str) -> str:
     return spec.replace(":", "+").replace("/", "_")
 
 
-def _lr_find(
-    cfg: TrainConfig, policies: Sequence[str], out: Path, say: Callable[[str], None]
-) -> dict[str, Any]:
-    """The ``lr_max`` / ``lr_find`` fields of this seed's runs (the finder runs at most once)."""
+def _lr_finds(
+    base: TrainConfig, seeds: Sequence[int], policies: Sequence[str], out: Path,
+    say: Callable[[str], None],
+) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """The ``lr_find`` field of each seed's runs that read the finder: one range test per
+    seed, cached in ``<out>/lr_find_seed<seed>.json`` with the setting it was made for. A
+    cache made for another setting is refused (every cache is checked before any test runs)."""
     if not policies:
-        return {}
-    cached = out / f"lr_find_seed{cfg.seed}.json"
-    if cached.is_file():
-        shared = json.loads(cached.read_text(encoding="utf-8"))
-    else:
-        finding = find_lr(build(cfg))
-        shared = {**finding.record(), "shared_by": list(policies)}
-        finding.plot(out / f"lr_find_seed{cfg.seed}.png")
-        write_json(cached, shared)
-    say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
-    return {"lr_max": shared["lr_max"], "lr_find": shared}
+        return {seed: {} for seed in seeds}
+    configs = {seed: dataclasses.replace(base, seed=seed) for seed in seeds}
+    cached = {seed: _cached_finding(cfg, out) for seed, cfg in configs.items()}
+    found = {}
+    for seed, cfg in configs.items():
+        shared = cached[seed]
+        if shared is None:
+            finding = find_lr(build(cfg))
+            shared = {**finding.record(), "setting": finder_setting(cfg),
+                      "shared_by": list(policies)}  # fmt: skip
+            finding.plot(out / f"lr_find_seed{seed}.png")
+            write_json(_finder_cache(out, seed), shared)
+        say(f"seed {seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
+        found[seed] = {"lr_max": "auto", "lr_find": shared}
+    return found
+
+
+def _finder_cache(out: Path, seed: int) -> Path:
+    return out / f"lr_find_seed{seed}.json"
+
+
+def _cached_finding(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
+    """The cached range test of ``cfg``'s seed, if any; one made for another setting is
+    refused, naming the file and every field that differs."""
+    path = _finder_cache(out, cfg.seed)
+    if not path.is_file():
+        return None
+    shared = read_json(path)
+    differs = setting_differences(shared.get("setting"), cfg)
+    if differs or not isinstance(shared.get("lr_max"), float):
+        raise ValueError(
+            f"{path} holds the lr finder's result for another setting "
+            f"({'; '.join(differs) or 'no lr_max'}); choose another out"
+        )
+    return shared
 
 
 def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
@@ -172,14 +209,37 @@ def uses_finder(cfg: TrainConfig) -> bool:
     return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
 
 
+def _to_train(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
+    """The runs still to train (or to resume): a finished run of the same config is reused.
+    A folder holding a run of another config is refused, before any training, in one error
+    naming each such folder and every field that differs."""
+    todo, refused = [], []
+    for cfg in configs:
+        run_dir = RunDir(cfg.out)
+        finished = run_dir.report.is_file()
+        if run_dir.config.is_file():
+            differs = run_differences(cfg, run_dir.read_config(), evaluated=finished)
+            if differs:
+                refused.append(f"{run_dir.path} ({'; '.join(differs)})")
+                continue
+        if not finished:
+            todo.append(cfg)
+    if refused:
+        raise ValueError(
+            f"{len(refused)} run folder(s) hold a run of another config: "
+            + ", ".join(refused)
+            + "; choose another out"
+        )
+    return todo
+
+
 def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
-    """Train (or resume, or skip a finished) run; top level so a process pool can pickle it."""
+    """Train (or resume) a run; top level so a process pool can pickle it."""
     cfg, quiet, threads = task
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = RunDir(cfg.out)
-    if not run_dir.report.is_file():
-        train(cfg, quiet=quiet, resume=run_dir.checkpoint.exists())
+    train(cfg, quiet=quiet, resume=run_dir.checkpoint.exists())
     return str(run_dir.path)
 
 

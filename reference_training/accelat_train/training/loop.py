@@ -25,13 +25,21 @@ PosixPath('runs/a')
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from accelat_train.config import TrainConfig, check_resume_config
+from accelat_train.config import (
+    TrainConfig,
+    finder_setting,
+    found_lr_max,
+    lr_used,
+    run_differences,
+    setting_differences,
+)
 from accelat_train.data import Splits
 from accelat_train.run_dir import RunDir, RunDirError
 from accelat_train.training import distributed
@@ -89,7 +97,7 @@ def _train(
 ) -> None:
     checkpoint, saved_lr_max = _open(cfg, run_dir, resume)
     setup = build(cfg, dist_info=info, model=given[0], data=given[1])
-    lr_max, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot, saved=saved_lr_max)
+    lr_max, found = _lr_max(cfg, setup, run_dir, saved_lr_max)
     trainer = Trainer(cfg, setup, run_dir, lr_max)
     trainer.events = listeners(trainer, callbacks, quiet=quiet)
     trainer.start(checkpoint, found)
@@ -117,6 +125,28 @@ def _open(cfg: TrainConfig, run_dir: RunDir, resume: bool) -> tuple[Any, float |
             "it cannot be resumed; choose another --out"
         )
     saved = run_dir.read_config()
-    check_resume_config(cfg, saved, run_dir.path)
-    lr_max = saved["lr_max"]
-    return run_dir.load_checkpoint(), lr_max if isinstance(lr_max, float) else None
+    diffs = run_differences(cfg, saved)
+    if diffs:
+        raise RunDirError(
+            f"--resume: the flags differ from the run in {run_dir.path}: " + "; ".join(diffs)
+        )
+    return run_dir.load_checkpoint(), lr_used(saved)
+
+
+def _lr_max(
+    cfg: TrainConfig, setup: Any, run_dir: RunDir, saved: float | None
+) -> tuple[float | None, dict[str, Any] | None]:
+    """The run's lr_max and the finder record it starts from: a resumed run's own, the
+    record ``cfg`` carries when it was found for this setting, or a new range test's."""
+    reused = found_lr_max(cfg) if saved is None else None
+    if cfg.lr_find is not None and reused is None and saved is None and cfg.lr_max == "auto":
+        differs = setting_differences(cfg.lr_find.get("setting"), cfg)
+        warnings.warn(
+            f"lr finder: the recorded lr_max {cfg.lr_find.get('lr_max')!r} does not hold for "
+            f"this run ({'; '.join(differs)}); running the range test again",
+            stacklevel=3,
+        )
+    lr_max, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot, saved=saved or reused)
+    if found is not None:
+        found = {**found, "setting": finder_setting(cfg)}
+    return lr_max, found if reused is None else cfg.lr_find

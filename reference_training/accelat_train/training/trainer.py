@@ -82,15 +82,14 @@ class Trainer:
 
     # -- the loop's steps ----------------------------------------------------------------
     def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
-        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config."""
+        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config:
+        ``lr_max`` as asked, and ``found``, the finder's record it started from (or None)."""
         if checkpoint is not None:
             self.state = restore(checkpoint, self)
             if self.is_main:
                 self.run_dir.truncate_metrics(self.state.metrics_bytes)
         elif self.is_main:
-            resolved = self.cfg.to_json()
-            resolved["lr_max"] = self.cfg.lr_max if self.lr_max is None else self.lr_max
-            resolved["lr_find"] = found or self.cfg.lr_find
+            resolved = {**self.cfg.to_json(), "lr_find": found}
             resolved["world_size"] = self.info.world_size
             resolved["resolved_device"] = str(self.setup.device)
             resolved["updates_per_epoch"] = self.setup.updates_per_epoch
