@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -44,11 +45,12 @@ from accelat_train.reporting import plots
 from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
 from accelat_train.reporting.summary import compare_summary
-from accelat_train.run_dir import RunDir, read_json
+from accelat_train.run_dir import RunDir, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
 from accelat_train.training.lr_range import find_lr
 from accelat_train.training.optimizers import optimizer_name
+from accelat_train.training.resume import refusal
 
 #: The arm every other is compared with: Free AT's step schedule, without averaging (the
 #: recipe AccelAT sets out to accelerate).
@@ -62,11 +64,12 @@ def compare(
     out: str | Path,
     *,
     budgets: Sequence[int] | None = None,
-    baseline: str = BASELINE,
+    baseline: str | None = None,
     target: float | None = None,
     jobs: int = 1,
     threads: int | None = None,
     quiet: bool = True,
+    restart: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train every arm on every seed from ``base``; write and return the summary.
@@ -77,12 +80,12 @@ def compare(
     (:mod:`accelat_train.reporting.frontier`); the time-to-target comparison is taken at
     the largest budget. ``jobs > 1`` trains in that many processes with ``threads`` torch
     threads each (default: the CPUs shared out). ``log`` receives one line per finder result
-    and per run. Ratios are to the arm ``baseline`` when it is among them.
+    and per run. Ratios are to the arm ``baseline`` (default :data:`BASELINE` when it is
+    among the policies). A run (or cached finder result) in ``out`` made with other settings
+    is refused, or with ``restart=True`` moved aside to ``<folder>.previous-N`` and made
+    again. Bad arguments are refused before any work (:func:`check_comparison`).
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got none")
-    if budgets is not None and (not budgets or min(budgets) < 1):
-        raise ValueError(f"budgets must be epochs >= 1, got {list(budgets)!r}")
+    baseline = check_comparison(policies, seeds, budgets, baseline, target)
     if base.monitor_every is None:  # the curves and the time to target need every epoch
         base = dataclasses.replace(base, monitor_every=1)
     out = Path(out)
@@ -93,7 +96,7 @@ def compare(
     arms = {spec: arm_config(base, spec) for spec in policies}
     fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
     finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
-    found = _lr_finds(base, seeds, finders, out, say)
+    found = _lr_finds(base, seeds, finders, out, say, restart=restart)
     largest = max(budgets) if budgets else base.epochs
     plan = {
         spec: [b for b in sorted(set(budgets or [largest])) if spec in fixed or b == largest]
@@ -111,20 +114,52 @@ def compare(
                 configs.append(
                     dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
                 )
-    tasks = [(cfg, quiet, threads) for cfg in _to_train(configs)]
+    tasks = [(cfg, quiet, threads, again) for cfg, again in _to_train(configs, restart)]
     _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"))
     summary = compare_summary(
         {spec: by_budget[largest] for spec, by_budget in runs.items()},
-        target=target,
-        baseline=baseline if baseline in policies else None,
-        fixed_shape=fixed,
-    )
+        target=target, baseline=baseline, fixed_shape=fixed,
+    )  # fmt: skip
     if budgets:
         summary["budgets"] = budget_sweep(runs, fixed)
         plots.plot_frontier(summary, out / "frontier.png")
     write_json(out / "compare.json", summary)
     plots.plot_compare(summary, out / "compare.png")
     return summary
+
+
+def check_comparison(
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    budgets: Sequence[int] | None,
+    baseline: str | None,
+    target: float | None,
+) -> str | None:
+    """Refuse a comparison that cannot mean what it says, before any work: ``ValueError``
+    whose message begins with the parameter's name (so ``--`` makes it the flag's). Returns
+    the baseline: ``baseline``, which must be among ``policies``, or by default
+    :data:`BASELINE` when it is among them (else None: no ratios)."""
+    for name, values in (("policies", policies), ("seeds", seeds), ("budgets", budgets)):
+        if values is None:
+            continue
+        if not values:
+            raise ValueError(f"{name} must name at least one, got none")
+        repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"{name} must name each once, got {', '.join(map(str, repeated))} "
+                             f"twice in {','.join(map(str, values))}")  # fmt: skip
+    if budgets is not None and min(budgets) < 1:
+        raise ValueError(f"budgets must be epochs >= 1, got {','.join(map(str, budgets))}")
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise ValueError(f"target must be a robust validation accuracy in (0, 1], got {target!r}")
+    if baseline is None:
+        return BASELINE if BASELINE in policies else None
+    if baseline not in policies:
+        raise ValueError(
+            f"baseline {baseline!r} is not among the policies ({', '.join(policies)}): add it "
+            "to them, or name one of them"
+        )
+    return baseline
 
 
 def _slug(spec: str) -> str:
@@ -134,15 +169,16 @@ def _slug(spec: str) -> str:
 
 def _lr_finds(
     base: TrainConfig, seeds: Sequence[int], policies: Sequence[str], out: Path,
-    say: Callable[[str], None],
+    say: Callable[[str], None], *, restart: bool,
 ) -> dict[int, dict[str, Any]]:  # fmt: skip
-    """The ``lr_find`` field of each seed's runs that read the finder: one range test per
-    seed, cached in ``<out>/lr_find_seed<seed>.json`` with the setting it was made for. A
-    cache made for another setting is refused (every cache is checked before any test runs)."""
+    """The ``lr_max`` / ``lr_find`` fields of each seed's runs that read the finder: one
+    range test per seed, cached in ``<out>/lr_find_seed<seed>.json`` with the setting it was
+    made for. Every cache is checked before any test runs: one made for another setting is
+    refused, or with ``restart`` moved aside (its plot too) and made again."""
     if not policies:
         return {seed: {} for seed in seeds}
     configs = {seed: dataclasses.replace(base, seed=seed) for seed in seeds}
-    cached = {seed: _cached_finding(cfg, out) for seed, cfg in configs.items()}
+    cached = {seed: _cached_finding(cfg, out, restart=restart) for seed, cfg in configs.items()}
     found = {}
     for seed, cfg in configs.items():
         shared = cached[seed]
@@ -150,31 +186,39 @@ def _lr_finds(
             finding = find_lr(build(cfg))
             shared = {**finding.record(), "setting": finder_setting(cfg),
                       "shared_by": list(policies)}  # fmt: skip
-            finding.plot(out / f"lr_find_seed{seed}.png")
-            write_json(_finder_cache(out, seed), shared)
+            finding.plot(_finder_file(out, seed, ".png"))
+            write_json(_finder_file(out, seed, ".json"), shared)
         say(f"seed {seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
         found[seed] = {"lr_max": "auto", "lr_find": shared}
     return found
 
 
-def _finder_cache(out: Path, seed: int) -> Path:
-    return out / f"lr_find_seed{seed}.json"
+def _finder_file(out: Path, seed: int, suffix: str) -> Path:
+    return out / f"lr_find_seed{seed}{suffix}"
 
 
-def _cached_finding(cfg: TrainConfig, out: Path) -> dict[str, Any] | None:
-    """The cached range test of ``cfg``'s seed, if any; one made for another setting is
-    refused, naming the file and every field that differs."""
-    path = _finder_cache(out, cfg.seed)
+def _cached_finding(cfg: TrainConfig, out: Path, *, restart: bool) -> dict[str, Any] | None:
+    """The cached range test of ``cfg``'s seed, if any. One made for another setting is
+    refused, naming the file and every field that differs; with ``restart`` it is moved
+    aside (``lr_find_seed<seed>.previous-N.json``, and its plot) and None returned."""
+    path = _finder_file(out, cfg.seed, ".json")
     if not path.is_file():
         return None
     shared = read_json(path)
     differs = setting_differences(shared.get("setting"), cfg)
-    if differs or not isinstance(shared.get("lr_max"), float):
-        raise ValueError(
+    if not differs and isinstance(shared.get("lr_max"), float):
+        return shared
+    if not restart:
+        raise refusal(
             f"{path} holds the lr finder's result for another setting "
-            f"({'; '.join(differs) or 'no lr_max'}); choose another out"
+            f"({'; '.join(differs) or 'no lr_max'}); choose another $out, or pass $restart to "
+            "move it aside and run the range test again"
         )
-    return shared
+    for suffix in (".json", ".png"):
+        earlier = _finder_file(out, cfg.seed, suffix)
+        if earlier.exists():
+            os.rename(earlier, aside_name(earlier, suffix))
+    return None
 
 
 def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
@@ -209,38 +253,38 @@ def uses_finder(cfg: TrainConfig) -> bool:
     return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
 
 
-def _to_train(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
-    """The runs still to train (or to resume): a finished run of the same config is reused.
-    A folder holding a run of another config is refused, before any training, in one error
-    naming each such folder and every field that differs."""
+def _to_train(configs: Sequence[TrainConfig], restart: bool) -> list[tuple[TrainConfig, bool]]:
+    """The runs still to train (or to resume), each with whether it starts over: a
+    finished run of the same config is reused. A folder holding a run of another config is
+    refused, before any training, in one error naming each such folder and every field that
+    differs; with ``restart`` it is trained again, the earlier run moved aside."""
     todo, refused = [], []
     for cfg in configs:
         run_dir = RunDir(cfg.out)
         finished = run_dir.report.is_file()
+        differs = []
         if run_dir.config.is_file():
             differs = run_differences(cfg, run_dir.read_config(), evaluated=finished)
-            if differs:
-                refused.append(f"{run_dir.path} ({'; '.join(differs)})")
-                continue
-        if not finished:
-            todo.append(cfg)
+        if differs and not restart:
+            refused.append(f"{run_dir.path} ({'; '.join(differs)})")
+        elif differs or not finished:
+            todo.append((cfg, bool(differs)))
     if refused:
-        raise ValueError(
-            f"{len(refused)} run folder(s) hold a run of another config: "
+        raise refusal(
+            f"{len(refused)} run folder(s) hold a run of other settings: "
             + ", ".join(refused)
-            + "; choose another out"
+            + "; choose another $out, or pass $restart to move them aside and train them again"
         )
     return todo
 
 
-def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
-    """Train (or resume) a run; top level so a process pool can pickle it."""
-    cfg, quiet, threads = task
+def _train_one(task: tuple[TrainConfig, bool, int | None, bool]) -> str:
+    """Train, resume or (``restart``) start over a run; top level so a process pool can
+    pickle it."""
+    cfg, quiet, threads, restart = task
     if threads is not None:
         torch.set_num_threads(threads)
-    run_dir = RunDir(cfg.out)
-    train(cfg, quiet=quiet, resume=run_dir.checkpoint.exists())
-    return str(run_dir.path)
+    return str(train(cfg, quiet=quiet, resume=not restart, restart=restart))
 
 
 def _map(

@@ -124,7 +124,12 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
         _add_field(own, _field(name))
     own.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
     own.add_argument("--out", required=True, default=argparse.SUPPRESS, help="run directory")
-    own.add_argument("--resume", action="store_true", help="continue the run in --out")
+    again = own.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out")
+    again.add_argument(
+        "--restart", action="store_true",
+        help="move the run in --out to a new folder OUT.previous-N and start over",
+    )  # fmt: skip
     own.add_argument("--log", type=_loggers, help="comma list of loggers: csv, tensorboard, wandb")
 
     c = command("compare", "train several policies on several seeds", [_run_flags()], lists)
@@ -158,10 +163,17 @@ def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) ->
     )  # fmt: skip
     p.add_argument("--seeds", type=_int_list, default="0", help="comma list of seeds")
     p.add_argument("--budgets", type=_int_list, help="comma list of epoch budgets: a sweep")
-    p.add_argument("--baseline", type=str, default=BASELINE,
-                   help="the arm the others are compared with")  # fmt: skip
-    p.add_argument("--target", type=float, help="robust val acc target (None: 95%% of best)")
+    p.add_argument("--baseline", type=str,
+                   help=f"the arm the others are compared with, one of --policies (None: "
+                   f"{BASELINE} when among them)")  # fmt: skip
+    p.add_argument("--target", type=float,
+                   help="robust val acc target in (0, 1] (None: 95%% of best)")  # fmt: skip
     p.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained in parallel")
+    p.add_argument(
+        "--restart", action="store_true",
+        help="move each run in --out made with other settings to RUN.previous-N and train it "
+        "again (runs of these settings are reused)",
+    )  # fmt: skip
     required = out_default is None
     p.add_argument("--out", required=required, default=argparse.SUPPRESS if required
                    else out_default, help="folder of the runs and compare.json")  # fmt: skip

@@ -21,6 +21,7 @@ from accelat_train.adversarial.evaluation import (
     evaluate_test,
 )
 from accelat_train.adversarial.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.checkpoint import load_weights
 from accelat_train.config import TrainConfig
 from accelat_train.data import stream
 from accelat_train.run_dir import RunDir
@@ -205,7 +206,7 @@ class Trainer:
         state = self.state
         if state.best_epoch is not None:
             model = copy.deepcopy(self.evaluated)
-            model.load_state_dict(self.run_dir.load_checkpoint(self.run_dir.best)["model"])
+            model.load_state_dict(load_weights(self.run_dir.best)["model"])
             result["best"] = {
                 "epoch": state.best_epoch,
                 "robust_val_acc": state.best_robust_val_acc,
