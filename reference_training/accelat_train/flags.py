@@ -268,6 +268,8 @@ def _read_yaml(file: Path) -> dict[str, Any]:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"--config {file} cannot be read: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"--config {file} is YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {file} must hold a mapping of fields")
     return data

@@ -232,6 +232,16 @@ def test_a_config_file_nested_too_deeply_exits_2_naming_it(tmp_path, capsys):
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
+def test_a_yaml_config_file_nested_too_deeply_exits_2_naming_it(tmp_path, capsys):
+    pytest.importorskip("yaml")
+    config = tmp_path / "deep.yaml"
+    config.write_text("eps: " + DEEP + "\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(config), "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2
+    assert f"--config {config} is YAML nested too deeply to read" in capsys.readouterr().err
+
+
 def test_metrics_lines_nested_too_deeply_are_an_error_naming_the_line(tmp_path):
     from accelat_train.run_dir import RunDir
 
