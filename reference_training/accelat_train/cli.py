@@ -70,8 +70,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
-    callbacks = [*_loggers(args.log, cfg.out), *args.callbacks]
-    run_dir = RunDir(train(cfg, callbacks=callbacks, quiet=args.quiet, resume=args.resume,
+    run_dir = RunDir(train(cfg, callbacks=args.callbacks, quiet=args.quiet, resume=args.resume,
                            restart=args.restart))  # fmt: skip
     if run_dir.report.exists():
         report = read_json(run_dir.report)
@@ -82,14 +81,6 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"{stopped.get('epoch')}: {stopped.get('message') or stopped.get('reason')}"
         )
     return 0
-
-
-def _loggers(names: Sequence[str] | None, out: str) -> list[Callback]:
-    if not names:
-        return []
-    from accelat_train.training.loggers import make_loggers
-
-    return make_loggers(list(names), out)
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from accelat_train.parsers import (
     parse_lr_max,
     parse_lr_min,
 )
+from accelat_train.training.loggers import LOGGER_NAMES
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 #: ``dataset`` and ``model`` of a run whose data and model were given in Python (``fit``).
@@ -149,7 +151,11 @@ class TrainConfig:
         2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
         type=NONNEGATIVE,
     )  # fmt: skip
-    #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
+    log: tuple[str, ...] = _opt(
+        (), f"loggers the run also writes to: {', '.join(LOGGER_NAMES)}", flag=False
+    )
+    #: What the lr finder found for ``lr_max="auto"``: its record (``lr_max``, ``lr_min``,
+    #: what it cost, the ``setting`` it was found for), reused for the same setting.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +183,17 @@ class TrainConfig:
         if not self.attacks or any(canonical_attack(a) not in ATTACK_NAMES for a in self.attacks):
             raise ValueError(
                 f"attacks must name some of {', '.join(ATTACK_NAMES)}, got {self.attacks!r}"
+            )
+        if not isinstance(self.log, (tuple, list)) or any(
+            name not in LOGGER_NAMES or list(self.log).count(name) > 1 for name in self.log
+        ):
+            raise ValueError(
+                f"log must name some of {', '.join(LOGGER_NAMES)}, each once, got {self.log!r}"
+            )
+        if self.lr_find is not None and not _is_finding(self.lr_find):
+            raise ValueError(
+                "lr_find must be an lr finder record (a JSON object with a positive lr_max), "
+                f"got {reprlib.repr(self.lr_find)}"
             )
         if self.policy_config is None:
             choice("policy", self.policy, POLICY_NAMES)
@@ -248,6 +265,7 @@ class TrainConfig:
         """The config as ``config.json`` holds it (Free AT's replays spelt out)."""
         d = dataclasses.asdict(self)
         d["attacks"] = list(self.attacks)
+        d["log"] = list(self.log)
         d["replays"] = self.num_replays if self.method == "free" else None
         return d
 
@@ -276,6 +294,13 @@ _OPTIONAL_COUNTS = {
 }  # fmt: skip
 
 
+def _is_finding(record: Any) -> bool:
+    lr_max = record.get("lr_max") if isinstance(record, dict) else None
+    return (
+        isinstance(lr_max, (int, float)) and not isinstance(lr_max, bool) and 0 < lr_max <= MAX_LR
+    )
+
+
 def check_policy_config(config: Any) -> None:
     """Raise ``ValueError`` naming the config when ``from_config`` refuses it."""
     if not isinstance(config, dict):
@@ -290,7 +315,7 @@ def check_policy_config(config: Any) -> None:
 #: Fields that say only where a run's files go or what machine runs it, and ``lr_find`` (what
 #: the finder found, compared through the lr it gave): a saved run is the same run whatever
 #: they hold.
-NOT_THE_RUN = frozenset({"device", "out", "lr_find"})
+NOT_THE_RUN = frozenset({"device", "out", "log", "lr_find"})
 #: Fields only the test evaluation reads: a run whose report is not reused may take new ones.
 EVALUATION = frozenset({"eval_every", "attacks", "eval_steps", "eval_size"})
 #: Fields that may differ between a run and its resumption.

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from accelat_train import TrainConfig
+from accelat_train import TrainConfig, train
+from accelat_train.checkpoint import load_checkpoint
 from accelat_train.cli import main
 from accelat_train.compare import compare
-from accelat_train.config import run_differences
+from accelat_train.config import (
+    finder_setting,
+    found_lr_max,
+    run_differences,
+    setting_differences,
+)
+from accelat_train.run_dir import RunDirError
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +163,160 @@ def test_a_config_json_that_held_the_finders_lr_in_place_of_auto_asked_for_auto(
     assert run_differences(_base(lr_find={**record, "lr_max": 0.02}), old) == [
         "lr_max found by the lr finder: saved 0.0123, requested 0.02"
     ]
+
+
+# -- the finder's result is kept apart from what was asked -----------------------------------
+def _digits_run(out: Path, **kw) -> TrainConfig:
+    cfg = _base(policy="constant", epochs=1, train_size=80, out=str(out), **kw)
+    train(cfg, quiet=True)
+    return cfg
+
+
+def test_a_runs_config_keeps_auto_and_the_finders_record_with_its_setting(tmp_path):
+    out = tmp_path / "run"
+    cfg = _digits_run(out)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["lr_max"] == "auto"
+    assert saved["lr_find"]["setting"] == finder_setting(cfg)
+    again = dataclasses.replace(cfg, lr_find=saved["lr_find"], out="elsewhere", eval_size=10)
+    assert found_lr_max(again) == saved["lr_find"]["lr_max"]
+    # another network or data: the record does not hold
+    other = dataclasses.replace(again, model="resnet20")
+    assert found_lr_max(other) is None
+    assert setting_differences(saved["lr_find"]["setting"], other) == [
+        "model: saved 'cnn', requested 'resnet20'"
+    ]
+
+
+def test_a_digits_config_on_an_image_folder_finds_its_own_lr_and_says_so(tmp_path, monkeypatch):
+    from tests.train.test_folder import write_folder
+
+    monkeypatch.setenv("ACCELAT_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "digits"
+    _digits_run(first)
+    write_folder(tmp_path / "images", size=(8, 8), train=50, test=4)
+    again = tmp_path / "folder"
+    argv = ["train", "--config", str(first / "config.json"), "--dataset", "folder",
+            "--data-dir", str(tmp_path / "images"), "--out", str(again)]  # fmt: skip
+    with pytest.warns(UserWarning) as warned:
+        assert main(argv) == 0
+    said = [str(w.message) for w in warned if "recorded lr_max" in str(w.message)]
+    recorded = json.loads((first / "config.json").read_text())["lr_find"]["lr_max"]
+    assert said == [
+        f"lr finder: the recorded lr_max {recorded!r} does not hold for this run (dataset: "
+        f"saved 'digits', requested 'folder'; data_dir: saved None, requested "
+        f"{str(tmp_path / 'images')!r}); running the range test again"
+    ]
+    saved = json.loads((again / "config.json").read_text())
+    assert saved["lr_max"] == "auto" and saved["lr_find"]["setting"]["dataset"] == "folder"
+    assert (again / "lr_find.png").is_file()
+
+
+def test_log_is_kept_in_the_config_and_a_config_rerun_logs_the_same(tmp_path, capsys):
+    first = tmp_path / "first"
+    flags = ["--dataset", "digits", "--epochs", "1", "--train-size", "80", "--val-size", "40",
+             "--monitor-size", "40", "--monitor-steps", "1", "--eval-size", "40",
+             "--eval-steps", "1", "--lr-max", "0.05", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(["train", *flags, "--log", "csv", "--out", str(first)]) == 0
+    assert json.loads((first / "config.json").read_text())["log"] == ["csv"]
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(first / "config.json"), "--out", str(again)]) == 0
+    header, *rows = (again / "metrics.csv").read_text().splitlines()
+    assert header == (first / "metrics.csv").read_text().splitlines()[0] and len(rows) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "demo", "lr-find"])
+def test_print_config_needs_no_out_and_every_run_needs_one(command, capsys, tmp_path):
+    assert main([command, "--eps", "0.05", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["eps"] == 0.05
+    if command != "demo":  # the demo has a folder of its own
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--eps", "0.05"])
+        assert exit_.value.code == 2
+        assert "the following arguments are required: --out" in capsys.readouterr().err
+
+
+# -- a new budget ----------------------------------------------------------------------------
+def _rows(out: Path) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    x, y = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    for key in ("model", "evaluated", "optimizer"):
+        assert (key in x) == (key in y), key
+    for key in ("model", "evaluated"):
+        for name in x.get(key, {}):
+            assert torch.equal(x[key][name], y[key][name]), (key, name)
+
+
+def _extension_cfg(out: Path, **kw) -> TrainConfig:
+    return _base(policy="accelat", lr_max=0.05, train_size=80, monitor_every=1,
+                 ema_epochs=1.0, out=str(out), **kw)  # fmt: skip
+
+
+def test_a_finished_accelat_run_extended_equals_the_uninterrupted_run(tmp_path, capsys):
+    whole = tmp_path / "whole"
+    train(_extension_cfg(whole, epochs=4), quiet=True)
+    out = tmp_path / "extended"
+    train(_extension_cfg(out, epochs=2), quiet=True)
+    assert main(["train", "--config", str(out / "config.json"), "--epochs", "4", "--resume",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert _rows(out) == _rows(whole)
+    _same_weights(out, whole)
+    assert json.loads((out / "config.json").read_text())["epochs"] == 4
+    report, want = (json.loads((f / "report.json").read_text()) for f in (out, whole))
+    assert report["final"]["clean_acc"] == want["final"]["clean_acc"]
+    assert report["epochs"] == want["epochs"]
+
+
+def test_a_window_that_would_change_with_the_budget_is_kept_only_when_given(tmp_path):
+    out = tmp_path / "run"
+    train(_extension_cfg(out, epochs=2), quiet=True)  # window None: 1 for 2 epochs
+    before = _snapshot(out)
+    with pytest.raises(RunDirError) as refused:
+        train(_extension_cfg(out, epochs=20), quiet=True, resume=True)
+    assert "with a budget of 20 its policy would change (window: 1 -> 2); pass window=1 to " in (
+        str(refused.value)
+    )
+    assert "pass --window 1 to keep the run's window" in refused.value.flags
+    assert _snapshot(out) == before
+    whole = tmp_path / "whole"
+    train(_extension_cfg(whole, epochs=20, window=1), quiet=True)
+    train(_extension_cfg(out, epochs=20, window=1), quiet=True, resume=True)
+    assert _rows(out) == _rows(whole)
+    _same_weights(out, whole)
+    assert json.loads((out / "config.json").read_text())["window"] == 1
+
+
+@pytest.mark.parametrize("policy", ["step", "onecycle", "schedulefree"])
+def test_a_budget_shaped_run_is_not_extended_and_the_refusal_says_why_and_what_to_do(
+    tmp_path, policy, capsys
+):
+    if policy == "schedulefree":
+        pytest.importorskip("schedulefree")
+    out = tmp_path / "run"
+    cfg = _base(policy=policy, lr_max=0.05, train_size=80, epochs=1, out=str(out))
+    train(cfg, quiet=True)
+    before = _snapshot(out)
+    with pytest.raises(RunDirError) as refused:
+        train(dataclasses.replace(cfg, epochs=3), quiet=True, resume=True)
+    message = str(refused.value)
+    assert message.startswith(f"epochs=3: the run in {out} was trained for 1 epochs and its ")
+    assert "so continuing it could not give the run a budget of 3 epochs gives; start a new " in (
+        message
+    )
+    assert "policy_config" in message
+    flags = refused.value.flags
+    assert flags.startswith("--epochs 3: ") and "--restart" in flags and "--policy-config" in flags
+    assert _snapshot(out) == before
+
+
+def test_a_budget_below_the_epochs_a_run_has_trained_is_refused(tmp_path):
+    out = tmp_path / "run"
+    train(_extension_cfg(out, epochs=2), quiet=True)
+    before = _snapshot(out)
+    with pytest.raises(RunDirError, match=r"has trained 2 epochs already; give it a budget of"):
+        train(_extension_cfg(out, epochs=1), quiet=True, resume=True)
+    assert _snapshot(out) == before

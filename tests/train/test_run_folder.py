@@ -131,11 +131,17 @@ def test_resume_of_a_run_with_epochs_but_no_checkpoint_is_refused_and_loses_noth
 
 
 @pytest.mark.slow
-def test_resume_of_a_run_killed_before_its_first_epoch_starts_it_again(finished, tmp_path):
+@pytest.mark.parametrize("left", [(), ("best.pt",), ("best.pt", "lr_find.png")])
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(
+    finished, tmp_path, left
+):
     out = tmp_path / "run"
     out.mkdir()
     shutil.copy(finished / "config.json", out)
-    (out / "metrics.jsonl").write_bytes(b"")
+    for name in left:
+        shutil.copy(finished / name, out)
+    first_line = (finished / "metrics.jsonl").read_bytes().split(b"\n")[0] + b"\n"
+    (out / "metrics.jsonl").write_bytes(first_line if left else b"")
     train(_cfg(out), quiet=True, resume=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     want = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]

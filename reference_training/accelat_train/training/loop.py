@@ -39,6 +39,7 @@ from accelat_train.training import distributed
 from accelat_train.training.build import build, resolve_device
 from accelat_train.training.events import Callback
 from accelat_train.training.listeners import listeners
+from accelat_train.training.loggers import make_loggers
 from accelat_train.training.lr_range import resolve_lr_max
 from accelat_train.training.resume import Opened, open_run
 from accelat_train.training.trainer import Trainer, TrainingDiverged
@@ -63,7 +64,8 @@ def train(
     checkpoint that passes its schema, reproducing the uninterrupted run's metrics on CPU;
     a new ``epochs`` extends a run that does not depend on its budget), ``restart=True``
     moves it to a new folder ``OUT.previous-N`` and starts over, and without either it is
-    refused (:mod:`accelat_train.training.resume`). ``callbacks`` listen to the
+    refused (:mod:`accelat_train.training.resume`). The loggers ``cfg.log`` names
+    (:func:`~accelat_train.training.loggers.make_loggers`) and ``callbacks`` listen to the
     loop's events among the built-in listeners (after averaging and the rollback, before
     progress and the checkpoints: :mod:`accelat_train.training.listeners`), so that a
     checkpoint holds what they did. The folder is locked for the run's
@@ -77,8 +79,9 @@ def train(
             "resume and restart exclude each other: resume=True continues the run in out, "
             "restart=True moves it aside and starts over"
         )
-    info = distributed.init_from_env(resolve_device(cfg.device).type)
     run_dir = RunDir(cfg.out)
+    callbacks = [*make_loggers(cfg.log, run_dir), *callbacks]  # a missing package fails here
+    info = distributed.init_from_env(resolve_device(cfg.device).type)
     try:
         with run_dir.claimed() if info.is_main else contextlib.nullcontext(run_dir):
             opened = open_run(cfg, run_dir, resume=resume, restart=restart, is_main=info.is_main)

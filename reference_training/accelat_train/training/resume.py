@@ -12,8 +12,8 @@ and decides:
   (:func:`~accelat_train.config.run_differences`) whose checkpoint holds the trainer's layout
   and agrees with ``metrics.jsonl``
   (:func:`~accelat_train.training.checkpoints.check_checkpoint`). A run killed before its
-  first checkpoint (``config.json``, an empty ``metrics.jsonl``, ``lr_find.png``) starts
-  again: nothing of it is lost.
+  first checkpoint (its config, the finder's plot, at most the first epoch's line and
+  ``best.pt``) starts again: a resume cuts what came after its checkpoint anyway.
 
 **A new budget.** A resume may change ``epochs`` (to extend a finished run, or to shorten one
 not yet there) when nothing of the run depends on its budget: not its policy (a catalogue
@@ -109,7 +109,7 @@ def open_run(
             f"resume it with its own settings, or {again}"
         )
     if not run_dir.checkpoint.exists():
-        if _never_trained(run_dir, held):
+        if _never_checkpointed(run_dir, held):
             return Opened()
         raise refusal(
             f"{run_dir.path} holds {names} but no checkpoint.pt: it cannot be resumed; {again}"
@@ -138,12 +138,16 @@ def _resumed(cfg: TrainConfig, run_dir: RunDir, saved: dict[str, Any]) -> Opened
     return Opened(checkpoint, lr_max, extended if cfg.epochs != saved["epochs"] else None)
 
 
-def _never_trained(run_dir: RunDir, held: list[Any]) -> bool:
-    """Was the run killed before its first epoch's end (only its config, an empty
-    ``metrics.jsonl`` and the finder's plot)? Starting it again loses nothing."""
-    early = {run_dir.config, run_dir.metrics, run_dir.lr_find_plot}
-    empty = not run_dir.metrics.exists() or run_dir.metrics.stat().st_size == 0
-    return set(held) <= early and empty
+def _never_checkpointed(run_dir: RunDir, held: list[Any]) -> bool:
+    """Was the run killed before its first checkpoint? Then it holds at most its config,
+    the finder's plot and the first epoch's line and ``best.pt``, which a resume would cut
+    anyway (as it cuts every epoch after its checkpoint): starting again loses nothing."""
+    early = {run_dir.config, run_dir.metrics, run_dir.best, run_dir.lr_find_plot}
+    try:
+        lines = run_dir.metrics.read_bytes().count(b"\n") if run_dir.metrics.exists() else 0
+    except OSError:
+        return False
+    return set(held) <= early and lines <= 1
 
 
 def _check_new_budget(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> None:
