@@ -184,17 +184,7 @@ class TrainConfig:
             raise ValueError(
                 f"attacks must name some of {', '.join(ATTACK_NAMES)}, got {self.attacks!r}"
             )
-        if not isinstance(self.log, (tuple, list)) or any(
-            name not in LOGGER_NAMES or list(self.log).count(name) > 1 for name in self.log
-        ):
-            raise ValueError(
-                f"log must name some of {', '.join(LOGGER_NAMES)}, each once, got {self.log!r}"
-            )
-        if self.lr_find is not None and not _is_finding(self.lr_find):
-            raise ValueError(
-                "lr_find must be an lr finder record (a JSON object with a positive lr_max), "
-                f"got {reprlib.repr(self.lr_find)}"
-            )
+        self._validate_records()
         if self.policy_config is None:
             choice("policy", self.policy, POLICY_NAMES)
         else:
@@ -233,6 +223,20 @@ class TrainConfig:
             raise ValueError(
                 "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
                 "test/<class>/* images, or a .tar.gz of one"
+            )
+
+    def _validate_records(self) -> None:
+        """``log`` (logger names, each once) and ``lr_find`` (a finder record)."""
+        if not isinstance(self.log, (tuple, list)) or any(
+            name not in LOGGER_NAMES or list(self.log).count(name) > 1 for name in self.log
+        ):
+            raise ValueError(
+                f"log must name some of {', '.join(LOGGER_NAMES)}, each once, got {self.log!r}"
+            )
+        if self.lr_find is not None and not _is_finding(self.lr_find):
+            raise ValueError(
+                "lr_find must be an lr finder record (a JSON object with a positive lr_max), "
+                f"got {reprlib.repr(self.lr_find)}"
             )
 
     def _validate_counts(self) -> None:
@@ -316,10 +320,9 @@ def check_policy_config(config: Any) -> None:
 #: the finder found, compared through the lr it gave): a saved run is the same run whatever
 #: they hold.
 NOT_THE_RUN = frozenset({"device", "out", "log", "lr_find"})
-#: Fields only the test evaluation reads: a run whose report is not reused may take new ones.
+#: Fields only the test evaluation reads: a run whose report is not reused (a resume) may
+#: take new ones.
 EVALUATION = frozenset({"eval_every", "attacks", "eval_steps", "eval_size"})
-#: Fields that may differ between a run and its resumption.
-RESUME_FREE = NOT_THE_RUN | EVALUATION
 #: The fields the lr range test reads: its result holds for any run that agrees on them.
 FINDER_FIELDS = (
     "dataset", "data_dir", "model", "method", "eps", "replays", "pgd_steps", "batch_size",

@@ -118,6 +118,21 @@ def test_a_finder_cache_made_for_another_setting_is_refused_naming_the_file_and_
     assert _snapshot(out) == before
 
 
+def test_compare_restart_moves_a_finder_cache_of_another_setting_aside_and_finds_again(tmp_path):
+    out = tmp_path / "cmp"
+    compare(_base(), ["constant"], [0], out)
+    before = _snapshot(out)
+    compare(_base(eps=0.05), ["constant"], [0], out, restart=True)
+    assert (out / "lr_find_seed0.previous-1.json").read_bytes() == before["lr_find_seed0.json"]
+    assert (out / "lr_find_seed0.previous-1.png").read_bytes() == before["lr_find_seed0.png"]
+    assert json.loads((out / "lr_find_seed0.json").read_text())["setting"]["eps"] == 0.05
+    saved = json.loads((out / "constant" / "seed0" / "config.json").read_text())
+    assert saved["eps"] == 0.05 and saved["lr_find"]["setting"]["eps"] == 0.05
+    aside = _snapshot(out / "constant" / "seed0.previous-1")
+    assert aside == {k.removeprefix("constant/seed0/"): v for k, v in before.items()
+                     if k.startswith("constant/seed0/")}  # fmt: skip
+
+
 def test_compare_resumes_an_unfinished_run_of_its_config_and_refuses_one_of_another(tmp_path):
     out = tmp_path / "cmp"
     compare(_base(lr_max=0.05), ["constant"], [0], out)
