@@ -181,6 +181,20 @@ def test_restart_moves_the_earlier_run_aside_whole_and_starts_over(finished, tmp
     assert _snapshot(aside) == before
 
 
+def test_an_interrupted_restart_says_to_resume_it_not_to_restart_it_again(tmp_path):
+    import argparse
+
+    from accelat_train.cli import interrupted
+
+    out = tmp_path / "run"
+    args = argparse.Namespace(command="train", argv=["train", "--restart", "--out", str(out)],
+                              out=str(out), resume=False)  # fmt: skip
+    assert interrupted(args) == (
+        f"interrupted before the first checkpoint in {out}; start it again: "
+        f"accelat train --out {out} --resume"
+    )
+
+
 def test_resume_and_restart_together_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="resume and restart exclude each other"):
         train(_cfg(tmp_path / "run"), resume=True, restart=True)
