@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import reprlib
 import warnings
 from typing import Any, Literal
 
@@ -268,24 +269,27 @@ class PolicyScheduler(LRScheduler):
         if not isinstance(state, dict) or sorted(state) != sorted(_STATE_KEYS):
             raise ValueError(
                 f"state_dict must be a {type(self).__name__}.state_dict() with keys "
-                f"{', '.join(_STATE_KEYS)}; got {state!r:.200}"
+                f"{', '.join(_STATE_KEYS)}; got {reprlib.repr(state)}"
             )
         fmt = state["format"]
         if type(fmt) is not int or fmt != STATE_FORMAT:
-            raise ValueError(f"state_dict['format'] must be {STATE_FORMAT}, got {fmt!r}")
+            raise ValueError(
+                f"state_dict['format'] must be {STATE_FORMAT}, got {reprlib.repr(fmt)}"
+            )
         base_lrs = _saved_base_lrs(state["base_lrs"], len(self.optimizer.param_groups))
         last_epoch = state["last_epoch"]
         if type(last_epoch) is not int or last_epoch < 0:
             raise ValueError(
                 "state_dict['last_epoch'] must be an integer >= 0 (the steps since "
-                f"construction), got {last_epoch!r}"
+                f"construction), got {reprlib.repr(last_epoch)}"
             )
         trial = copy.deepcopy(self.policy)
         try:
             trial.load_state_dict(state["policy"])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            why = "it is nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ValueError(
-                f"state_dict['policy'] cannot be loaded into {self.policy!r}: {exc}"
+                f"state_dict['policy'] cannot be loaded into {self.policy!r}: {why}"
             ) from None
         missing = _groups_without_momentum(self.optimizer.param_groups)
         if trial.momentum is not None and self._drive_momentum and missing:
@@ -424,14 +428,16 @@ def _saved_base_lrs(value: Any, groups: int) -> list[float]:
     """A saved ``base_lrs``: a list of one real number per param group, as floats."""
     if not isinstance(value, list) or len(value) != groups:
         raise ValueError(
-            f"state_dict['base_lrs'] must be a list of one lr per param group, got {value!r}; "
+            "state_dict['base_lrs'] must be a list of one lr per param group, got "
+            f"{reprlib.repr(value)}; "
             f"this optimizer has {groups}"
         )
     lrs = []
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(
-                f"state_dict['base_lrs'][{i}] must be a real number, got {v!r} ({type(v).__name__})"
+                f"state_dict['base_lrs'][{i}] must be a real number, got {reprlib.repr(v)} "
+                f"({type(v).__name__})"
             )
         try:
             lrs.append(float(v))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import reprlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,59 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"format {CHECKPOINT_FORMAT}"
         )
     return state
+
+
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """:func:`load_checkpoint`, refused unless it holds weights (:func:`check_weights`)."""
+    state = load_checkpoint(path, map_location)
+    check_weights(state, Path(path))
+    return state
+
+
+def check_weights(state: dict[str, Any], path: Path) -> None:
+    """Raise one :class:`CheckpointError` naming ``path`` and every fault unless ``state``
+    holds what every checkpoint of a run holds (``best.pt`` and ``checkpoint.pt`` alike):
+    ``model`` (and, with weight averaging, ``evaluated``) as dicts of tensors by name, and
+    ``epoch`` as an integer >= 0."""
+    problems = [
+        fault
+        for key, (required, check, what) in WEIGHTS.items()
+        if (fault := schema_fault(state, key, required, check, what))
+    ]
+    if problems:
+        raise CheckpointError(f"checkpoint {path} is damaged: " + "; ".join(problems))
+
+
+def schema_fault(
+    state: dict[str, Any], key: str, required: bool, check: Callable[[Any], bool], what: str
+) -> str | None:
+    """What is wrong with ``state[key]`` (missing while ``required``, or failing ``check``:
+    it must be ``what``), or None."""
+    if key not in state:
+        return f"{key} is missing" if required else None
+    if check(state[key]):
+        return None
+    return f"{key} must be {what}, got {reprlib.repr(state[key])}"
+
+
+def is_count(value: Any) -> bool:
+    """An integer >= 0 (not a bool)."""
+    return type(value) is int and value >= 0
+
+
+def is_tensor_dict(value: Any) -> bool:
+    """A dict of tensors by name (a ``state_dict``)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+    )
+
+
+#: What every checkpoint of a run holds: key -> (required, check, what it must be).
+WEIGHTS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
+    "model": (True, is_tensor_dict, "a dict of tensors by name"),
+    "evaluated": (False, is_tensor_dict, "a dict of tensors by name"),
+    "epoch": (True, is_count, "an integer >= 0"),
+}
 
 
 def _fsync_dir(directory: Path) -> None:

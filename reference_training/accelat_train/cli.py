@@ -40,7 +40,7 @@ from accelat_core import from_config
 from accelat_train.adversarial.evaluation import evaluate_test
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.checkpoint import CheckpointError
-from accelat_train.compare import compare, stderr_log
+from accelat_train.compare import check_comparison, compare, stderr_log
 from accelat_train.flags import (
     build_parser,
     config_from_args,
@@ -70,8 +70,8 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
-    callbacks = [*_loggers(args.log, cfg.out), *args.callbacks]
-    run_dir = RunDir(train(cfg, callbacks=callbacks, quiet=args.quiet, resume=args.resume))
+    run_dir = RunDir(train(cfg, callbacks=args.callbacks, quiet=args.quiet, resume=args.resume,
+                           restart=args.restart))  # fmt: skip
     if run_dir.report.exists():
         report = read_json(run_dir.report)
         final, stopped = report["final"], report.get("stopped") or {}
@@ -81,14 +81,6 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"{stopped.get('epoch')}: {stopped.get('message') or stopped.get('reason')}"
         )
     return 0
-
-
-def _loggers(names: Sequence[str] | None, out: str) -> list[Callback]:
-    if not names:
-        return []
-    from accelat_train.training.loggers import make_loggers
-
-    return make_loggers(list(names), out)
 
 
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -112,6 +104,10 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     base = config_from_args(args, parser)
+    try:
+        check_comparison(args.policies, args.seeds, args.budgets, args.baseline, args.target)
+    except ValueError as exc:
+        parser.error(f"--{exc}")  # its message begins with the flag's name
     if args.print_config:
         print_config(base)
         return 0
@@ -119,7 +115,7 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     summary = compare(
         base, args.policies, args.seeds, args.out, budgets=args.budgets,
         baseline=args.baseline, target=args.target,
-        jobs=args.jobs, threads=args.threads, quiet=args.quiet,
+        jobs=args.jobs, threads=args.threads, quiet=args.quiet, restart=args.restart,
         log=None if args.quiet else stderr_log,
     )  # fmt: skip
     out = Path(args.out)
@@ -229,10 +225,12 @@ def interrupted(args: argparse.Namespace) -> str:
         return f"interrupted; run the same command again to continue: {again}"
     folder = RunDir(args.out)
     epoch = folder.checkpoint_epoch()
-    if epoch == "none yet":
-        return f"interrupted before the first checkpoint in {folder.path}; start it again"
+    # The run is now the one in --out: continue it (a run with no epoch yet starts again).
+    again = "accelat " + " ".join(shlex.quote(a) for a in args.argv if a != "--restart")
     if not args.resume:
         again += " --resume"
+    if epoch == "none yet":
+        return f"interrupted before the first checkpoint in {folder.path}; start it again: {again}"
     return (
         f"interrupted; the last checkpoint is {folder.checkpoint} (epoch {epoch}); "
         f"continue with: {again}"
@@ -281,8 +279,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_DIVERGED
     except ValueError as exc:
         # Problems only found once the data or a run dir is read (bad layout, resume mismatch,
-        # a folder in use, a full disk).
-        print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
+        # a folder in use, a full disk); in the command line's words where they differ.
+        print(f"accelat {args.command}: error: {getattr(exc, 'flags', exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
         print(f"accelat {args.command}: {interrupted(args)}", file=sys.stderr)

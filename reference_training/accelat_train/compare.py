@@ -4,10 +4,14 @@ study (benchmarks/acceleration.py): several policies, several seeds, the same bu
 Each *arm* is a policy name with optional changes to the base config,
 ``policy[:field=value...]`` (:func:`arm_config`), e.g. ``accelat:ema_epochs=2``. Per seed the
 lr finder runs once (when ``lr_max="auto"``) and every arm of that seed that trains SGD
-starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json``. Each
-arm trains into ``<out>/<arm>/seed<seed>``; a run whose ``report.json`` exists is not
-repeated and one with a checkpoint resumes, so an interrupted comparison continues where it
-stopped. ``compare.json`` and ``compare.png`` summarise them
+starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.json`` with
+the setting it was made for, and a cache made for another setting is refused. Each arm trains
+into ``<out>/<arm>/seed<seed>``. A folder that already holds a run is reused only when the
+run's ``config.json`` is the config the comparison asks for
+(:func:`~accelat_train.config.run_differences`): then a finished run is not repeated and an
+unfinished one resumes, so an interrupted comparison continues where it stopped; a run of
+another config is refused before any training, naming the folder and every field that
+differs. ``compare.json`` and ``compare.png`` summarise them
 (:func:`accelat_train.reporting.summary.compare_summary`).
 
 >>> base = TrainConfig(dataset="digits", eps=0.1, epochs=8)
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,16 +35,22 @@ from typing import Any
 import torch
 
 from accelat_train.catalogue import CATALOGUE
-from accelat_train.config import TrainConfig
+from accelat_train.config import (
+    TrainConfig,
+    finder_setting,
+    run_differences,
+    setting_differences,
+)
 from accelat_train.reporting import plots
 from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
 from accelat_train.reporting.summary import compare_summary
-from accelat_train.run_dir import RunDir
+from accelat_train.run_dir import RunDir, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
 from accelat_train.training.lr_range import find_lr
 from accelat_train.training.optimizers import optimizer_name
+from accelat_train.training.resume import refusal
 
 #: The arm every other is compared with: Free AT's step schedule, without averaging (the
 #: recipe AccelAT sets out to accelerate).
@@ -54,11 +64,12 @@ def compare(
     out: str | Path,
     *,
     budgets: Sequence[int] | None = None,
-    baseline: str = BASELINE,
+    baseline: str | None = None,
     target: float | None = None,
     jobs: int = 1,
     threads: int | None = None,
     quiet: bool = True,
+    restart: bool = False,
     log: Callable[[str], None] | None = None,
     after_run: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
@@ -71,12 +82,13 @@ def compare(
     the largest budget. ``jobs > 1`` trains in that many processes with ``threads`` torch
     threads each (default: the CPUs shared out). ``log`` receives one line per finder result
     and per run; ``after_run`` each run's folder as soon as that run has finished (a study
-    commits its small files then). Ratios are to the arm ``baseline`` when it is among them.
+    commits its small files then). Ratios are to the arm ``baseline`` (default
+    :data:`BASELINE` when it is among the policies). A run (or cached finder result) in
+    ``out`` made with other settings is refused, or with ``restart=True`` moved aside to
+    ``<folder>.previous-N`` and made again. Bad arguments are refused before any work
+    (:func:`check_comparison`).
     """
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got none")
-    if budgets is not None and (not budgets or min(budgets) < 1):
-        raise ValueError(f"budgets must be epochs >= 1, got {list(budgets)!r}")
+    baseline = check_comparison(policies, seeds, budgets, baseline, target)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _line: None)
@@ -85,14 +97,14 @@ def compare(
     arms = {spec: arm_config(base, spec) for spec in policies}
     fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
     finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
-    found = {s: _lr_find(dataclasses.replace(base, seed=s), finders, out, say) for s in seeds}
+    found = _lr_finds(base, seeds, finders, out, say, restart=restart)
     largest = max(budgets) if budgets else base.epochs
     plan = {
         spec: [b for b in sorted(set(budgets or [largest])) if spec in fixed or b == largest]
         for spec in arms
     }
     runs: dict[str, dict[int, list[str]]] = {spec: {b: [] for b in plan[spec]} for spec in arms}
-    tasks = []
+    configs = []
     for seed in seeds:
         for spec, arm in arms.items():
             for budget in plan[spec]:
@@ -100,16 +112,16 @@ def compare(
                 runs[spec][budget].append(str(folder))
                 # LR-free optimizers neither read the finder nor are charged for it.
                 shared = found[seed] if spec in finders else {}
-                cfg = dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
-                tasks.append((cfg, quiet, threads))
+                configs.append(
+                    dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
+                )
+    tasks = [(cfg, quiet, threads, again) for cfg, again in _to_train(configs, restart)]
     done = (lambda path: after_run(Path(path))) if after_run else (lambda _path: None)
     _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"), after=done)
     summary = compare_summary(
         {spec: by_budget[largest] for spec, by_budget in runs.items()},
-        target=target,
-        baseline=baseline if baseline in policies else None,
-        fixed_shape=fixed,
-    )
+        target=target, baseline=baseline, fixed_shape=fixed,
+    )  # fmt: skip
     if budgets:
         summary["budgets"] = budget_sweep(runs, fixed)
         plots.plot_frontier(summary, out / "frontier.png")
@@ -118,27 +130,97 @@ def compare(
     return summary
 
 
+def check_comparison(
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    budgets: Sequence[int] | None,
+    baseline: str | None,
+    target: float | None,
+) -> str | None:
+    """Refuse a comparison that cannot mean what it says, before any work: ``ValueError``
+    whose message begins with the parameter's name (so ``--`` makes it the flag's). Returns
+    the baseline: ``baseline``, which must be among ``policies``, or by default
+    :data:`BASELINE` when it is among them (else None: no ratios)."""
+    for name, values in (("policies", policies), ("seeds", seeds), ("budgets", budgets)):
+        if values is None:
+            continue
+        if not values:
+            raise ValueError(f"{name} must name at least one, got none")
+        repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"{name} must name each once, got {', '.join(map(str, repeated))} "
+                             f"twice in {','.join(map(str, values))}")  # fmt: skip
+    if budgets is not None and min(budgets) < 1:
+        raise ValueError(f"budgets must be epochs >= 1, got {','.join(map(str, budgets))}")
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise ValueError(f"target must be a robust validation accuracy in (0, 1], got {target!r}")
+    if baseline is None:
+        return BASELINE if BASELINE in policies else None
+    if baseline not in policies:
+        raise ValueError(
+            f"baseline {baseline!r} is not among the policies ({', '.join(policies)}): add it "
+            "to them, or name one of them"
+        )
+    return baseline
+
+
 def _slug(spec: str) -> str:
     """An arm's folder name: ``accelat:lr_min=lr_max/8`` -> ``accelat+lr_min=lr_max_8``."""
     return spec.replace(":", "+").replace("/", "_")
 
 
-def _lr_find(
-    cfg: TrainConfig, policies: Sequence[str], out: Path, say: Callable[[str], None]
-) -> dict[str, Any]:
-    """The ``lr_max`` / ``lr_find`` fields of this seed's runs (the finder runs at most once)."""
+def _lr_finds(
+    base: TrainConfig, seeds: Sequence[int], policies: Sequence[str], out: Path,
+    say: Callable[[str], None], *, restart: bool,
+) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """The ``lr_max`` / ``lr_find`` fields of each seed's runs that read the finder: one
+    range test per seed, cached in ``<out>/lr_find_seed<seed>.json`` with the setting it was
+    made for. Every cache is checked before any test runs: one made for another setting is
+    refused, or with ``restart`` moved aside (its plot too) and made again."""
     if not policies:
-        return {}
-    cached = out / f"lr_find_seed{cfg.seed}.json"
-    if cached.is_file():
-        shared = json.loads(cached.read_text(encoding="utf-8"))
-    else:
-        finding = find_lr(build(cfg))
-        shared = {**finding.record(), "shared_by": list(policies)}
-        finding.plot(out / f"lr_find_seed{cfg.seed}.png")
-        write_json(cached, shared)
-    say(f"seed {cfg.seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
-    return {"lr_max": shared["lr_max"], "lr_find": shared}
+        return {seed: {} for seed in seeds}
+    configs = {seed: dataclasses.replace(base, seed=seed) for seed in seeds}
+    cached = {seed: _cached_finding(cfg, out, restart=restart) for seed, cfg in configs.items()}
+    found = {}
+    for seed, cfg in configs.items():
+        shared = cached[seed]
+        if shared is None:
+            finding = find_lr(build(cfg))
+            shared = {**finding.record(), "setting": finder_setting(cfg),
+                      "shared_by": list(policies)}  # fmt: skip
+            finding.plot(_finder_file(out, seed, ".png"))
+            write_json(_finder_file(out, seed, ".json"), shared)
+        say(f"seed {seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
+        found[seed] = {"lr_max": "auto", "lr_find": shared}
+    return found
+
+
+def _finder_file(out: Path, seed: int, suffix: str) -> Path:
+    return out / f"lr_find_seed{seed}{suffix}"
+
+
+def _cached_finding(cfg: TrainConfig, out: Path, *, restart: bool) -> dict[str, Any] | None:
+    """The cached range test of ``cfg``'s seed, if any. One made for another setting is
+    refused, naming the file and every field that differs; with ``restart`` it is moved
+    aside (``lr_find_seed<seed>.previous-N.json``, and its plot) and None returned."""
+    path = _finder_file(out, cfg.seed, ".json")
+    if not path.is_file():
+        return None
+    shared = read_json(path)
+    differs = setting_differences(shared.get("setting"), cfg)
+    if not differs and isinstance(shared.get("lr_max"), float):
+        return shared
+    if not restart:
+        raise refusal(
+            f"{path} holds the lr finder's result for another setting "
+            f"({'; '.join(differs) or 'no lr_max'}); choose another $out, or pass $restart to "
+            "move it aside and run the range test again"
+        )
+    for suffix in (".json", ".png"):
+        earlier = _finder_file(out, cfg.seed, suffix)
+        if earlier.exists():
+            os.rename(earlier, aside_name(earlier, suffix))
+    return None
 
 
 def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
@@ -173,15 +255,38 @@ def uses_finder(cfg: TrainConfig) -> bool:
     return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
 
 
-def _train_one(task: tuple[TrainConfig, bool, int | None]) -> str:
-    """Train (or resume, or skip a finished) run; top level so a process pool can pickle it."""
-    cfg, quiet, threads = task
+def _to_train(configs: Sequence[TrainConfig], restart: bool) -> list[tuple[TrainConfig, bool]]:
+    """The runs still to train (or to resume), each with whether it starts over: a
+    finished run of the same config is reused. A folder holding a run of another config is
+    refused, before any training, in one error naming each such folder and every field that
+    differs; with ``restart`` it is trained again, the earlier run moved aside."""
+    todo, refused = [], []
+    for cfg in configs:
+        run_dir = RunDir(cfg.out)
+        finished = run_dir.report.is_file()
+        differs = []
+        if run_dir.config.is_file():
+            differs = run_differences(cfg, run_dir.read_config(), evaluated=finished)
+        if differs and not restart:
+            refused.append(f"{run_dir.path} ({'; '.join(differs)})")
+        elif differs or not finished:
+            todo.append((cfg, bool(differs)))
+    if refused:
+        raise refusal(
+            f"{len(refused)} run folder(s) hold a run of other settings: "
+            + ", ".join(refused)
+            + "; choose another $out, or pass $restart to move them aside and train them again"
+        )
+    return todo
+
+
+def _train_one(task: tuple[TrainConfig, bool, int | None, bool]) -> str:
+    """Train, resume or (``restart``) start over a run; top level so a process pool can
+    pickle it."""
+    cfg, quiet, threads, restart = task
     if threads is not None:
         torch.set_num_threads(threads)
-    run_dir = RunDir(cfg.out)
-    if not run_dir.report.is_file():
-        train(cfg, quiet=quiet, resume=run_dir.checkpoint.exists())
-    return str(run_dir.path)
+    return str(train(cfg, quiet=quiet, resume=not restart, restart=restart))
 
 
 def _map(

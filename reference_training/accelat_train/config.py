@@ -16,8 +16,9 @@ import argparse
 import dataclasses
 import json
 import re
+import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from accelat_core import from_config
@@ -25,7 +26,7 @@ from accelat_core._validate import choice, integer, real
 from accelat_core.policies.anneal import ANNEAL_SHAPES
 from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_NAMES, canonical_attack
 from accelat_train.adversarial.methods import METHOD_NAMES
-from accelat_train.catalogue import CATALOGUE, POLICY_NAMES
+from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, default_window
 from accelat_train.data import DATASET_NAMES
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 from accelat_train.models import MODEL_NAMES
@@ -40,6 +41,7 @@ from accelat_train.parsers import (
     parse_lr_max,
     parse_lr_min,
 )
+from accelat_train.training.loggers import LOGGER_NAMES
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 #: ``dataset`` and ``model`` of a run whose data and model were given in Python (``fit``).
@@ -181,7 +183,11 @@ class TrainConfig:
     early_stop_monitor: str = _opt(
         "robust_val_acc", "early stopping: the accuracy it watches", choices=MONITOR_NAMES
     )
-    #: The lr finder's result when a caller (``accelat compare``) ran it for this run.
+    log: tuple[str, ...] = _opt(
+        (), f"loggers the run also writes to: {', '.join(LOGGER_NAMES)}", flag=False
+    )
+    #: What the lr finder found for ``lr_max="auto"``: its record (``lr_max``, ``lr_min``,
+    #: what it cost, the ``setting`` it was found for), reused for the same setting.
     lr_find: dict[str, Any] | None = _opt(None, "", flag=False)
 
     def __post_init__(self) -> None:
@@ -210,6 +216,7 @@ class TrainConfig:
             raise ValueError(
                 f"attacks must name some of {', '.join(ATTACK_NAMES)}, got {self.attacks!r}"
             )
+        self._validate_records()
         if self.policy_config is None:
             choice("policy", self.policy, POLICY_NAMES)
         else:
@@ -265,6 +272,20 @@ class TrainConfig:
                 "test/<class>/* images, or a .tar.gz of one"
             )
 
+    def _validate_records(self) -> None:
+        """``log`` (logger names, each once) and ``lr_find`` (a finder record)."""
+        if not isinstance(self.log, (tuple, list)) or any(
+            name not in LOGGER_NAMES or list(self.log).count(name) > 1 for name in self.log
+        ):
+            raise ValueError(
+                f"log must name some of {', '.join(LOGGER_NAMES)}, each once, got {self.log!r}"
+            )
+        if self.lr_find is not None and not _is_finding(self.lr_find):
+            raise ValueError(
+                "lr_find must be an lr finder record (a JSON object with a positive lr_max), "
+                f"got {reprlib.repr(self.lr_find)}"
+            )
+
     def _validate_counts(self) -> None:
         for name, lo in _COUNTS.items():
             integer(name, getattr(self, name), lo=lo)
@@ -287,6 +308,7 @@ class TrainConfig:
         """The config as ``config.json`` holds it (Free AT's replays spelt out)."""
         d = dataclasses.asdict(self)
         d["attacks"] = list(self.attacks)
+        d["log"] = list(self.log)
         d["replays"] = self.num_replays if self.method == "free" else None
         return d
 
@@ -321,6 +343,13 @@ _OPTIONAL_COUNTS = {
 }  # fmt: skip
 
 
+def _is_finding(record: Any) -> bool:
+    lr_max = record.get("lr_max") if isinstance(record, dict) else None
+    return (
+        isinstance(lr_max, (int, float)) and not isinstance(lr_max, bool) and 0 < lr_max <= MAX_LR
+    )
+
+
 def check_policy_config(config: Any) -> None:
     """Raise ``ValueError`` naming the config when ``from_config`` refuses it."""
     if not isinstance(config, dict):
@@ -331,23 +360,140 @@ def check_policy_config(config: Any) -> None:
         raise ValueError(f"invalid policy_config {json.dumps(config)[:200]}: {exc}") from None
 
 
-# Fields that may differ between a run and its resumption.
-RESUME_FREE = frozenset(
-    {"device", "eval_every", "lr_max", "lr_find", "attacks", "eval_steps", "eval_size", "out"}
-)
+# -- is a saved run the run a config asks for? ------------------------------------------------
+#: Fields that say only where a run's files go or what machine runs it, and ``lr_find`` (what
+#: the finder found, compared through the lr it gave): a saved run is the same run whatever
+#: they hold.
+NOT_THE_RUN = frozenset({"device", "out", "log", "lr_find"})
+#: Fields only the test evaluation reads: a run whose report is not reused (a resume) may
+#: take new ones.
+EVALUATION = frozenset({"eval_every", "attacks", "eval_steps", "eval_size"})
+#: The fields the lr range test reads: its result holds for any run that agrees on them.
+FINDER_FIELDS = (
+    "dataset", "data_dir", "model", "method", "eps", "replays", "pgd_steps", "batch_size",
+    "train_size", "val_size", "seed", "momentum", "weight_decay", "nesterov", "lr_find_steps",
+)  # fmt: skip
 
 
-def check_resume_config(cfg: TrainConfig, saved: dict[str, Any], run_dir: Path) -> None:
-    """Raise ``ValueError`` listing every field in which ``cfg`` differs from the saved run."""
-    current = cfg.to_json()
+def run_differences(
+    cfg: TrainConfig,
+    saved: Mapping[str, Any],
+    *,
+    evaluated: bool = False,
+    new_budget: bool = False,
+) -> list[str]:
+    """Every way in which ``cfg`` asks for another run than the one ``saved`` (a run's
+    ``config.json``) holds, as ``"field: saved X, requested Y"``; empty when it is that run.
+
+    The one check of "may this saved run stand for this config", used by a resume
+    (``train(resume=True)``), by ``accelat compare`` before it reuses or resumes a run, and so
+    by the acceleration study. :data:`NOT_THE_RUN` never counts; :data:`EVALUATION` counts
+    only when the saved run's evaluation (its report) is to be reused (``evaluated``);
+    ``epochs`` does not count with ``new_budget`` (a run given a new budget, checked
+    elsewhere). ``lr_max`` is compared as asked (``"auto"``, or a number) and, where both
+    sides know it, as the lr it gave (the finder's record); ``window`` as the window it gives
+    (None: :func:`~accelat_train.catalogue.default_window` of the budget).
+
+    >>> run_differences(TrainConfig(eps=0.1), TrainConfig(eps=0.05).to_json())
+    ['eps: saved 0.05, requested 0.1']
+    """
+    ignored = NOT_THE_RUN | (frozenset() if evaluated else EVALUATION)
+    if new_budget:
+        ignored |= {"epochs"}
+    mine, theirs = _asked(cfg.to_json()), _asked(saved)
     diffs = [
-        f"{k}: saved {saved.get(k)!r}, given {v!r}"
-        for k, v in current.items()
-        if k not in RESUME_FREE and saved.get(k) != v
+        f"{key}: saved {_shown(theirs, key)}, requested {_shown(mine, key)}"
+        for key in mine
+        if key not in ignored and _setting(theirs, key) != _setting(mine, key)
     ]
-    if cfg.lr_max != "auto" and saved.get("lr_max") != cfg.lr_max:
-        diffs.append(f"lr_max: saved {saved.get('lr_max')!r}, given {cfg.lr_max!r}")
-    if diffs:
-        raise ValueError(
-            f"--resume: the flags differ from the run in {run_dir}: " + "; ".join(diffs)
-        )
+    used, was = lr_used(mine), lr_used(theirs)
+    both_found = mine["lr_max"] == theirs.get("lr_max") == "auto"
+    if both_found and used is not None and was is not None and used != was:
+        diffs.append(f"lr_max found by the lr finder: saved {was!r}, requested {used!r}")
+    return diffs
+
+
+def lr_used(config: Mapping[str, Any]) -> float | None:
+    """The lr_max a config's run starts from, where the config says it: the number given, or
+    the finder's recorded suggestion for ``"auto"`` (None when neither)."""
+    lr_max, found = config.get("lr_max"), config.get("lr_find")
+    if not isinstance(lr_max, str):
+        return lr_max
+    return found.get("lr_max") if isinstance(found, dict) else None
+
+
+def finder_setting(cfg: TrainConfig) -> dict[str, Any]:
+    """What the lr finder's result depends on (:data:`FINDER_FIELDS`), as ``config.json``
+    writes it: the record of a range test keeps it (``lr_find["setting"]``)."""
+    resolved = cfg.to_json()
+    return {name: resolved[name] for name in FINDER_FIELDS}
+
+
+def setting_differences(recorded: Any, cfg: TrainConfig) -> list[str]:
+    """How the setting a finder record was made for (``recorded``) differs from ``cfg``'s,
+    as ``"field: saved X, requested Y"``; empty when the record holds for ``cfg``."""
+    setting = finder_setting(cfg)
+    if not isinstance(recorded, dict):
+        return ["it does not record the setting it was made for"]
+    return [
+        f"{key}: saved {recorded.get(key)!r}, requested {value!r}"
+        for key, value in setting.items()
+        if recorded.get(key) != value
+    ]
+
+
+def found_lr_max(cfg: TrainConfig) -> float | None:
+    """The lr_max ``cfg``'s finder record (``lr_find``) holds when it was found for ``cfg``'s
+    own setting (:func:`finder_setting`) and ``cfg`` asks for ``"auto"``; else None."""
+    found = cfg.lr_find
+    if cfg.lr_max != "auto" or found is None or setting_differences(found.get("setting"), cfg):
+        return None
+    return float(found["lr_max"])
+
+
+def resolved_optimizer(optimizer: str | None, policy: str, policy_config: Any) -> str:
+    """The optimizer a run trains with: ``optimizer``, else its policy's, else SGD."""
+    if optimizer is not None:
+        return optimizer
+    entry = CATALOGUE.get(policy)
+    return "sgd" if policy_config is not None or entry is None else entry.optimizer
+
+
+def _asked(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with ``lr_max`` as the user asked it: a config.json written before the
+    asked value was kept held the finder's suggestion (or an LR-free optimizer's own lr) in
+    its place, which means ``"auto"``."""
+    lr_max, found = config.get("lr_max"), config.get("lr_find")
+    if isinstance(lr_max, str):
+        return dict(config)
+    optimizer = resolved_optimizer(
+        config.get("optimizer"), str(config.get("policy")), config.get("policy_config")
+    )
+    was_found = isinstance(found, dict) and found.get("lr_max") == lr_max
+    if was_found or (optimizer != "sgd" and lr_max == LR_FREE_LR):
+        return {**config, "lr_max": "auto"}
+    return dict(config)
+
+
+def _reads_window(config: Mapping[str, Any]) -> bool:
+    entry = CATALOGUE.get(str(config.get("policy")))
+    return config.get("policy_config") is None and entry is not None and entry.reads_metric
+
+
+def _setting(config: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key`` as the run uses it (the window a ``window=None`` gives; a field
+    added to TrainConfig after the run was made has its default, the behaviour before it)."""
+    value = config.get(key, _DEFAULTS.get(key))
+    if key == "window" and value is None and _reads_window(config):
+        epochs = config.get("epochs")
+        return default_window(epochs) if isinstance(epochs, int) else None
+    return value
+
+
+#: Every field's default, for a config.json written before the field existed.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _shown(config: Mapping[str, Any], key: str) -> str:
+    value, used = config.get(key), _setting(config, key)
+    return f"{value!r}" if value == used else f"{value!r} ({used!r} for its budget)"

@@ -7,8 +7,12 @@ is a new field); ``--help`` shows each default as the user would type it (``8/25
 default for a required flag. ``lr-find`` takes only the flags a range test reads.
 
 ``--config FILE`` (JSON, or YAML with PyYAML installed) gives the fields' values, a run's own
-``config.json`` included (its resolved ``lr_max`` and finder record make the rerun skip the
-finder and reproduce the run's metrics); flags given beside it override it.
+``config.json`` included; flags given beside it override it. A run's ``config.json`` keeps
+``lr_max`` as asked (``"auto"``) and the finder's record (``lr_find``) apart: the rerun
+reuses the recorded lr, skipping the finder and reproducing the run's metrics, only for the
+setting it was found for (the same data, network, method, ...); on any other it finds again,
+saying so in one line. ``--print-config`` prints the config without running (and without
+``--out``).
 
 >>> parser = build_parser()
 >>> args = parser.parse_args(["train", "--eps", "2/255", "--out", "runs/a"])
@@ -33,6 +37,7 @@ from accelat_train.compare import BASELINE
 from accelat_train.config import TrainConfig, check_policy_config
 from accelat_train.parsers import NONNEGATIVE, POSITIVE, names, parse_eps, parse_lr_max
 from accelat_train.run_dir import RunDirError, read_json
+from accelat_train.training.loggers import LOGGER_NAMES
 
 #: The fields a range test reads (``accelat lr-find`` shows only these).
 LR_FIND_FIELDS = (
@@ -41,7 +46,9 @@ LR_FIND_FIELDS = (
     "nesterov", "lr_find_steps",
 )  # fmt: skip
 #: Fields each command sets itself, or that are no flag (the finder's record).
-_OWN = ("policy", "seed", "out", "policy_config", "lr_find")
+_OWN = ("policy", "seed", "out", "policy_config", "lr_find", "log")
+#: ``--out``'s help where it has no default.
+_OUT_HELP = "{} (required, unless --print-config)"
 #: Keys of a run's config.json that describe how it ran, not what to run.
 _RECORDED_ONLY = ("world_size", "resolved_device", "updates_per_epoch")
 #: Free AT's recipe (the baseline: step, no averaging), onecycle, constant and AccelAT, the
@@ -128,9 +135,16 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     for name in ("policy", "seed"):
         _add_field(own, _field(name))
     own.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
-    own.add_argument("--out", required=True, default=argparse.SUPPRESS, help="run directory")
-    own.add_argument("--resume", action="store_true", help="continue the run in --out")
-    own.add_argument("--log", type=_loggers, help="comma list of loggers: csv, tensorboard, wandb")
+    own.add_argument("--out", default=argparse.SUPPRESS, help=_OUT_HELP.format("run directory"))
+    again = own.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out")
+    again.add_argument(
+        "--restart", action="store_true",
+        help="move the run in --out to a new folder OUT.previous-N and start over",
+    )  # fmt: skip
+    own.add_argument("--log", type=_loggers, default=argparse.SUPPRESS,
+                     help=f"comma list of loggers: {', '.join(LOGGER_NAMES)} (default: "
+                     "none)")  # fmt: skip
 
     c = command("compare", "train several policies on several seeds", [_run_flags()], lists)
     _comparison_flags(c, out_default=None)
@@ -141,7 +155,7 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
 
     f = command("lr-find", "lr range test on the adversarial loss",
                 [_run_flags(LR_FIND_FIELDS, title="range test")], _epilog("methods"))  # fmt: skip
-    f.add_argument("--out", required=True, default=argparse.SUPPRESS, help="folder for the plot")
+    f.add_argument("--out", default=argparse.SUPPRESS, help=_OUT_HELP.format("folder for the plot"))
 
     _eval_flags(command("eval", "robust evaluation of a trained run on its test set", [],
                         _epilog("attacks")))  # fmt: skip
@@ -163,13 +177,20 @@ def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) ->
     )  # fmt: skip
     p.add_argument("--seeds", type=_int_list, default="0", help="comma list of seeds")
     p.add_argument("--budgets", type=_int_list, help="comma list of epoch budgets: a sweep")
-    p.add_argument("--baseline", type=str, default=BASELINE,
-                   help="the arm the others are compared with")  # fmt: skip
-    p.add_argument("--target", type=float, help="robust val acc target (None: 95%% of best)")
+    p.add_argument("--baseline", type=str,
+                   help=f"the arm the others are compared with, one of --policies (None: "
+                   f"{BASELINE} when among them)")  # fmt: skip
+    p.add_argument("--target", type=float,
+                   help="robust val acc target in (0, 1] (None: 95%% of best)")  # fmt: skip
     p.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained in parallel")
-    required = out_default is None
-    p.add_argument("--out", required=required, default=argparse.SUPPRESS if required
-                   else out_default, help="folder of the runs and compare.json")  # fmt: skip
+    p.add_argument(
+        "--restart", action="store_true",
+        help="move each run in --out made with other settings to RUN.previous-N and train it "
+        "again (runs of these settings are reused)",
+    )  # fmt: skip
+    what = "folder of the runs and compare.json"
+    p.add_argument("--out", default=argparse.SUPPRESS if out_default is None else out_default,
+                   help=what if out_default else _OUT_HELP.format(what))  # fmt: skip
 
 
 def _eval_flags(e: argparse.ArgumentParser) -> None:
@@ -227,8 +248,6 @@ def _arms(text: str) -> list[str]:
 
 
 def _loggers(text: str) -> list[str]:
-    from accelat_train.training.loggers import LOGGER_NAMES
-
     return names(LOGGER_NAMES)(text)
 
 
@@ -261,6 +280,8 @@ def _read_yaml(file: Path) -> dict[str, Any]:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"--config {file} cannot be read: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"--config {file} is YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {file} must hold a mapping of fields")
     return data
@@ -278,7 +299,10 @@ def _flag_values(config: dict[str, Any], parser: argparse.ArgumentParser) -> dic
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
     """The run's TrainConfig, validated once as it is made; a problem is a ``parser.error``
-    (exit 2) naming the flag."""
+    (exit 2) naming the flag. ``--out`` is required unless the command only prints the
+    config."""
+    if not hasattr(args, "out") and not getattr(args, "print_config", False):
+        parser.error("the following arguments are required: --out")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         parser.error(f"--data-dir {args.data_dir}: no such file or directory")
     if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
@@ -290,8 +314,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         for f in dataclasses.fields(TrainConfig)
         if hasattr(args, f.name) and f.name not in ("policy_config", "lr_find")
     }
-    if "attacks" in values:
-        values["attacks"] = tuple(values["attacks"])
+    for name in ("attacks", "log"):
+        if name in values:
+            values[name] = tuple(values[name])
     if isinstance(getattr(args, "policy_config", None), str):
         values["policy_config"] = _read_policy_config(args.policy_config, parser)
     elif isinstance(getattr(args, "policy_config", None), dict):

@@ -3,7 +3,10 @@
 Every file name of a run lives here: ``config.json`` (the resolved config), ``metrics.jsonl``
 (one line per epoch), ``checkpoint.pt`` (the whole run, for ``--resume``), ``best.pt`` (the
 best robust-validation epoch's weights), ``report.json`` and ``curves.png`` (after the final
-evaluation), ``lr_find.png`` (the range test's curve) and ``.lock``.
+evaluation), ``lr_find.png`` (the range test's curve) and ``.lock``. Any one of those files
+(:meth:`RunDir.held`) means the folder holds a run, which is never overwritten: it is
+continued, or moved aside whole (:meth:`RunDir.move_aside`) to start over
+(:mod:`accelat_train.training.resume` decides which, before anything is written).
 
 ``claimed()`` holds an exclusive lock (``fcntl.flock`` on ``.lock``, which holds the pid): a
 second process on the same folder fails at once, naming the folder and the holder's pid. The
@@ -21,8 +24,10 @@ previous version is intact.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from accelat_train.checkpoint import (
     CheckpointError,
     atomic_write_text,
     load_checkpoint,
+    load_weights,
     save_checkpoint,
 )
 
@@ -41,7 +47,13 @@ except ImportError:  # pragma: no cover
 
 
 class RunDirError(ValueError):
-    """A run folder that cannot be used: in use, not a folder, unreadable or unwritable."""
+    """A run folder that cannot be used: in use, not a folder, unreadable or unwritable, or
+    holding a run that may not be overwritten. ``flags`` is the same message in the command
+    line's words (``--resume`` where Python says ``resume=True``)."""
+
+    def __init__(self, message: str, flags: str | None = None) -> None:
+        super().__init__(message)
+        self.flags = message if flags is None else flags
 
 
 class RunDir:
@@ -85,6 +97,17 @@ class RunDir:
     def lock(self) -> Path:
         return self.path / ".lock"
 
+    @property
+    def run_files(self) -> tuple[Path, ...]:
+        """Every file a run writes here: any one of them means the folder holds a run."""
+        return (self.config, self.metrics, self.checkpoint, self.best, self.report,
+                self.curves, self.lr_find_plot)  # fmt: skip
+
+    def held(self) -> list[Path]:
+        """The files of a run this folder holds (:attr:`run_files` that exist, a dangling
+        link included); empty when it holds none."""
+        return [p for p in self.run_files if p.exists() or p.is_symlink()]
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
@@ -120,6 +143,22 @@ class RunDir:
             handle.flush()
             self.remove_temp_files()
             yield self
+
+    def move_aside(self) -> Path:
+        """Move everything in the folder but its lock into a new sibling folder
+        (:func:`aside_name`) and return it; nothing is deleted. Call it on a claimed folder."""
+        target = aside_name(self.path.resolve())
+        try:
+            target.mkdir()
+            for entry in sorted(self.path.iterdir()):
+                if entry.name != self.lock.name:
+                    os.rename(entry, target / entry.name)
+        except OSError as exc:
+            raise RunDirError(
+                f"could not move the earlier run in {self.path} to {target}: {exc.strerror}; "
+                "nothing was deleted"
+            ) from None
+        return target
 
     def remove_temp_files(self) -> list[Path]:
         """Remove the ``.NAME.*.tmp`` files an interrupted atomic write left behind."""
@@ -160,7 +199,7 @@ class RunDir:
         if not self.checkpoint.exists():
             return "none yet"
         try:
-            return int(self.load_checkpoint()["epoch"])
+            return int(load_weights(self.checkpoint)["epoch"])
         except CheckpointError:
             return "unreadable"
 
@@ -173,7 +212,11 @@ class RunDir:
             return f.tell()
 
     def truncate_metrics(self, length: int) -> None:
-        """Cut ``metrics.jsonl`` back to ``length`` bytes (lines after the checkpoint go)."""
+        """Cut ``metrics.jsonl`` back to ``length`` bytes (lines after the checkpoint go); a
+        length beyond the file's end is refused (a cut never extends the file)."""
+        size = self.metrics.stat().st_size if self.metrics.is_file() else 0
+        if not 0 <= length <= size:
+            raise RunDirError(f"{self.metrics} holds {size} bytes; cannot cut it to {length}")
         with open(self.metrics, "ab") as f:
             f.truncate(length)
             f.flush()
@@ -188,30 +231,50 @@ class RunDir:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise RunDirError(
-                        f"{self.metrics}: line {number} is not valid JSON ({err})"
-                    ) from None
-                if not isinstance(row, dict):
-                    raise RunDirError(f"{self.metrics}: line {number} is not a JSON object")
-                rows.append(row)
+                rows.append(parse_json(line, f"{self.metrics}: line {number}"))
         return rows
+
+
+def aside_name(path: Path, suffix: str = "") -> Path:
+    """Where an earlier ``path`` goes when a run starts over in its place: the sibling
+    ``<name>.previous-<N>`` (a file keeps its ``suffix`` last: ``lr_find_seed0.previous-1.json``),
+    N one more than the largest there is, so that the newest has the largest number.
+
+    >>> aside_name(Path("/nonexistent/run")).name
+    'run.previous-1'
+    """
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    pattern = re.escape(stem) + r"\.previous-(\d+)" + re.escape(suffix)
+    taken = [
+        int(m.group(1))
+        for p in path.parent.glob(glob.escape(stem) + ".previous-*")
+        if (m := re.fullmatch(pattern, p.name))
+    ]
+    return path.parent / f"{stem}.previous-{max(taken, default=0) + 1}{suffix}"
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; any fault is a :class:`RunDirError` naming the file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RunDirError(f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path} cannot be read: {exc}") from None
+    return parse_json(text, str(path))
+
+
+def parse_json(text: str, source: str) -> dict[str, Any]:
+    """The JSON object ``text``; invalid JSON, nesting too deep for Python's parser or
+    another kind of value is a :class:`RunDirError` naming ``source``."""
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is not valid JSON (truncated?): {exc}") from None
+        raise RunDirError(f"{source} is not valid JSON (truncated?): {exc}") from None
+    except RecursionError:
+        raise RunDirError(f"{source} is JSON nested too deeply to read") from None
     if not isinstance(data, dict):
-        raise RunDirError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        raise RunDirError(f"{source} must hold a JSON object, got {type(data).__name__}")
     return data
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from accelat_train.adversarial.evaluation import as_tensors, eval_subset
-from accelat_train.checkpoint import CheckpointError, load_checkpoint
+from accelat_train.checkpoint import CheckpointError, load_weights
 from accelat_train.config import GIVEN
 from accelat_train.data import Splits, load_splits
 from accelat_train.models import NormalizedModel, build_model
@@ -80,11 +81,17 @@ def load_run(
     ckpt_path = (folder.checkpoint if which == "last" else folder.best) if path.is_dir() else path
     if not folder.config.is_file():
         raise CheckpointError(f"{path}: no {folder.config.name} in {folder.path}")
-    state = load_checkpoint(ckpt_path)
+    state = load_weights(ckpt_path)
     try:
         config = read_json(folder.config)
     except RunDirError as exc:
         raise CheckpointError(str(exc)) from None
+    for key in ("dataset", "model"):
+        if not isinstance(config.get(key), str):
+            raise CheckpointError(
+                f"{folder.config} does not say the run's {key} (a name), got "
+                f"{reprlib.repr(config.get(key))}"
+            )
     if config["model"] == GIVEN and model is None:
         raise ValueError(f"{folder.path} trained a model given to fit(): pass model=")
     if splits is None and config["dataset"] != GIVEN:

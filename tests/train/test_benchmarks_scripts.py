@@ -136,7 +136,8 @@ def test_grid_trains_every_arm_on_the_same_setup_and_its_summary_is_the_runs_own
     configs = {a: json.loads((f / "config.json").read_text()) for a, f in folders.items()}
     for key in ("lr_max", "seed", "epochs", "train_size", "eps", "method", "replays", "model"):
         assert configs["step:ema_epochs=0"][key] == configs["accelat"][key], key
-    assert configs["accelat"]["lr_max"] == finder["lr_max"]
+    assert configs["accelat"]["lr_max"] == "auto"  # as asked; what the finder found:
+    assert configs["accelat"]["lr_find"]["lr_max"] == finder["lr_max"]
     assert configs["step:ema_epochs=0"]["ema_epochs"] == 0.0
     # the summary is what the runs' own files say
     target = summary["target"]

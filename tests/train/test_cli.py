@@ -307,7 +307,8 @@ def test_train_help_shows_every_option_with_its_default_as_typed():
     text = " ".join(train_parser.format_help().split())
     assert "--pgd-steps PGD_STEPS PGD steps of the pgd method (default: 7)" in text
     assert "(default: 8/255)" in text and "(default: linfpgd)" in text
-    assert "--out OUT run directory --resume" in text  # required: no default shown
+    # required (unless only printing the config): no default shown
+    assert "--out OUT run directory (required, unless --print-config) --resume" in text
     for name, entry in CATALOGUE.items():  # every choice with its meaning
         assert f"{name} {' '.join(entry.help.split())}" in text
     assert "autoattack-art ART's APGD-CE, APGD-T, Square; no FAB-T" in text
@@ -318,7 +319,7 @@ def test_train_help_shows_every_option_with_its_default_as_typed():
     for f in dataclasses.fields(TrainConfig):
         if f.name != "lr_find":
             assert f.name in actions, f"TrainConfig.{f.name} has no flag"
-            if f.name not in ("out", "policy_config"):
+            if f.name not in ("out", "policy_config", "log"):
                 default, parse = actions[f.name].default, actions[f.name].type
                 if isinstance(default, str) and parse is not None:
                     default = parse(default)  # argparse parses a string default as typed

@@ -103,8 +103,13 @@ def test_fit_streams_a_dataset_in_a_seeded_order_and_resumes_exactly(tmp_path):
     assert _rows(out) == _rows(tmp_path / "whole")
 
 
+def _pythonpath() -> str:
+    """The repository (for tests.train.factories) before the caller's own path."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
 def _accelat(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=_pythonpath())
     return subprocess.run([sys.executable, "-m", "accelat_train.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
@@ -118,7 +123,7 @@ def test_a_factory_model_from_the_command_line_resumes_exactly_after_kill_9(tmp_
     done = _accelat(*FACTORY, "--out", str(whole))
     assert done.returncode == 0, done.stderr
     out = tmp_path / "killed"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=_pythonpath())
     proc = subprocess.Popen([sys.executable, "-m", "accelat_train.cli", *FACTORY, "--out",
                              str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip

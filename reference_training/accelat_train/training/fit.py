@@ -28,6 +28,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     quiet: bool = False,
     resume: bool = False,
+    restart: bool = False,
     **config: Any,
 ) -> Run:
     """Adversarially train your own ``model`` on your own data, as ``accelat train`` would.
@@ -39,8 +40,11 @@ def fit(
     held out; without ``test`` the final evaluation runs on ``val``). Every other keyword is a
     :class:`TrainConfig` field and means what its flag means (``method``, ``eps``,
     ``policy``, ``lr_max="auto"``, ``ema_epochs``, ``monitor``, ``attacks``, ``out``, ...);
-    the run folder is the same as the command line's. ``resume=True`` continues the run in
-    ``out`` (give the same model class and data). Returns the trained run: its evaluated
+    the run folder is the same as the command line's. A folder holding a run is never
+    overwritten: ``resume=True`` continues the run in ``out`` (give the same model class and
+    data; a larger ``epochs`` extends a finished run whose schedule does not depend on its
+    budget), ``restart=True`` moves it to ``<out>.previous-N`` and starts over. Returns the
+    trained run: its evaluated
     model (the averaged one with ``ema_epochs``), metrics and report.
 
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
@@ -52,5 +56,6 @@ def fit(
         train, val, test, classes=None if classes is None else tuple(classes),
         val_size=cfg.val_size, train_size=cfg.train_size, seed=cfg.seed,
     )  # fmt: skip
-    path = train_run(cfg, callbacks=callbacks, quiet=quiet, resume=resume, model=model, data=data)
+    path = train_run(cfg, callbacks=callbacks, quiet=quiet, resume=resume, restart=restart,
+                     model=model, data=data)  # fmt: skip
     return load_run(path, device=next(model.parameters()).device, model=model, splits=data)

@@ -28,15 +28,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from accelat_train.catalogue import CATALOGUE, LR_FREE_LR
-from accelat_train.config import TrainConfig
+from accelat_train.catalogue import LR_FREE_LR
+from accelat_train.config import TrainConfig, resolved_optimizer
 
 
 def optimizer_name(cfg: TrainConfig) -> str:
     """The optimizer a run trains with: ``cfg.optimizer``, else its policy's, else SGD."""
-    if cfg.optimizer is not None:
-        return cfg.optimizer
-    return "sgd" if cfg.policy_config is not None else CATALOGUE[cfg.policy].optimizer
+    return resolved_optimizer(cfg.optimizer, cfg.policy, cfg.policy_config)
 
 
 def make_optimizer(

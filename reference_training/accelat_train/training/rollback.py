@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from accelat_train.adversarial.evaluation import epoch_seed, pgd_accuracy
+from accelat_train.checkpoint import load_weights
 from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class OverfitRollback(Callback):
         state = trainer.state
         restored = state.best_epoch if trainer.run_dir.best.exists() else None
         if restored is not None:
-            weights = trainer.run_dir.load_checkpoint(trainer.run_dir.best)["model"]
+            weights = load_weights(trainer.run_dir.best)["model"]
             trainer.model.load_state_dict(weights)
             trainer.evaluated.load_state_dict(weights)
         state.rollback = {"epoch": record.epoch, "restored_epoch": restored}

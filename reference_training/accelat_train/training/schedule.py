@@ -73,10 +73,17 @@ def build_schedule(
     total_steps: int,
     samples: int | None = None,
 ) -> Schedule:
-    """The run's schedule: ``cfg.policy_config`` when given (it carries its own lrs), else
-    the catalogue's entry built from ``lr_max``."""
+    """The run's schedule: :func:`policy_for` the run, driving ``optimizer``."""
+    return Schedule(policy_for(cfg, lr_max, total_steps=total_steps, samples=samples), optimizer)
+
+
+def policy_for(
+    cfg: TrainConfig, lr_max: float | None, *, total_steps: int, samples: int | None = None
+) -> Policy:
+    """The run's policy: ``cfg.policy_config`` when given (it carries its own lrs), else the
+    catalogue's entry built from ``lr_max`` for ``total_steps`` weight updates."""
     if cfg.policy_config is not None:
-        return Schedule(from_config(cfg.policy_config), optimizer)
+        return from_config(cfg.policy_config)
     if lr_max is None:
         raise ValueError("a catalogue policy needs lr_max resolved to a number")
     rule = Rule(
@@ -92,5 +99,4 @@ def build_schedule(
         window_fraction=cfg.window_fraction,
     )
     entry = CATALOGUE[cfg.policy]
-    policy = entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)
-    return Schedule(policy, optimizer)
+    return entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)

@@ -21,6 +21,7 @@ from accelat_train.adversarial.evaluation import (
     evaluate_test,
 )
 from accelat_train.adversarial.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.checkpoint import load_weights
 from accelat_train.config import TrainConfig
 from accelat_train.data import stream
 from accelat_train.run_dir import RunDir
@@ -82,15 +83,14 @@ class Trainer:
 
     # -- the loop's steps ----------------------------------------------------------------
     def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
-        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config."""
+        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config:
+        ``lr_max`` as asked, and ``found``, the finder's record it started from (or None)."""
         if checkpoint is not None:
             self.state = restore(checkpoint, self)
             if self.is_main:
                 self.run_dir.truncate_metrics(self.state.metrics_bytes)
         elif self.is_main:
-            resolved = self.cfg.to_json()
-            resolved["lr_max"] = self.cfg.lr_max if self.lr_max is None else self.lr_max
-            resolved["lr_find"] = found or self.cfg.lr_find
+            resolved = {**self.cfg.to_json(), "lr_find": found}
             resolved["world_size"] = self.info.world_size
             resolved["resolved_device"] = str(self.setup.device)
             resolved["updates_per_epoch"] = self.setup.updates_per_epoch
@@ -208,7 +208,7 @@ class Trainer:
         state = self.state
         if state.best_epoch is not None:
             model = copy.deepcopy(self.evaluated)
-            model.load_state_dict(self.run_dir.load_checkpoint(self.run_dir.best)["model"])
+            model.load_state_dict(load_weights(self.run_dir.best)["model"])
             result["best"] = {
                 "epoch": state.best_epoch,
                 "robust_val_acc": state.best_robust_val_acc,

@@ -1,0 +1,80 @@
+"""``accelat compare`` (and ``demo``) refuse, before any work, what cannot mean what it says:
+a target outside (0, 1], a baseline that is not one of the policies, a seed, budget or policy
+named twice. One check (:func:`accelat_train.compare.check_comparison`) serves the command
+line (exit 2, naming the flag) and the Python API (``ValueError`` naming the parameter).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from accelat_train import TrainConfig
+from accelat_train.cli import main
+from accelat_train.compare import BASELINE, check_comparison, compare
+
+FLAGS = ["--dataset", "digits", "--epochs", "1", "--lr-max", "0.05", "--device", "cpu"]
+BAD = [
+    (["--target", "2"], "--target must be a robust validation accuracy in (0, 1], got 2.0"),
+    (["--target", "nan"], "--target must be a robust validation accuracy in (0, 1], got nan"),
+    (["--target", "inf"], "--target must be a robust validation accuracy in (0, 1], got inf"),
+    (["--target", "0"], "--target must be a robust validation accuracy in (0, 1], got 0.0"),
+    (["--target", "-0.5"], "--target must be a robust validation accuracy in (0, 1], got -0.5"),
+    (
+        ["--policies", "step,accelat", "--baseline", "onecycle"],
+        "--baseline 'onecycle' is not among the policies (step, accelat): add it to them, or "
+        "name one of them",
+    ),
+    (["--seeds", "0,0"], "--seeds must name each once, got 0 twice in 0,0"),
+    (["--seeds", "1,2,1"], "--seeds must name each once, got 1 twice in 1,2,1"),
+    (["--budgets", "5,5"], "--budgets must name each once, got 5 twice in 5,5"),
+    (["--budgets", "0,5"], "--budgets must be epochs >= 1, got 0,5"),
+    (["--policies", "step,step"], "--policies must name each once, got step twice in step,step"),
+]
+
+
+@pytest.mark.parametrize("command", ["compare", "demo"])
+@pytest.mark.parametrize(("flags", "says"), BAD)
+def test_a_bad_comparison_flag_exits_2_naming_it_before_any_work(
+    command, flags, says, tmp_path, capsys, monkeypatch
+):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work began before the flags were checked")
+
+    monkeypatch.setattr("accelat_train.compare.train", no_work)
+    monkeypatch.setattr("accelat_train.compare.find_lr", no_work)
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *FLAGS, *flags, "--out", str(tmp_path / "cmp")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"accelat {command}: error: {says}"
+    assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize(("flags", "says"), BAD)
+def test_compare_in_python_refuses_the_same_naming_the_parameter(flags, says, tmp_path):
+    given = {"policies": [BASELINE, "accelat"], "seeds": [0], "budgets": None,
+             "baseline": None, "target": None}  # fmt: skip
+    name, text = flags[-2].removeprefix("--"), flags[-1]
+    parse = {"target": float, "seeds": _ints, "budgets": _ints, "policies": _names}
+    given[name] = parse.get(name, str)(text)
+    if len(flags) == 4:
+        given["policies"] = _names(flags[1])
+    with pytest.raises(ValueError) as refused:
+        compare(TrainConfig(), given.pop("policies"), given.pop("seeds"), tmp_path / "cmp",
+                **given)  # fmt: skip
+    assert str(refused.value) == says.removeprefix("--")
+    assert not (tmp_path / "cmp").exists()
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",")]
+
+
+def _names(text: str) -> list[str]:
+    return text.split(",")
+
+
+def test_the_baseline_defaults_to_free_ats_recipe_only_when_it_is_compared():
+    assert check_comparison([BASELINE, "accelat"], [0], None, None, None) == BASELINE
+    assert check_comparison(["constant", "accelat"], [0], None, None, None) is None
+    assert check_comparison(["constant", "accelat"], [0], [1, 2], "constant", 1.0) == "constant"
