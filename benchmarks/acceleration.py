@@ -52,20 +52,24 @@ ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 IMG_DIR = ROOT / "docs" / "img"
 
-#: Every policy with and without averaging (``:ema_epochs=0``), AccelAT also driving
-#: schedule-free SGD. Schedule-free SGD averages by itself: it runs without the EMA too.
+#: Every policy with and without averaging (``:ema_epochs=0``); AccelAT also without its anneal
+#: (the stop of the round before, ``:anneal=none``), reading the averaged model's robust
+#: validation accuracy, and driving schedule-free SGD. Schedule-free SGD averages by itself:
+#: it runs without the EMA too. AccelAT with the trainer's defaults comes first, so that a
+#: study cut short has it on every seed it reached.
 ARMS = (
-    "step:ema_epochs=0", "step", "onecycle:ema_epochs=0", "onecycle", "constant:ema_epochs=0",
-    "constant", "plateau:ema_epochs=0", "plateau", "accelat:ema_epochs=0", "accelat",
-    "accelat:optimizer=schedulefree", "schedulefree:ema_epochs=0", "schedulefree",
+    "accelat", "step:ema_epochs=0", "accelat:ema_epochs=0", "accelat:anneal=none",
+    "accelat:monitor=robust_val_acc", "accelat:optimizer=schedulefree", "step",
+    "onecycle:ema_epochs=0", "onecycle", "constant:ema_epochs=0", "constant",
+    "plateau:ema_epochs=0", "plateau", "schedulefree:ema_epochs=0", "schedulefree",
     "prodigy:ema_epochs=0", "prodigy", "prodigy-cosine:ema_epochs=0", "prodigy-cosine",
 )  # fmt: skip
-#: The arms the budget sweep needs on every setting, when a shorter grid is run.
+#: The arms a setting whose runs are dear (CIFAR-10 on a CPU) runs: every policy the issue
+#: names, the budget-shaped ones with and without averaging.
 CORE_ARMS = (
-    "step:ema_epochs=0", "step", "onecycle:ema_epochs=0", "onecycle", "constant:ema_epochs=0",
-    "constant", "accelat:ema_epochs=0", "accelat", "accelat:optimizer=schedulefree",
-    "schedulefree:ema_epochs=0", "prodigy:ema_epochs=0", "prodigy-cosine:ema_epochs=0",
-    "plateau",
+    "accelat", "step:ema_epochs=0", "accelat:ema_epochs=0", "accelat:anneal=none", "step",
+    "onecycle:ema_epochs=0", "onecycle", "constant:ema_epochs=0", "constant",
+    "schedulefree:ema_epochs=0", "prodigy:ema_epochs=0", "plateau",
 )  # fmt: skip
 #: The budget sweep: these fractions of the setting's epochs (the paper's Figs. 1 and 14).
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)

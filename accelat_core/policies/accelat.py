@@ -64,8 +64,6 @@ class AccelAT(Policy):
         anneal_shape: ``"sqrt"`` (:math:`1 - \sqrt{x}`), ``"linear"`` or ``"cosine"``.
         budget: the most evaluations the run may have: the anneal then starts in time to end
             by the last one, if the rule has not started it before.
-        window_fraction: the window grows to this fraction of the evaluations so far (the
-            gain then compares the run's recent quarter, say, with the one before).
 
     >>> p = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     >>> [p.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]]
@@ -82,8 +80,7 @@ class AccelAT(Policy):
         warmup: int | None = None, mode: str = "max", gain: str = "endpoint",
         stop_patience: int | None = None, nan_policy: str = "raise", noise: float | None = None,
         samples: int | None = None, z: float = 1.0, anneal: float | None = None,
-        anneal_shape: str = "sqrt", budget: int | None = None,
-        window_fraction: float | None = None, *, lr_min: float | None = None,
+        anneal_shape: str = "sqrt", budget: int | None = None, *, lr_min: float | None = None,
     ) -> None:  # fmt: skip
         if lr_min is not None:
             warnings.warn("AccelAT(lr_min=...) is deprecated since 0.3 and goes in 0.4: use "
@@ -110,8 +107,6 @@ class AccelAT(Policy):
         self._anneal = v.optional(v.real, "anneal", anneal, lo=0.0, hi=100.0, lo_open=True)
         self._anneal_shape = v.choice("anneal_shape", anneal_shape, ANNEAL_SHAPES)
         self._budget = v.optional(v.integer, "budget", budget, lo=1, hi=v.MAX_STEPS)
-        self._fraction = v.optional(v.real, "window_fraction", window_fraction, lo=0.0, hi=1.0,
-                                    lo_open=True)  # fmt: skip
         if noise is not None and samples is not None:
             raise ValueError(f"give at most one of noise and samples, got {noise=!r}, {samples=!r}")
         if anneal is not None and stop_patience is None:
@@ -121,8 +116,7 @@ class AccelAT(Policy):
         self._needed = values_read(gain, w)
         self._weights = gain_weights(gain, w, self._sign)
         self._first_decision = max(w + 1 if warmup is None else warmup, self._needed - 1)
-        # A window that grows with the run reads the whole history.
-        self._kept = self._needed if window_fraction is None else v.MAX_STEPS
+        self._spacing = w if cooldown is None else cooldown
         norm = noise_sigma(self._weights, 1.0)  # sigma_g / noise; with samples every sigma <= 1/2
         bound = self._noise if self._noise is not None else 0.5 if samples else 0.0
         if not math.isfinite(abs(self._min_gain) + abs(self._z) * bound * norm):
@@ -146,17 +140,16 @@ class AccelAT(Policy):
             return self._hyper
         s = self._state
         e = s.evaluations
-        history = [*s.history, value][-self._kept :]
-        weights = self._weights_at(e)
-        values = history[-len(weights) :]
-        if s.anneal_start is None and e >= self._next_decision and len(values) == len(weights):
-            g = gain_of(self._gain, weights, self._sign, values)
+        history = [*s.history, value][-self._needed :]
+        if s.anneal_start is None and e >= self._next_decision:
+            g = gain_of(self._gain, self._weights, self._sign, history)
             if not math.isfinite(g):  # the values span more than the float range
-                return self._refuse(g, values)
+                return self._refuse(g, history)
             noise, samples = self._noise, self._samples
-            if g < threshold(
-                self._min_gain, self._z, weights, values, noise=noise, samples=samples
-            ):
+            t = threshold(
+                self._min_gain, self._z, self._weights, history, noise=noise, samples=samples
+            )
+            if g < t:
                 self._decide(e, g)
         s.history, s.evaluations = history, e + 1
         if s.anneal_start is None and self._anneal is not None:
@@ -175,31 +168,22 @@ class AccelAT(Policy):
         s.lr, s.last_drop = new, e
         self._load(s)
 
-    def _window_at(self, e: int) -> int:
-        """The window at evaluation ``e``: ``window``, or ``window_fraction`` of the
-        evaluations so far when that is more."""
-        f = self._fraction
-        return self._window if f is None else max(self._window, math.floor(f * (e + 1)))
-
-    def _weights_at(self, e: int) -> tuple[float, ...]:
-        w = self._window_at(e)
-        return self._weights if w == self._window else gain_weights(self._gain, w, self._sign)
-
     def _exhausted(self, s: AccelATState) -> bool:
         return self._stop_patience is not None and s.at_floor >= self._stop_patience
 
     def threshold(self, history: list[float] | None = None) -> float:
-        """``min_gain + z * sigma_g`` for ``history``, the values the gain reads at the newest
-        evaluation (default: the current ones): :func:`accelat_core.gains.threshold`."""
-        weights = self._weights_at(max(self._state.evaluations - 1, 0))
-        current = self._state.history[-len(weights) :]
-        values = [v.real("history[]", a) for a in (current if history is None else history)]
-        if len(values) != len(weights):
+        """``min_gain + z * sigma_g`` for ``history``, the values the gain reads (default: the
+        current ones): :func:`accelat_core.gains.threshold`."""
+        current = self._state.history if history is None else history
+        values = [v.real("history[]", a) for a in current]
+        if len(values) != self._needed:
             raise ValueError(
-                f"history must hold the {len(weights)} values the gain reads, got {len(values)}"
+                f"history must hold the {self._needed} values the gain reads, got {len(values)}"
             )
         noise, samples = self._noise, self._samples
-        return threshold(self._min_gain, self._z, weights, values, noise=noise, samples=samples)
+        return threshold(
+            self._min_gain, self._z, self._weights, values, noise=noise, samples=samples
+        )
 
     # -- the anneal ----------------------------------------------------------------------
     def between(self, update: int, updates: int) -> Hyper:
@@ -281,7 +265,7 @@ class AccelAT(Policy):
 
     def get_config(self) -> dict[str, Any]:
         optional = {"noise": self._noise, "samples": self._samples, "anneal": self._anneal,
-                    "budget": self._budget, "window_fraction": self._fraction}  # fmt: skip
+                    "budget": self._budget}  # fmt: skip
         return {
             "lr_max": self._lr_max, "min_lr": self._min_lr, "min_gain": self._min_gain,
             "factor": self._factor, "window": self._window, "cooldown": self._cooldown,
@@ -305,16 +289,12 @@ class AccelAT(Policy):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         anneal = self._anneal is not None
-        self._load(parse_state(state, self._min_lr, self._lr_max, self._kept, anneal=anneal))
+        self._load(parse_state(state, self._min_lr, self._lr_max, self._needed, anneal=anneal))
 
     def _load(self, state: AccelATState) -> None:
         """Adopt ``state`` and what follows from it: the emitted lr, the next decision."""
         self._state = state
-        last, cooldown = state.last_drop, self._cooldown
-        if last is None:
-            after = -1
-        else:
-            after = last + (self._window_at(last) if cooldown is None else cooldown)
+        after = -1 if state.last_drop is None else state.last_drop + self._spacing
         self._next_decision = max(self._first_decision, after)
         k = None if state.anneal_start is None else state.evaluations - 1 - state.anneal_start
         self._hyper = Hyper(state.lr if k is None else self._annealed(k, 1))

@@ -73,7 +73,6 @@ class Rule:
     stop_patience: int = 0  # 0: never stop
     anneal: float | None = None  # where it would stop, anneal over this fraction of the run
     anneal_shape: str = "sqrt"
-    window_fraction: float | None = None  # the window grows to this fraction of the run
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,6 @@ def _accelat(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
         factor=rule.factor,
         window=rule.window or default_window(epochs),
         stop_patience=rule.stop_patience or None,
-        window_fraction=rule.window_fraction,
         **noise,
         **anneal,
     )

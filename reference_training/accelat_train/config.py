@@ -40,6 +40,7 @@ from accelat_train.parsers import (
     parse_eps,
     parse_lr_max,
     parse_lr_min,
+    positive_or_none,
 )
 from accelat_train.training.loggers import LOGGER_NAMES
 
@@ -116,7 +117,9 @@ class TrainConfig:
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     out: str = _opt("runs/run", "run directory")
     monitor: str = _opt(
-        "train_adv_acc", "metric accelat and plateau read (train_adv_acc costs no passes)",
+        "train_adv_acc", "metric accelat and plateau read: train_adv_acc (training's own, costs "
+        "no passes), or the evaluated (averaged) model's val_acc or robust_val_acc on "
+        "--monitor-size validation images (their passes are charged)",
         choices=MONITOR_NAMES,
     )  # fmt: skip
     monitor_every: int = _opt(
@@ -144,10 +147,6 @@ class TrainConfig:
         type=int_at_least(5),
     )  # fmt: skip
     window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..2)", type=POSITIVE)
-    window_fraction: float | None = _opt(
-        None, "AccelAT: the window grows to this fraction of the epochs so far (None: fixed)",
-        type=float,
-    )  # fmt: skip
     accelat_z: float = _opt(
         1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
@@ -164,8 +163,9 @@ class TrainConfig:
         type=NONNEGATIVE,
     )  # fmt: skip
     anneal: float | None = _opt(
-        None, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of the "
-        "epochs so far, then stop (None: stop at once)", type=float,
+        0.3, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of the "
+        "epochs so far, then stop (also in time to end by --epochs); none: stop at once",
+        type=positive_or_none,
     )  # fmt: skip
     anneal_shape: str = _opt(
         "sqrt", "AccelAT: the anneal's shape (sqrt: 1 - sqrt(x), linear, cosine)",
@@ -227,8 +227,6 @@ class TrainConfig:
             real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
-        if self.window_fraction is not None:
-            real("window_fraction", self.window_fraction, lo=0.0, hi=1.0, lo_open=True)
         if self.anneal is not None:
             real("anneal", self.anneal, lo=0.0, hi=100.0, lo_open=True)
             if not self.stop_patience:

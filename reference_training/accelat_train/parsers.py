@@ -35,6 +35,16 @@ def parse_eps(text: str) -> float:
     return value
 
 
+def positive_or_none(text: str) -> float | None:
+    """``none`` (off), or a number > 0 (``0.3``, ``1/3``)."""
+    if text.strip().lower() == "none":
+        return None
+    value = fraction(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0, or none")
+    return value
+
+
 def int_at_least(lo: int) -> Callable[[str], int]:
     """A parser of integers ``>= lo``."""
 

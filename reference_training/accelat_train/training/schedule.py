@@ -96,7 +96,6 @@ def policy_for(
         stop_patience=cfg.stop_patience,
         anneal=cfg.anneal,
         anneal_shape=cfg.anneal_shape,
-        window_fraction=cfg.window_fraction,
     )
     entry = CATALOGUE[cfg.policy]
     return entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)
