@@ -16,9 +16,12 @@ Also ``python -m accelat_train ...``; DDP training on N processes (GPUs, or gloo
     torchrun --nproc_per_node N -m accelat_train.cli train --dataset cifar10 ... --out runs/ddp
 
 The flags come from :mod:`accelat_train.flags`. Invalid flags are rejected before any work
-with exit code 2 (so is a run folder in use or unusable); a run stopped by a NaN/inf loss
-exits with 3; Ctrl-C and SIGTERM end a run cleanly with 130 and 143, printing where its last
-checkpoint is and the command that resumes it.
+with exit code 2 (so is a run folder in use or unusable, and a missing optional package); a
+run stopped by a NaN/inf loss exits with 3; Ctrl-C and SIGTERM end a run cleanly with 130 and
+143, printing where its last checkpoint is and the command that resumes it.
+
+Parsing imports no torch (``accelat --help`` and ``--version`` answer at once): each command
+imports what it runs.
 """
 
 from __future__ import annotations
@@ -32,29 +35,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from accelat_core import from_config
-from accelat_train.adversarial.evaluation import evaluate_test
-from accelat_train.catalogue import CATALOGUE
-from accelat_train.checkpoint import CheckpointError
-from accelat_train.compare import compare, stderr_log
+from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
     build_parser,
     config_from_args,
     print_config,
     read_config_file,
 )
-from accelat_train.reporting import plots, tables
-from accelat_train.run_dir import RunDir, read_json
-from accelat_train.trained import load_run
-from accelat_train.training import distributed
-from accelat_train.training.build import build, resolve_device
-from accelat_train.training.events import Callback
-from accelat_train.training.loop import TrainingDiverged, train
-from accelat_train.training.lr_range import find_lr
+
+if TYPE_CHECKING:
+    from accelat_train.training.events import Callback
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -68,6 +60,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.print_config:
         print_config(cfg)
         return 0
+    import torch
+
+    from accelat_train.run_dir import RunDir, read_json
+    from accelat_train.training.loop import train
+
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
     callbacks = [*_loggers(args.log, cfg.out), *args.callbacks]
@@ -96,6 +93,10 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.print_config:
         print_config(cfg)
         return 0
+    from accelat_train.run_dir import RunDir
+    from accelat_train.training.build import build
+    from accelat_train.training.lr_range import find_lr
+
     out = RunDir(args.out)
     out.create()
     finding = find_lr(build(cfg))
@@ -115,6 +116,9 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.print_config:
         print_config(base)
         return 0
+    from accelat_train.compare import compare, stderr_log
+    from accelat_train.reporting import tables
+
     start = time.perf_counter()
     summary = compare(
         base, args.policies, args.seeds, args.out, budgets=args.budgets,
@@ -136,6 +140,13 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from accelat_train.adversarial.evaluation import evaluate_test
+    from accelat_train.checkpoint import CheckpointError
+    from accelat_train.trained import load_run
+    from accelat_train.training.build import resolve_device
+
     try:
         run = load_run(
             args.checkpoint, args.which, device=resolve_device(args.device),
@@ -172,6 +183,7 @@ def eval_table(result: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from accelat_train.checkpoint import CheckpointError
     from accelat_train.export import export_run
 
     try:
@@ -182,6 +194,11 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from accelat_core import from_config
+    from accelat_train.catalogue import CATALOGUE
+    from accelat_train.reporting import plots
+    from accelat_train.run_dir import read_json
+
     if args.policy_config is not None:
         try:
             policy = from_config(read_json(Path(args.policy_config)))
@@ -223,6 +240,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def interrupted(args: argparse.Namespace) -> str:
     """The one line an interrupted command prints: where the run stands, how to go on."""
+    from accelat_train.run_dir import RunDir
+
     again = "accelat " + " ".join(shlex.quote(a) for a in args.argv)
     if args.command != "train":
         return f"interrupted; run the same command again to continue: {again}"
@@ -264,21 +283,28 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = (
         code = _run(args, parser)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if distributed.launched_as_rank():
-        distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
+    if "accelat_train.training.distributed" in sys.modules:  # a command that trained ran
+        from accelat_train.training import distributed
+
+        if distributed.launched_as_rank():
+            distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
     return code
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr, index]
     if getattr(args, "threads", None) is not None:
+        import torch
+
         torch.set_num_threads(args.threads)
+    from accelat_train.training.trainer import TrainingDiverged
+
     try:
         return COMMANDS[args.command](args, sub)
     except TrainingDiverged as exc:
         print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
-    except ValueError as exc:
+    except (ValueError, MissingExtra) as exc:
         # Problems only found once the data or a run dir is read (bad layout, resume mismatch,
         # a folder in use, a full disk).
         print(f"accelat {args.command}: error: {exc}", file=sys.stderr)

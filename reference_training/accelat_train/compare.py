@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from accelat_train import choices
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.config import TrainConfig
 from accelat_train.reporting import plots
@@ -43,8 +44,8 @@ from accelat_train.training.lr_range import find_lr
 from accelat_train.training.optimizers import optimizer_name
 
 #: The arm every other is compared with: Free AT's step schedule, without averaging (the
-#: recipe AccelAT sets out to accelerate).
-BASELINE = "step:ema_epochs=0"
+#: recipe AccelAT sets out to accelerate); in the torch-free ``choices`` for ``--help``.
+BASELINE = choices.BASELINE
 
 
 def compare(

@@ -296,7 +296,8 @@ def test_train_help_shows_every_option_with_its_default_as_typed():
     text = " ".join(train_parser.format_help().split())
     assert "--pgd-steps PGD_STEPS PGD steps of the pgd method (default: 7)" in text
     assert "(default: 8/255)" in text and "(default: linfpgd)" in text
-    assert "--out OUT run directory --resume" in text  # required: no default shown
+    out = "--out OUT the run's folder: config, metrics, checkpoints, report (required)"
+    assert f"{out} --resume" in text  # required: no default shown
     for name, entry in CATALOGUE.items():  # every choice with its meaning
         assert f"{name} {' '.join(entry.help.split())}" in text
     assert "autoattack-art ART's APGD-CE, APGD-T, Square; no FAB-T" in text

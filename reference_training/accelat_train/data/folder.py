@@ -34,6 +34,7 @@ import numpy as np
 
 from accelat_train.checkpoint import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
+from accelat_train.extras import needs_extra
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 LAYOUT = (
@@ -147,7 +148,8 @@ def decode_images(files: Iterable[tuple[str, bytes]], what: str, *, rgb: bool = 
 
 def _decode(path: str, payload: bytes, rgb: bool) -> np.ndarray:
     """H x W (grey, unless ``rgb``) or H x W x 3 uint8 pixels of one image file."""
-    from PIL import Image
+    with needs_extra("decoding images"):
+        from PIL import Image
 
     try:
         with Image.open(io.BytesIO(payload)) as image:

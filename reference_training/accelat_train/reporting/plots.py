@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from accelat_core import Policy, Schedule
 from accelat_train.checkpoint import atomic_write
+from accelat_train.extras import needs_extra
 
 if TYPE_CHECKING:  # annotations only; see the module docstring for why not at run time
     from matplotlib.figure import Figure
@@ -162,7 +163,8 @@ def plot_policy(
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     """A constrained-layout Figure; matplotlib is imported here, on first use (module docstring)."""
-    from matplotlib.figure import Figure
+    with needs_extra("drawing figures"):
+        from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
 
