@@ -144,9 +144,13 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from accelat_train.adversarial.evaluation import evaluate_test
     from accelat_train.checkpoint import CheckpointError
+    from accelat_train.choices import ATTACKS
+    from accelat_train.extras import require
     from accelat_train.trained import load_run
     from accelat_train.training.build import resolve_device
 
+    for attack in args.attacks:
+        require(ATTACKS[attack].needs, f"--attacks {attack}")
     try:
         run = load_run(
             args.checkpoint, args.which, device=resolve_device(args.device),
@@ -273,7 +277,7 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = (
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config = _config_file(argv)
-    except ValueError as exc:
+    except (ValueError, MissingExtra) as exc:
         build_parser().error(str(exc))
     parser = build_parser(config)
     args = parser.parse_args(argv)
