@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
+    as_flags,
     build_parser,
     config_from_args,
     print_config,
@@ -310,8 +311,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_DIVERGED
     except (ValueError, MissingExtra) as exc:
         # Problems only found once the data or a run dir is read (bad layout, resume mismatch,
-        # a folder in use, a full disk).
-        print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
+        # a folder in use, a full disk, a network that does not fit the data).
+        print(f"accelat {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
         print(f"accelat {args.command}: {interrupted(args)}", file=sys.stderr)

@@ -414,10 +414,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     try:
         return TrainConfig(**values)
     except ValueError as exc:
-        parser.error(_as_flags(str(exc)))
+        parser.error(as_flags(str(exc)))
 
 
-def _as_flags(message: str) -> str:
+def as_flags(message: str) -> str:
     """A TrainConfig error in the command line's words: ``eps must ...`` -> ``--eps must ...``."""
     name = message.split(" ", 1)[0]
     fields = {f.name for f in dataclasses.fields(TrainConfig)}

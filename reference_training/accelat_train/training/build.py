@@ -22,6 +22,7 @@ from accelat_train.data.loader import DatasetLoader, make_loader
 from accelat_train.extras import require
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.training import distributed
+from accelat_train.training.network_check import check_splits_network
 from accelat_train.training.optimizers import make_optimizer, optimizer_name
 
 
@@ -169,6 +170,9 @@ def _models(
         net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
         given = NormalizedModel(net, splits.mean, splits.std)
     model = given.to(device)
+    name = "the model given to fit()" if cfg.model == GIVEN else f"model {cfg.model}"
+    # Before anything reads the parameters: lazy layers get their shapes (and seeded weights).
+    check_splits_network(model, splits, device, name)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_model: nn.Module = model
