@@ -45,6 +45,7 @@ from accelat_train.flags import (
     print_config,
     read_config_file,
 )
+from accelat_train.output_path import check_output_path
 
 if TYPE_CHECKING:
     from accelat_train.training.events import Callback
@@ -223,6 +224,8 @@ def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     return 0
 
 
+#: The commands whose ``--out`` is a file (the others' is a folder).
+WRITES_A_FILE = ("export", "plot-policy")
 COMMANDS = {
     "train": cmd_train,
     "compare": cmd_compare,
@@ -302,6 +305,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if "out" in vars(args):  # one check of every path a command writes, before its work
+        try:
+            check_output_path(args.out, "--out", folder=args.command not in WRITES_A_FILE)
+        except ValueError as exc:
+            sub.error(str(exc))
     from accelat_train.training.trainer import TrainingDiverged
 
     try:
