@@ -37,10 +37,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from accelat_train.choices import BASELINE
 from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
     as_flags,
     build_parser,
+    check_data_dir_exists,
     config_from_args,
     print_config,
     read_config_file,
@@ -115,16 +117,23 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     base = config_from_args(args, parser)
+    if args.baseline is not None and args.baseline not in args.policies:
+        parser.error(f"--baseline {args.baseline} is not one of --policies "
+                     f"({', '.join(args.policies)}); add it there or name another")  # fmt: skip
+    baseline = args.baseline or BASELINE
     if args.print_config:
         print_config(base)
         return 0
+    if baseline not in args.policies:
+        print(f"note: the baseline {baseline} is not one of --policies, so no ratios to it are "
+              "shown; add it there or name another with --baseline", file=sys.stderr)  # fmt: skip
     from accelat_train.compare import compare, stderr_log
     from accelat_train.reporting import tables
 
     start = time.perf_counter()
     summary = compare(
         base, args.policies, args.seeds, args.out, budgets=args.budgets,
-        baseline=args.baseline, target=args.target,
+        baseline=baseline, target=args.target,
         jobs=args.jobs, threads=args.threads, quiet=args.quiet,
         log=None if args.quiet else stderr_log,
     )  # fmt: skip
@@ -147,10 +156,13 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from accelat_train.adversarial.evaluation import evaluate_test
     from accelat_train.checkpoint import CheckpointError
     from accelat_train.choices import ATTACKS
+    from accelat_train.config import check_device
     from accelat_train.extras import require
     from accelat_train.trained import load_run
     from accelat_train.training.build import resolve_device
 
+    check_device(args.device)  # what train checks, eval checks the same way
+    check_data_dir_exists(args.data_dir, parser)
     for attack in args.attacks:
         require(ATTACKS[attack].needs, f"--attacks {attack}")
     try:
@@ -160,6 +172,7 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )  # fmt: skip
     except CheckpointError as exc:
         parser.error(f"--checkpoint: {exc}")
+    _note_if_going(run.checkpoint.parent, run.epoch)
     x, y = run.test_data(next(run.model.parameters()).device, size=args.eval_size)
     eps = args.eps or [float(run.config["eps"])]
     with torch.random.fork_rng(devices=[]):
@@ -168,6 +181,16 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     result = {"checkpoint": str(run.checkpoint), "epoch": run.epoch, "images": len(y), **result}
     print(json.dumps(result, indent=2) if args.json else eval_table(result))
     return 0
+
+
+def _note_if_going(folder: Path, epoch: int) -> None:
+    """Say so when a training process still holds the run folder read from."""
+    from accelat_train.run_dir import RunDir
+
+    holder = RunDir(folder).holder()
+    if holder is not None:
+        print(f"note: the run in {folder} is still going (process {holder}); this is its "
+              f"epoch {epoch} checkpoint", file=sys.stderr)  # fmt: skip
 
 
 def eval_table(result: dict[str, Any]) -> str:

@@ -247,8 +247,6 @@ class TrainConfig:
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
         self._validate_counts()
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not isinstance(self.out, str) or not self.out.strip():
             raise ValueError(f"out must name a run directory, got {self.out!r}")
         if self.replays is not None and self.method != "free":
@@ -264,17 +262,8 @@ class TrainConfig:
                 f"monitor_every must be 1 when the policy reads {self.monitor} every "
                 f"epoch, got {self.monitor_every!r}"
             )
-        if self.dataset == "digits" and self.data_dir is not None:
-            raise ValueError(
-                "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
-                f"(digits ships with scikit-learn), got data_dir={self.data_dir!r} with "
-                "dataset 'digits'"
-            )
-        if self.dataset == "folder" and self.data_dir is None:
-            raise ValueError(
-                "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
-                "test/<class>/* images, or a .tar.gz of one"
-            )
+        check_data_dir(self.dataset, self.data_dir)
+        check_device(self.device)
 
     def _validate_counts(self) -> None:
         integer("seed", self.seed, lo=0, hi=MAX_SEED)
@@ -333,6 +322,27 @@ _OPTIONAL_COUNTS = {
     "replays": 1, "train_size": 1, "val_size": 1, "eval_size": 1, "window": 1,
     "lr_find_steps": 5, "monitor_every": 0,
 }  # fmt: skip
+
+
+def check_data_dir(dataset: str, data_dir: str | None) -> None:
+    """Raise ``ValueError`` naming ``data_dir`` when ``dataset`` does not read one (digits)
+    or needs one (folder). ``accelat train`` and ``accelat eval`` share it."""
+    if dataset == "digits" and data_dir is not None:
+        raise ValueError(
+            "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
+            f"(digits ships with scikit-learn), got data_dir={data_dir!r} with dataset 'digits'"
+        )
+    if dataset == "folder" and data_dir is None:
+        raise ValueError(
+            "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
+            "test/<class>/* images, or a .tar.gz of one"
+        )
+
+
+def check_device(device: object) -> None:
+    """Raise ``ValueError`` naming ``device`` unless it is auto, cpu, cuda or cuda:N."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device)):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
 def check_policy_config(config: Any) -> None:

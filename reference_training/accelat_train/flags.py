@@ -42,6 +42,7 @@ from accelat_train.parsers import (
     PLOT_STEPS,
     POSITIVE,
     SEED,
+    fraction,
     names,
     parse_eps,
     parse_lr_max,
@@ -244,14 +245,14 @@ def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) ->
     g.add_argument(
         "--baseline",
         type=str,
-        default=BASELINE,
-        help="the arm whose passes to the target the others are divided by",
+        help="the arm whose passes to the target the others are divided by, one of "
+        f"--policies (default: {BASELINE}, Free AT's recipe)",
     )
     g.add_argument(
         "--target",
-        type=float,
-        help="the robust validation accuracy (in [0, 1]) "
-        "an arm must reach (default: 95 %% of the best arm's final one)",
+        type=_target,
+        help="the robust validation accuracy, in (0, 1], an arm must reach "
+        "(default: 95 %% of the best arm's final one)",
     )
     g.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained at once")
     required = out_default is None
@@ -321,11 +322,34 @@ def _eps_list(text: str) -> list[float]:
 
 
 def _int_list(text: str) -> list[int]:
-    return [POSITIVE(t) for t in text.split(",") if t.strip()]
+    return _once_each(text, [POSITIVE(t) for t in text.split(",") if t.strip()], "budget")
 
 
 def _seed_list(text: str) -> list[int]:
-    return [SEED(t) for t in text.split(",") if t.strip()]
+    return _once_each(text, [SEED(t) for t in text.split(",") if t.strip()], "seed")
+
+
+def _once_each(text: str, values: list[Any], what: str) -> list[Any]:
+    """``values``, parsed from the comma list ``text``, if it names each once and is not empty."""
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: name at least one {what}")
+    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} names {what} {twice} twice")
+    return values
+
+
+def _target(text: str) -> float:
+    """A robust accuracy to reach: a number in (0, 1]."""
+    try:
+        value = fraction(text)
+    except argparse.ArgumentTypeError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number in (0, 1] (a robust accuracy, 0.45 for 45 %)"
+        )
+    return value
 
 
 def _arms(text: str) -> list[str]:
@@ -338,7 +362,7 @@ def _arms(text: str) -> list[str]:
             f"{text!r}: unknown {', '.join(bad) or 'empty list'}; choose from "
             f"{', '.join(CATALOGUE)}"
         )
-    return arms
+    return _once_each(text, arms, "arm")
 
 
 def _loggers(text: str) -> list[str]:
@@ -392,8 +416,7 @@ def _flag_values(config: dict[str, Any], parser: argparse.ArgumentParser) -> dic
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrainConfig:
     """The run's TrainConfig, validated once as it is made; a problem is a ``parser.error``
     (exit 2) naming the flag."""
-    if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
-        parser.error(f"--data-dir {args.data_dir}: no such file or directory")
+    check_data_dir_exists(args.data_dir, parser)
     if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
     if args.dataset == "folder" and args.data_dir is None:
@@ -415,6 +438,12 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         return TrainConfig(**values)
     except ValueError as exc:
         parser.error(as_flags(str(exc)))
+
+
+def check_data_dir_exists(data_dir: str | None, parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, of ``train`` and of ``eval`` alike, must exist."""
+    if data_dir is not None and not Path(data_dir).expanduser().exists():
+        parser.error(f"--data-dir {data_dir}: no such file or directory")
 
 
 def as_flags(message: str) -> str:

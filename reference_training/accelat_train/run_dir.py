@@ -121,6 +121,19 @@ class RunDir:
             self.remove_temp_files()
             yield self
 
+    def holder(self) -> str | None:
+        """The pid a live process holding the folder's lock wrote, or None when no process
+        holds it (a shared lock is tried and let go at once; nothing is created)."""
+        if fcntl is None or not self.lock.is_file():
+            return None
+        with open(self.lock, encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or "unknown"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
     def remove_temp_files(self) -> list[Path]:
         """Remove the ``.NAME.*.tmp`` files an interrupted atomic write left behind."""
         stale = sorted(self.path.glob(".*.tmp"))

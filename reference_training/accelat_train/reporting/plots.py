@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from accelat_core import Policy, Schedule
 from accelat_train.checkpoint import atomic_write
 from accelat_train.extras import needs_extra
+from accelat_train.parsers import MAX_PLOT_STEPS
 
 if TYPE_CHECKING:  # annotations only; see the module docstring for why not at run time
     from matplotlib.figure import Figure
@@ -128,10 +129,11 @@ def plot_policy(
     A fixed-shape policy is drawn from its closed form ``at(0) .. at(steps - 1)``. Any other
     policy is deep-copied (the caller's object is not advanced) and stepped: the value before
     the first step, then ``step(metrics[i])`` for ``i < steps - 1``. A metric-driven policy
-    needs ``metrics`` with at least ``steps - 1`` values. Saves a PNG; returns the figure.
+    needs ``metrics`` with at least ``steps - 1`` values. ``steps`` is at most
+    :data:`~accelat_train.parsers.MAX_PLOT_STEPS`. Saves a PNG; returns the figure.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_PLOT_STEPS:
+        raise ValueError(f"steps must be an integer in [1, {MAX_PLOT_STEPS}], got {steps!r}")
     if isinstance(policy, Schedule):
         hypers = [policy.at(t) for t in range(steps)]
     else:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from accelat_train import choices
+from accelat_train.adversarial.evaluation import check_subset_size
 from accelat_train.adversarial.methods import METHODS, FreeMethod, Method
 from accelat_train.config import GIVEN, TrainConfig
 from accelat_train.data import DeviceLoader, Splits, load_splits
@@ -125,6 +126,7 @@ def build(
         seed=cfg.seed,
         download=cfg.download,
     )
+    check_subset_size(cfg.eval_size, len(splits.test))  # before any work, as eval checks it
     loader = make_loader(
         splits.train, cfg.batch_size, device=device, augment=splits.augment, seed=cfg.seed,
         rank=info.rank, world_size=info.world_size,
