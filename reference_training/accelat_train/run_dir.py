@@ -229,6 +229,20 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def _unwritten(path: Path, exc: BaseException) -> str:
-    cause = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
+    # torch.save reports a write that failed (ENOSPC) as "[enforce fail at
+    # inline_container.cc:...] unexpected pos": the OSError behind it says what happened.
+    os_error = _os_error(exc)
+    cause = (os_error and os_error.strerror) or str(exc).splitlines()[0][:200]
     kept = "the previous version is intact" if path.exists() else "nothing was written"
     return f"could not write {path}: {cause}; {kept}"
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The first ``OSError`` with a message in ``exc``'s chain (its cause or context)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
