@@ -33,7 +33,9 @@ def check_output_path(path: str | Path, flag: str, *, folder: bool = False) -> P
     folder to create or fill), else ``ValueError("{flag} {path}: {why}")``."""
     text = str(path)
     if not text.strip():
-        raise ValueError(f"{flag} must name a {'run directory' if folder else 'file'}, got {text!r}")
+        raise ValueError(
+            f"{flag} must name a {'run directory' if folder else 'file'}, got {text!r}"
+        )
     target = Path(os.path.abspath(os.path.expanduser(text)))
     try:
         _check(target, folder)
