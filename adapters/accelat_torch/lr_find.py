@@ -12,6 +12,7 @@ when the loss diverges, restores the model and optimizer exactly, and returns
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, cycle_batches
-from accelat_torch.scheduler import PolicyScheduler
+from accelat_torch.scheduler import LRMismatchWarning, PolicyScheduler
 
 BatchLoss = Callable[[nn.Module, Any], Tensor]
 
@@ -65,7 +66,9 @@ def lr_find(
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
     try:
-        scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
+        with warnings.catch_warnings():  # a range test sweeps far from the optimizer's lr
+            warnings.simplefilter("ignore", LRMismatchWarning)
+            scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
         model.train()
         batches = cycle_batches(loader, name="loader")
         for _ in range(num_steps):
