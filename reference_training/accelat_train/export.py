@@ -23,9 +23,12 @@ Loading it, and handing it to a third-party evaluator, needs torch alone::
 
 Caveats, honestly:
 
-- ``model.eval()`` and ``model.train()`` raise ``NotImplementedError`` on a loaded program
-  (torch 2.x), and ``model.training`` reads True: the graph is already in eval mode, so skip
-  the call; RobustBench's ``benchmark`` warns "not in eval mode", which is harmless here.
+- ``model.eval()`` and ``model.train()`` raise ``NotImplementedError`` ("Calling eval() is not
+  supported yet.") on a loaded program (torch 2.x, 2.13 included), and ``model.training`` reads
+  True: the graph is already in eval mode, so skip the call; for a tool that calls it, first
+  ``del model.train, model.eval`` (the instance overrides torch puts there), after which
+  ``eval()`` only sets the flag. RobustBench's ``benchmark`` warns "not in eval mode", which is
+  harmless here.
 - The graph takes the training image size and float32 only; a different size fails a shape
   guard. ``model.to("cuda")`` moves the weights; the graph has no device constants for the
   built-in networks, but that is torch's promise, not ours: check on your device.
