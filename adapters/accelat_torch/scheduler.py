@@ -356,6 +356,8 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
                                 "and as metric)")  # fmt: skip
             metrics = metric
         if epoch is not None:
+            if isinstance(epoch, bool) or not isinstance(epoch, int):
+                raise TypeError(f"epoch must be an int or None, got {epoch!r}")
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
         super().step(metrics)
         if epoch is not None:

@@ -328,7 +328,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if "out" in vars(args):  # one check of every path a command writes, before its work
+    writes = "out" in vars(args) and not getattr(args, "print_config", False)
+    if writes:  # one check of every path a command writes, before its work
         try:
             check_output_path(args.out, "--out", folder=args.command not in WRITES_A_FILE)
         except ValueError as exc:

@@ -39,9 +39,11 @@ from accelat_train.config import TrainConfig, check_policy_config
 from accelat_train.extras import needs_extra
 from accelat_train.parsers import (
     MAX_PLOT_STEPS,
+    MAX_THREADS,
     PLOT_STEPS,
     POSITIVE,
     SEED,
+    THREADS,
     fraction,
     names,
     parse_eps,
@@ -138,8 +140,9 @@ def _run_flags(fields: Sequence[str] | None = None, *, title: str = "training") 
     e = p.add_argument_group("execution")
     e.add_argument(
         "--threads",
-        type=POSITIVE,
-        help="CPU threads torch may use (default: torch's choice, one per core)",
+        type=THREADS,
+        help=f"CPU threads torch may use, at most this machine's {MAX_THREADS} (default: "
+        "torch's choice, one per core)",
     )
     e.add_argument("--quiet", action="store_true", help="print no progress bars")
     e.add_argument(

@@ -8,6 +8,7 @@ raises ``argparse.ArgumentTypeError`` saying what was wrong (argparse names the 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -126,4 +127,8 @@ def names(
 POSITIVE = int_at_least(1)
 NONNEGATIVE = int_at_least(0)
 SEED = int_at_least(0, MAX_SEED)
+#: ``--threads``: at most one per CPU of the machine; torch starts every thread it is asked
+#: for (a hundred thousand exhaust the memory map and crash), and more than the cores only wait.
+MAX_THREADS = os.cpu_count() or 1
+THREADS = int_at_least(1, MAX_THREADS)
 PLOT_STEPS = int_at_least(1, MAX_PLOT_STEPS)

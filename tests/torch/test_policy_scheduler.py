@@ -498,3 +498,11 @@ def test_an_optimizer_lr_within_a_factor_of_ten_of_the_peak_is_not_warned(optimi
 
 def accelat_at(lr_max: float) -> AccelAT:
     return AccelAT(lr_max=lr_max, lr_min=lr_max / 100, min_gain=0.02, factor=0.5, window=2)
+
+
+@pytest.mark.parametrize("epoch", ["3", 2.5, True])
+def test_plateau_scheduler_refuses_an_epoch_that_is_not_an_int(make_sgd, epoch):
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
+    with pytest.raises(TypeError, match="epoch must be an int or None"):
+        sched.step(0.5, epoch=epoch)
+    assert sched.last_epoch == 0

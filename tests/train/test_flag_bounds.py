@@ -5,6 +5,8 @@ before anything is created.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from accelat_train.cli import main
@@ -95,3 +97,12 @@ def test_compare_refuses_what_it_cannot_compare_before_training(
     assert code == 2
     assert says in err
     assert not (tmp_path / "cmp").exists()
+
+
+def test_threads_beyond_the_machines_cpus_are_refused_not_started(tmp_path, capsys):
+    """torch starts every thread it is asked for: a hundred thousand crash the process."""
+    cpus = os.cpu_count() or 1
+    code, err = _run(["train", "--threads", "100000", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert f"argument --threads: '100000' must be in [1, {cpus}]" in err
+    assert not (tmp_path / "run").exists()

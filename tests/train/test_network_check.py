@@ -138,3 +138,10 @@ def test_the_dry_pass_leaves_batchnorm_statistics_as_they_were():
     assert norms and all(int(m.num_batches_tracked) == 0 for m in norms)
     assert all(bool((m.running_mean == 0).all()) for m in norms)
     assert setup.model.training
+
+
+def test_a_network_on_the_meta_device_is_named_before_it_is_moved(tmp_path):
+    with torch.device("meta"):
+        ghost = _net(10)
+    with pytest.raises(ValueError, match=r"the model given to fit\(\) has no data in 1.weight"):
+        fit(ghost, _data(), out=str(tmp_path / "run"), **FIT)

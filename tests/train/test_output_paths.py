@@ -144,3 +144,16 @@ def test_the_check_is_the_library_s_too(tmp_path, no_loading):
     with pytest.raises(ValueError, match=r"^out .*a-folder: is a folder; name a file in it"):
         (tmp_path / "a-folder").mkdir()
         export_run(tmp_path, tmp_path / "a-folder")
+
+
+def test_plot_policy_in_python_names_a_folder_given_as_its_file(tmp_path):
+    from accelat_core import Constant
+    from accelat_train.reporting.plots import plot_policy
+
+    with pytest.raises(ValueError, match=rf"^path {tmp_path}: is a folder; name a file in it"):
+        plot_policy(Constant(0.1), 10, tmp_path)
+
+
+def test_print_config_writes_nothing_so_its_out_is_not_checked(capsys):
+    code, err = _run(["train", "--print-config", "--out", "/proc/never-written"], capsys)
+    assert code == 0, err

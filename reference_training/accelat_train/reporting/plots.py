@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from accelat_core import Policy, Schedule
 from accelat_train.checkpoint import atomic_write
 from accelat_train.extras import needs_extra
+from accelat_train.output_path import check_output_path
 from accelat_train.parsers import MAX_PLOT_STEPS
 
 if TYPE_CHECKING:  # annotations only; see the module docstring for why not at run time
@@ -172,5 +173,8 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
 
 
 def save_png(fig: Figure, path: str | Path) -> None:
-    """Save a PNG atomically: a crash never leaves a half-written image under the final name."""
+    """Save a PNG atomically: a crash never leaves a half-written image under the final name.
+    A path that cannot be written (a folder, a place no file can be made) is a ``ValueError``
+    naming it, before it is written."""
+    check_output_path(path, "path")
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))

@@ -23,7 +23,7 @@ from accelat_train.data.loader import DatasetLoader, make_loader
 from accelat_train.extras import require
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.training import distributed
-from accelat_train.training.network_check import check_splits_network
+from accelat_train.training.network_check import check_materialized, check_splits_network
 from accelat_train.training.optimizers import make_optimizer, optimizer_name
 
 
@@ -171,8 +171,9 @@ def _models(
         _, height, _, channels = splits.val.x.shape
         net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
         given = NormalizedModel(net, splits.mean, splits.std)
-    model = given.to(device)
     name = "the model given to fit()" if cfg.model == GIVEN else f"model {cfg.model}"
+    check_materialized(given, name)
+    model = given.to(device)
     # Before anything reads the parameters: lazy layers get their shapes (and seeded weights).
     check_splits_network(model, splits, device, name)
     if device.type == "cuda":

@@ -91,6 +91,18 @@ def check_network(
         raise ValueError(f"{name} has no trainable parameters: there is nothing to train")
 
 
+def check_materialized(model: nn.Module, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if a parameter or buffer lives on the ``meta``
+    device (shapes without data: a model built under ``torch.device("meta")``)."""
+    meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if meta:
+        raise ValueError(
+            f"{name} has no data in {', '.join(meta[:3])}{' ...' if len(meta) > 3 else ''}: "
+            "its tensors are on the meta device; build it on a real one (or to_empty() it and "
+            "initialise the weights) first"
+        )
+
+
 def _label_span(splits: Splits) -> tuple[int, int] | None:
     """The smallest and largest label of the in-memory splits (None if there are none)."""
     parts = (splits.train, splits.val, splits.test)
