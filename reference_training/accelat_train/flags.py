@@ -321,7 +321,7 @@ def _plot_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _eps_list(text: str) -> list[float]:
-    return [parse_eps(t) for t in text.split(",") if t.strip()]
+    return _once_each(text, [parse_eps(t) for t in text.split(",") if t.strip()], "eps")
 
 
 def _int_list(text: str) -> list[int]:

@@ -106,3 +106,10 @@ def test_threads_beyond_the_machines_cpus_are_refused_not_started(tmp_path, caps
     assert code == 2
     assert f"argument --threads: '100000' must be in [1, {cpus}]" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("eps", ["8/255,8/255", "0.5,1/2", ","])
+def test_eval_eps_name_each_radius_once(eps, capsys):
+    code, err = _run(["eval", "--checkpoint", "runs/none", "--eps", eps], capsys)
+    assert code == 2
+    assert "argument --eps:" in err and ("twice" in err or "name at least one eps" in err)
