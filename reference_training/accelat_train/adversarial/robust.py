@@ -245,7 +245,7 @@ def _foolbox_attacker(
 
 
 def _import_art() -> Any:
-    with needs_extra(f"the attacks {', '.join(ART_NAMES)}"):
+    with needs_extra(f"evaluating with ART's attacks ({', '.join(ART_NAMES)})"):
         from art.attacks import evasion
         from art.estimators.classification import PyTorchClassifier
     return evasion, PyTorchClassifier
