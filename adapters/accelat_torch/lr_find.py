@@ -13,6 +13,7 @@ reading of the curve.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from accelat_core.finder import LRFindResult, RangeTest, RangeTestLog, cycle_batches
-from accelat_torch.scheduler import PolicyScheduler
+from accelat_torch.scheduler import LRMismatchWarning, PolicyScheduler
 
 #: ``batch_loss(model, batch)``: the loss, or ``(loss, logits)`` to let the reading see a collapse.
 BatchLoss = Callable[[nn.Module, Any], Tensor | tuple[Tensor, Tensor]]
@@ -71,7 +72,9 @@ def lr_find(
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
     try:
-        scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
+        with warnings.catch_warnings():  # a range test sweeps far from the optimizer's lr
+            warnings.simplefilter("ignore", LRMismatchWarning)
+            scheduler = PolicyScheduler(optimizer, policy, momentum=False, sync_metric=False)
         model.train()
         batches = cycle_batches(loader, name="loader")
         for _ in range(num_steps):

@@ -26,13 +26,27 @@ from typing import Any, Literal
 
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler, ReduceLROnPlateau
 
 from accelat_core import Hyper, Policy
 from accelat_torch.distributed import mean_over_ranks, should_sync
 
 #: Version of :meth:`PolicyScheduler.state_dict`'s layout.
 STATE_FORMAT = 1
+#: How far apart (as a ratio, either way) the optimizer's lr and the policy's peak lr may be
+#: before construction warns that the policy's replaces the optimizer's: an order of
+#: magnitude. A placeholder lr (SGD's customary 0.1, or 1.0 for a schedule that multiplies
+#: it) next to a peak found by an lr range test stays quiet; Adam's 1e-3 next to an SGD
+#: schedule's 0.1 (a factor of 100), or a peak off by a power of ten, does not.
+LR_MISMATCH = 10.0
+
+
+class LRMismatchWarning(UserWarning):
+    """The optimizer's lr and the policy's peak lr are more than :data:`LR_MISMATCH` apart;
+    the policy's wins. Code that builds its optimizer at a placeholder lr on purpose (an lr
+    range test, a trainer) filters this category."""
+
+
 _STATE_KEYS = ("format", "policy", "base_lrs", "last_epoch")
 
 
@@ -48,7 +62,11 @@ class PolicyScheduler(LRScheduler):
     - **Param groups.** Group ``i`` gets ``policy.lr * lr_i / lr_0``, where ``lr_i`` are
       the groups' lrs when the scheduler is built (``lr_0 > 0``): a head built at 0.01
       next to a body at 0.1 stays at a tenth of the policy's lr. On construction the
-      optimizer gets the policy's *current* values (``at(0)`` for a fresh schedule).
+      optimizer gets the policy's *current* values (``at(0)`` for a fresh schedule): the lr
+      the optimizer was built with is overwritten, as torch's ``OneCycleLR`` overwrites it,
+      and only the groups' ratios are kept. A :class:`LRMismatchWarning` (a ``UserWarning``)
+      names both when the optimizer's lr and the policy's peak lr are more than
+      :data:`LR_MISMATCH` apart (an Adam lr next to an SGD schedule, a forgotten scale).
     - **Momentum** (``momentum="auto"``, or ``True``): a momentum the policy emits is
       written to SGD's / RMSprop's ``momentum`` and to Adam-family ``betas[0]``
       (``betas[1]`` is kept); a policy emitting ``None`` leaves momentum alone. An
@@ -123,6 +141,7 @@ class PolicyScheduler(LRScheduler):
         self.last_epoch = 0
         self._step_count = 1
         self._bind()
+        _warn_if_far(self.base_lrs[0], policy)
         self._write(policy.hyper)
 
     # -- the hot path -------------------------------------------------------------------
@@ -301,13 +320,15 @@ class PolicyScheduler(LRScheduler):
         return f"{type(self).__name__}({type(self.optimizer).__name__}, {self.policy!r})"
 
 
-# PolicyScheduler.step(metric) deliberately replaces ReduceLROnPlateau.step(metrics, epoch),
-# whose signature it does not share; the base is there for isinstance checks alone.
+# ReduceLROnPlateau is a base for isinstance checks alone; step takes its signature.
 class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
-    """A :class:`PolicyScheduler` for a metric-driven policy, stepped with ``step(metric)``.
+    """A :class:`PolicyScheduler` for a metric-driven policy, stepped with ``step(metrics)``.
 
-    Call ``step(metric)`` once per evaluation with the monitored value (a float, or a
-    one-element tensor); stepping without one raises. With ``torch.distributed``
+    Call ``step(metrics)`` once per evaluation with the monitored value (a float, or a
+    one-element tensor), as torch's ``ReduceLROnPlateau.step(metrics, epoch=None)``: the
+    keyword ``metrics`` (and :class:`PolicyScheduler`'s ``metric``) works, and an ``epoch``
+    is taken as torch takes it (its deprecation ``UserWarning``, then ``last_epoch = epoch``;
+    the policy steps once either way). Stepping without a metric raises. With ``torch.distributed``
     initialised, the metric is first averaged over ranks, so all ranks take the same
     decision and keep the same lr: ``sync_metric="auto"`` syncs when a process group of
     more than one rank is up at the first ``step(metric)``; ``True`` requires one;
@@ -350,9 +371,23 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
         self.updates_per_evaluation = 0  # those of the last whole interval (0: none yet)
         super().__init__(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
 
-    def step(self, metric: Any = None) -> None:  # type: ignore[override]
-        """Feed the evaluation's ``metric`` (see :meth:`PolicyScheduler.step`)."""
-        super().step(metric)
+    def step(  # type: ignore[override]
+        self, metrics: Any = None, epoch: int | None = None, *, metric: Any = None
+    ) -> None:
+        """Feed the policy ``metrics`` (``metric`` is the same, by :class:`PolicyScheduler`'s
+        name) and write its values; ``epoch`` as ``ReduceLROnPlateau.step`` takes it."""
+        if metric is not None:
+            if metrics is not None:
+                raise TypeError("step() got the metric twice: metrics given twice (as metrics "
+                                "and as metric)")  # fmt: skip
+            metrics = metric
+        if epoch is not None:
+            if isinstance(epoch, bool) or not isinstance(epoch, int):
+                raise TypeError(f"epoch must be an int or None, got {epoch!r}")
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        super().step(metrics)
+        if epoch is not None:
+            self.last_epoch = epoch
         if self.updates:
             self.updates_per_evaluation = self.updates
         self.updates = 0
@@ -397,6 +432,8 @@ def scheduler_for(
     ``policy.needs_metric`` (step it with the metric), else a :class:`PolicyScheduler`.
 
     For code that takes any policy, a config's say; the arguments are the classes' own.
+    The optimizer's lr gives way to the policy's (group ratios kept): see
+    :class:`PolicyScheduler`, which warns when the two are more than :data:`LR_MISMATCH` apart.
 
     >>> import torch
     >>> from accelat_core import AccelAT, OneCycle
@@ -408,6 +445,35 @@ def scheduler_for(
     """
     cls = PlateauPolicyScheduler if getattr(policy, "needs_metric", False) else PolicyScheduler
     return cls(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
+
+
+def _warn_if_far(optimizer_lr: float, policy: Policy) -> None:
+    """Warn naming both when ``optimizer_lr`` and the policy's peak lr are more than
+    :data:`LR_MISMATCH` apart."""
+    peak = _peak_lr(policy.to_config()) or policy.lr
+    if peak > 0 and max(peak / optimizer_lr, optimizer_lr / peak) > LR_MISMATCH:
+        warnings.warn(
+            f"the policy sets the optimizer's learning rate: the optimizer was built with "
+            f"lr={optimizer_lr:g}, the policy's peak lr {peak:g} is more than {LR_MISMATCH:g} "
+            f"times {'larger' if peak > optimizer_lr else 'smaller'}, and the optimizer now "
+            f"starts at {policy.lr:g} (build the policy with the lr you meant)",
+            LRMismatchWarning,
+            stacklevel=3,
+        )
+
+
+def _peak_lr(config: Any) -> float:
+    """The largest number under a key naming an lr (``lr``, ``lr_max``, ``lr_start``, ...)
+    anywhere in a policy config, composites' children included (0.0 if none)."""
+    if isinstance(config, dict):
+        values = [
+            float(v) if "lr" in k and isinstance(v, (int, float)) else _peak_lr(v)
+            for k, v in config.items()
+        ]
+        return max(values, default=0.0)
+    if isinstance(config, list):
+        return max((_peak_lr(v) for v in config), default=0.0)
+    return 0.0
 
 
 def _base_lrs(lrs: list[float], name: str) -> list[float]:

@@ -14,14 +14,49 @@ methods, robust evaluation), ``data/``, ``models/``, ``run_dir`` (a run's folder
 >>> load_run("runs/a").model  # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from accelat_core import __version__
-from accelat_train.adversarial.methods import METHODS, BatchStats, Method
-from accelat_train.config import TrainConfig
-from accelat_train.trained import Run, load_run
-from accelat_train.training.early_stopping import EarlyStopping
-from accelat_train.training.events import Callback
-from accelat_train.training.fit import fit
-from accelat_train.training.loop import TrainingDiverged, train
+
+if TYPE_CHECKING:
+    from accelat_train.adversarial.methods import METHODS, BatchStats, Method
+    from accelat_train.config import TrainConfig
+    from accelat_train.trained import Run, load_run
+    from accelat_train.training.early_stopping import EarlyStopping
+    from accelat_train.training.events import Callback
+    from accelat_train.training.fit import fit
+    from accelat_train.training.loop import TrainingDiverged, train
+
+#: Where each public name lives; imported on first use (PEP 562), so that ``import
+#: accelat_train`` (and ``accelat --help``) does not import torch.
+_LAZY = {
+    "METHODS": "accelat_train.adversarial.methods",
+    "BatchStats": "accelat_train.adversarial.methods",
+    "Method": "accelat_train.adversarial.methods",
+    "TrainConfig": "accelat_train.config",
+    "Run": "accelat_train.trained",
+    "load_run": "accelat_train.trained",
+    "Callback": "accelat_train.training.events",
+    "EarlyStopping": "accelat_train.training.early_stopping",
+    "fit": "accelat_train.training.fit",
+    "TrainingDiverged": "accelat_train.training.loop",
+    "train": "accelat_train.training.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'accelat_train' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "METHODS",

@@ -16,9 +16,12 @@ Also ``python -m accelat_train ...``; DDP training on N processes (GPUs, or gloo
     torchrun --nproc_per_node N -m accelat_train.cli train --dataset cifar10 ... --out runs/ddp
 
 The flags come from :mod:`accelat_train.flags`. Invalid flags are rejected before any work
-with exit code 2 (so is a run folder in use or unusable); a run stopped by a NaN/inf loss
-exits with 3; Ctrl-C and SIGTERM end a run cleanly with 130 and 143, printing where its last
-checkpoint is and the command that resumes it.
+with exit code 2 (so is a run folder in use or unusable, and a missing optional package); a
+run stopped by a NaN/inf loss exits with 3; Ctrl-C and SIGTERM end a run cleanly with 130 and
+143, printing where its last checkpoint is and the command that resumes it.
+
+Parsing imports no torch (``accelat --help`` and ``--version`` answer at once): each command
+imports what it runs.
 """
 
 from __future__ import annotations
@@ -32,29 +35,22 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from accelat_core import from_config
-from accelat_train.adversarial.evaluation import evaluate_test
-from accelat_train.catalogue import CATALOGUE
-from accelat_train.checkpoint import CheckpointError
-from accelat_train.compare import check_comparison, compare, stderr_log
+from accelat_train.choices import BASELINE
+from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
+    as_flags,
     build_parser,
+    check_data_dir_exists,
     config_from_args,
     print_config,
     read_config_file,
 )
-from accelat_train.reporting import findings, plots, tables
-from accelat_train.run_dir import RunDir, read_json
-from accelat_train.trained import load_run
-from accelat_train.training import distributed
-from accelat_train.training.build import build, resolve_device
-from accelat_train.training.events import Callback
-from accelat_train.training.loop import TrainingDiverged, train
-from accelat_train.training.lr_range import find_lr
+from accelat_train.output_path import check_output_path
+
+if TYPE_CHECKING:
+    from accelat_train.training.events import Callback
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -68,6 +64,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.print_config:
         print_config(cfg)
         return 0
+    import torch
+
+    from accelat_train.run_dir import RunDir, read_json
+    from accelat_train.training.loop import train
+
     if cfg.device in ("cpu", "auto") and not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
     run_dir = RunDir(train(cfg, callbacks=args.callbacks, quiet=args.quiet, resume=args.resume,
@@ -88,6 +89,10 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.print_config:
         print_config(cfg)
         return 0
+    from accelat_train.run_dir import RunDir
+    from accelat_train.training.build import build
+    from accelat_train.training.lr_range import find_lr
+
     out = RunDir(args.out)
     out.create()
     finding = find_lr(build(cfg))
@@ -104,6 +109,9 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     base = config_from_args(args, parser)
+    from accelat_train.compare import check_comparison, compare, stderr_log
+    from accelat_train.reporting import findings, tables
+
     try:
         check_comparison(args.policies, args.seeds, args.budgets, args.baseline, args.target)
     except ValueError as exc:
@@ -111,6 +119,10 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.print_config:
         print_config(base)
         return 0
+    if args.baseline is None and BASELINE not in args.policies:
+        print(f"note: the baseline {BASELINE} is not one of --policies, so no ratios to it are "
+              "shown; add it there or name another with --baseline", file=sys.stderr)  # fmt: skip
+
     start = time.perf_counter()
     summary = compare(
         base, args.policies, args.seeds, args.out, budgets=args.budgets,
@@ -133,6 +145,20 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from accelat_train.adversarial.evaluation import evaluate_test
+    from accelat_train.checkpoint import CheckpointError
+    from accelat_train.choices import ATTACKS
+    from accelat_train.config import check_device
+    from accelat_train.extras import require
+    from accelat_train.trained import load_run
+    from accelat_train.training.build import resolve_device
+
+    check_device(args.device)  # what train checks, eval checks the same way
+    check_data_dir_exists(args.data_dir, parser)
+    for attack in args.attacks:
+        require(ATTACKS[attack].needs, f"--attacks {attack}")
     try:
         run = load_run(
             args.checkpoint, args.which, device=resolve_device(args.device),
@@ -140,6 +166,7 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )  # fmt: skip
     except CheckpointError as exc:
         parser.error(f"--checkpoint: {exc}")
+    _note_if_going(run.checkpoint.parent, run.epoch)
     x, y = run.test_data(next(run.model.parameters()).device, size=args.eval_size)
     eps = args.eps or [float(run.config["eps"])]
     with torch.random.fork_rng(devices=[]):
@@ -148,6 +175,16 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     result = {"checkpoint": str(run.checkpoint), "epoch": run.epoch, "images": len(y), **result}
     print(json.dumps(result, indent=2) if args.json else eval_table(result))
     return 0
+
+
+def _note_if_going(folder: Path, epoch: int) -> None:
+    """Say so when a training process still holds the run folder read from."""
+    from accelat_train.run_dir import RunDir
+
+    holder = RunDir(folder).holder()
+    if holder is not None:
+        print(f"note: the run in {folder} is still going (process {holder}); this is its "
+              f"epoch {epoch} checkpoint", file=sys.stderr)  # fmt: skip
 
 
 def eval_table(result: dict[str, Any]) -> str:
@@ -169,6 +206,7 @@ def eval_table(result: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from accelat_train.checkpoint import CheckpointError
     from accelat_train.export import export_run
 
     try:
@@ -179,6 +217,11 @@ def cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from accelat_core import from_config
+    from accelat_train.catalogue import CATALOGUE
+    from accelat_train.reporting import plots
+    from accelat_train.run_dir import read_json
+
     if args.policy_config is not None:
         try:
             policy = from_config(read_json(Path(args.policy_config)))
@@ -198,6 +241,8 @@ def cmd_plot_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     return 0
 
 
+#: The commands whose ``--out`` is a file (the others' is a folder).
+WRITES_A_FILE = ("export", "plot-policy")
 COMMANDS = {
     "train": cmd_train,
     "compare": cmd_compare,
@@ -220,6 +265,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def interrupted(args: argparse.Namespace) -> str:
     """The one line an interrupted command prints: where the run stands, how to go on."""
+    from accelat_train.run_dir import RunDir
+
     again = "accelat " + " ".join(shlex.quote(a) for a in args.argv)
     if args.command != "train":
         return f"interrupted; run the same command again to continue: {again}"
@@ -253,7 +300,7 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = (
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config = _config_file(argv)
-    except ValueError as exc:
+    except (ValueError, MissingExtra) as exc:
         build_parser().error(str(exc))
     parser = build_parser(config)
     args = parser.parse_args(argv)
@@ -263,24 +310,39 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Sequence[Callback] = (
         code = _run(args, parser)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if distributed.launched_as_rank():
-        distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
+    if "accelat_train.training.distributed" in sys.modules:  # a command that trained ran
+        from accelat_train.training import distributed
+
+        if distributed.launched_as_rank():
+            distributed.exit_rank(code)  # past gloo's teardown crash at interpreter exit
     return code
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr, index]
     if getattr(args, "threads", None) is not None:
+        import torch
+
         torch.set_num_threads(args.threads)
+    writes = "out" in vars(args) and not getattr(args, "print_config", False)
+    if writes:  # one check of every path a command writes, before its work
+        try:
+            check_output_path(args.out, "--out", folder=args.command not in WRITES_A_FILE)
+        except ValueError as exc:
+            sub.error(str(exc))
+    from accelat_train.training.trainer import TrainingDiverged
+
     try:
         return COMMANDS[args.command](args, sub)
     except TrainingDiverged as exc:
         print(f"accelat {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
-    except ValueError as exc:
+    except (ValueError, MissingExtra) as exc:
         # Problems only found once the data or a run dir is read (bad layout, resume mismatch,
-        # a folder in use, a full disk); in the command line's words where they differ.
-        print(f"accelat {args.command}: error: {getattr(exc, 'flags', exc)}", file=sys.stderr)
+        # a folder in use, a full disk, a network that does not fit the data), in the
+        # command line's words where they differ.
+        print(f"accelat {args.command}: error: {getattr(exc, 'flags', None) or as_flags(str(exc))}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
         print(f"accelat {args.command}: {interrupted(args)}", file=sys.stderr)

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from accelat_train import choices
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.config import (
     TrainConfig,
@@ -53,8 +54,8 @@ from accelat_train.training.optimizers import optimizer_name
 from accelat_train.training.resume import refusal
 
 #: The arm every other is compared with: Free AT's step schedule, without averaging (the
-#: recipe AccelAT sets out to accelerate).
-BASELINE = "step:ema_epochs=0"
+#: recipe AccelAT sets out to accelerate); in the torch-free ``choices`` for ``--help``.
+BASELINE = choices.BASELINE
 
 
 def compare(

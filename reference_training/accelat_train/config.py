@@ -3,7 +3,7 @@
 Each field carries its command-line help (and, where the flag is not a plain ``int``/``str``,
 its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.cli` derives
 every ``accelat train`` flag, its type, default and help from this one place: a new option is
-a new field here.
+a new field here. The module imports no torch (``accelat --help`` reads it).
 
 >>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, lr_max=0.05)
 >>> cfg.validate(); cfg.num_replays
@@ -24,16 +24,24 @@ from typing import Any
 from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
 from accelat_core.policies.anneal import ANNEAL_SHAPES
-from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_NAMES, canonical_attack
-from accelat_train.adversarial.methods import METHOD_NAMES
 from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, default_window
-from accelat_train.data import DATASET_NAMES
+from accelat_train.choices import (
+    ATTACK_ALIASES,
+    ATTACK_NAMES,
+    DATASET_NAMES,
+    LOGGER_NAMES,
+    METHOD_NAMES,
+    MODEL_NAMES,
+    OPTIMIZER_NAMES,
+    canonical_attack,
+)
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
-from accelat_train.models import MODEL_NAMES
 from accelat_train.parsers import (
     MAX_LR,
+    MAX_SEED,
     NONNEGATIVE,
     POSITIVE,
+    SEED,
     int_at_least,
     name_or_factory,
     names,
@@ -42,13 +50,11 @@ from accelat_train.parsers import (
     parse_lr_min,
     positive_or_none,
 )
-from accelat_train.training.loggers import LOGGER_NAMES
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 #: ``dataset`` and ``model`` of a run whose data and model were given in Python (``fit``).
 GIVEN = "given"
 AMP_NAMES = ("bf16", "fp16")
-OPTIMIZER_NAMES = ("sgd", "schedulefree", "prodigy")
 
 
 # -- flag parsers (each error names the flag through argparse) -------------------------------
@@ -63,39 +69,61 @@ def _opt(default: Any, help: str, **flag: Any) -> Any:
 class TrainConfig:
     """Everything that defines a run; written resolved to ``config.json``.
 
-    ``epochs`` are epoch-equivalents; ``replays`` only applies to ``method="free"``
+    ``epochs`` are epoch-equivalents (one pass of gradient work over the training set each,
+    whatever the method); ``replays`` only applies to ``method="free"``
     (None there means 4); ``lr_max`` is a float or ``"auto"`` (lr finder on the adversarial
     loss); ``eval_every`` = 0 evaluates the test set only at the end.
     """
 
     dataset: str = _opt(
-        "digits", f"data set: {', '.join(DATASET_NAMES)}, or module:factory (your own)",
+        "digits", f"the data to train on: {', '.join(DATASET_NAMES)}, or module:factory (your "
+        "function that returns the data)",
         type=name_or_factory(DATASET_NAMES),
     )  # fmt: skip
     data_dir: str | None = _opt(
-        None, "CIFAR python layout, image folder or .tar.gz (folder: required; "
-        "module:factory: passed to it as data_dir)",
+        None, "where the data lie: CIFAR's python batches or images, an image folder, or a "
+        ".tar.gz of either (needed by folder, and by cifar10/100 without --download; passed "
+        "to a module:factory as data_dir)",
     )  # fmt: skip
-    download: bool = _opt(False, "fetch CIFAR if --data-dir lacks it", action="store_true")
+    download: bool = _opt(
+        False, "download CIFAR into --data-dir when it is not there", action="store_true"
+    )
     model: str = _opt(
-        "cnn", f"network: {', '.join(MODEL_NAMES)}, or module:factory (your own)",
+        "cnn", f"the network: {', '.join(MODEL_NAMES)}, or module:factory (your function "
+        "that returns a torch.nn.Module)",
         type=name_or_factory(MODEL_NAMES),
     )  # fmt: skip
-    method: str = _opt("free", "adversarial training method (the list below)", choices=METHOD_NAMES)
-    eps: float = _opt(8 / 255, "L-inf radius in [0, 1] pixels", type=parse_eps, shown="8/255")
-    replays: int | None = _opt(None, "Free AT replays m (None: 4; free only)", type=POSITIVE)
+    method: str = _opt(
+        "free", "how each minibatch's adversarial examples are made (the list below)",
+        choices=METHOD_NAMES,
+    )  # fmt: skip
+    eps: float = _opt(
+        8 / 255, "the attack radius: how far an attack may move each pixel (pixels span [0, 1])",
+        type=parse_eps, shown="8/255",
+    )  # fmt: skip
+    replays: int | None = _opt(
+        None, "Free AT: times each minibatch is replayed (default: 4; --method free only)",
+        type=POSITIVE,
+    )  # fmt: skip
     pgd_steps: int = _opt(7, "PGD steps of the pgd method", type=POSITIVE)
-    policy: str = _opt("accelat", "lr policy (the list below)", choices=POLICY_NAMES)
+    policy: str = _opt(
+        "accelat", "the learning-rate schedule (the list below)", choices=POLICY_NAMES
+    )
     policy_config: dict[str, Any] | None = _opt(
         None, "JSON file with an accelat_core policy config", flag=False
     )
-    lr_max: float | str = _opt("auto", "peak lr; 'auto' runs the lr finder", type=parse_lr_max)
+    lr_max: float | str = _opt(
+        "auto", "the peak learning rate, or 'auto': find it with an lr range test first",
+        type=parse_lr_max,
+    )  # fmt: skip
     optimizer: str | None = _opt(
-        None, "optimizer (None: the policy's own, SGD for the lr schedules)",
+        None, "the optimizer (default: the policy's own; SGD for the lr schedules)",
         choices=OPTIMIZER_NAMES,
     )  # fmt: skip
     ema_epochs: float = _opt(
-        2.0, "EMA of the weights with this horizon in epochs (0: off)", type=float
+        2.0,
+        "evaluate an average of the weights over about this many epochs (0: no averaging)",
+        type=float,
     )
     schedulefree_warmup: float = _opt(
         0.05, "schedule-free SGD: its lr warm-up, as a fraction of the run's updates", type=float
@@ -105,17 +133,30 @@ class TrainConfig:
         "statistics at its averaged weights before each evaluation (0: none)", type=NONNEGATIVE,
     )  # fmt: skip
     ema_warmup: bool = _opt(
-        True, "EMA: warm the decay up (timm's power law)", action=argparse.BooleanOptionalAction
+        True,
+        "let the weight average start short and grow to --ema-epochs (timm's warmup)",
+        action=argparse.BooleanOptionalAction,
     )
-    epochs: int = _opt(10, "epoch-equivalents", type=POSITIVE)
-    batch_size: int = _opt(128, "minibatch size", type=POSITIVE)
-    train_size: int | None = _opt(None, "training images (None: all)", type=POSITIVE)
+    epochs: int = _opt(
+        10, "the training budget: an epoch is one pass of gradient work over the training set "
+        "(Free AT: a 1/replays share of its minibatches, each replayed)", type=POSITIVE,
+    )  # fmt: skip
+    batch_size: int = _opt(128, "images per minibatch", type=POSITIVE)
+    train_size: int | None = _opt(
+        None, "train on this many images (default: all not held out)", type=POSITIVE
+    )
     val_size: int | None = _opt(
-        None, "validation images held out of training (None: per data set)", type=POSITIVE
+        None,
+        "images held out of the training set for validation (default: 200 for digits, "
+        "1000 for CIFAR, a tenth otherwise)",
+        type=POSITIVE,
     )
-    seed: int = _opt(0, "seed of data order, init and attacks", type=NONNEGATIVE)
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
-    out: str = _opt("runs/run", "run directory")
+    seed: int = _opt(
+        0, f"the seed of the data order, the initial weights and the attacks, 0 to {MAX_SEED:,}",
+        type=SEED,
+    )  # fmt: skip
+    device: str = _opt("auto", "where to train: auto (CUDA if available), cpu, cuda or cuda:N")
+    out: str = _opt("runs/run", "the run's folder")
     monitor: str = _opt(
         "train_adv_acc", "metric accelat and plateau read: train_adv_acc (training's own, costs "
         "no passes), or the evaluated (averaged) model's val_acc or robust_val_acc on "
@@ -135,18 +176,30 @@ class TrainConfig:
         type=names(ATTACK_NAMES, ATTACK_ALIASES), shown="linfpgd",
     )  # fmt: skip
     eval_steps: int = _opt(20, "steps of the test attacks", type=POSITIVE)
-    eval_size: int | None = _opt(None, "test images evaluated (None: all)", type=POSITIVE)
-    amp: str | None = _opt(None, "CUDA mixed precision (ignored on CPU)", choices=AMP_NAMES)
-    compile: bool = _opt(False, "torch.compile the network", action="store_true")
+    eval_size: int | None = _opt(
+        None, "evaluate on this many test images, a fixed random subset (default: all)",
+        type=POSITIVE,
+    )  # fmt: skip
+    amp: str | None = _opt(
+        None, "train in this mixed precision on CUDA (default: float32; ignored on CPU)",
+        choices=AMP_NAMES,
+    )  # fmt: skip
+    compile: bool = _opt(False, "compile the network with torch.compile", action="store_true")
     momentum: float = _opt(0.9, "SGD momentum", type=float)
     weight_decay: float = _opt(5e-4, "SGD weight decay", type=float)
-    nesterov: bool = _opt(False, "Nesterov momentum", action="store_true")
-    co_check: bool = _opt(False, "fgsm-rs: stop on catastrophic overfitting", action="store_true")
+    nesterov: bool = _opt(False, "use Nesterov momentum in SGD", action="store_true")
+    co_check: bool = _opt(
+        False, "fgsm-rs: stop when catastrophic overfitting sets in", action="store_true"
+    )
     lr_find_steps: int | None = _opt(
-        None, "batches of the lr range test (None: one per training batch, in [20, 100])",
+        None, "batches of the lr range test (default: one per training batch, at least 20 "
+        "and at most 100)",
         type=int_at_least(5),
     )  # fmt: skip
-    window: int | None = _opt(None, "AccelAT window (None: epochs//10 in 1..2)", type=POSITIVE)
+    window: int | None = _opt(
+        None, "AccelAT: the epochs over which the monitor must gain --min-gain (and plateau's "
+        "patience; default: a tenth of --epochs, at least 1 and at most 2)", type=POSITIVE,
+    )  # fmt: skip
     accelat_z: float = _opt(
         1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
@@ -154,9 +207,14 @@ class TrainConfig:
     accelat_factor: float = _opt(
         0.5, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
     )
-    min_gain: float = _opt(0.005, "AccelAT/plateau: the gain a window must make", type=float)
+    min_gain: float = _opt(
+        0.005, "AccelAT and plateau: the gain in the monitored accuracy a window must make, "
+        "or the lr is cut", type=float,
+    )  # fmt: skip
     lr_min: float | str = _opt(
-        "lr_max/8", "AccelAT/plateau: the lr floor, a value or lr_max/N", type=parse_lr_min
+        "lr_max/8",
+        "AccelAT and plateau: the lowest lr a cut may reach, a value or lr_max/N",
+        type=parse_lr_min,
     )
     stop_patience: int = _opt(
         2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
@@ -235,8 +293,6 @@ class TrainConfig:
                     f"got anneal={self.anneal!r} with stop_patience={self.stop_patience!r}"
                 )
         self._validate_counts()
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not isinstance(self.out, str) or not self.out.strip():
             raise ValueError(f"out must name a run directory, got {self.out!r}")
         if self.replays is not None and self.method != "free":
@@ -258,17 +314,8 @@ class TrainConfig:
                 f"early_stop watches {self.early_stop_monitor}, which monitor_every=0 measures "
                 "only at the last epoch; set monitor_every >= 1 or early_stop=0"
             )
-        if self.dataset == "digits" and self.data_dir is not None:
-            raise ValueError(
-                "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
-                f"(digits ships with scikit-learn), got data_dir={self.data_dir!r} with "
-                "dataset 'digits'"
-            )
-        if self.dataset == "folder" and self.data_dir is None:
-            raise ValueError(
-                "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
-                "test/<class>/* images, or a .tar.gz of one"
-            )
+        check_data_dir(self.dataset, self.data_dir)
+        check_device(self.device)
 
     def _validate_records(self) -> None:
         """``log`` (logger names, each once) and ``lr_find`` (a finder record)."""
@@ -285,6 +332,7 @@ class TrainConfig:
             )
 
     def _validate_counts(self) -> None:
+        integer("seed", self.seed, lo=0, hi=MAX_SEED)
         for name, lo in _COUNTS.items():
             integer(name, getattr(self, name), lo=lo)
         for name, lo in _OPTIONAL_COUNTS.items():
@@ -332,7 +380,7 @@ _REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {
 }
 _COUNTS = {
     "epochs": 1, "batch_size": 1, "pgd_steps": 1, "monitor_steps": 1, "monitor_size": 1,
-    "eval_every": 0, "eval_steps": 1, "seed": 0, "stop_patience": 0, "monitor_every": 0,
+    "eval_every": 0, "eval_steps": 1, "stop_patience": 0, "monitor_every": 0,
     "early_stop": 0, "bn_refresh": 0,
 }  # fmt: skip
 _OPTIONAL_COUNTS = {
@@ -346,6 +394,27 @@ def _is_finding(record: Any) -> bool:
     return (
         isinstance(lr_max, (int, float)) and not isinstance(lr_max, bool) and 0 < lr_max <= MAX_LR
     )
+
+
+def check_data_dir(dataset: str, data_dir: str | None) -> None:
+    """Raise ``ValueError`` naming ``data_dir`` when ``dataset`` does not read one (digits)
+    or needs one (folder). ``accelat train`` and ``accelat eval`` share it."""
+    if dataset == "digits" and data_dir is not None:
+        raise ValueError(
+            "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
+            f"(digits ships with scikit-learn), got data_dir={data_dir!r} with dataset 'digits'"
+        )
+    if dataset == "folder" and data_dir is None:
+        raise ValueError(
+            "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
+            "test/<class>/* images, or a .tar.gz of one"
+        )
+
+
+def check_device(device: object) -> None:
+    """Raise ``ValueError`` naming ``device`` unless it is auto, cpu, cuda or cuda:N."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device)):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
 def check_policy_config(config: Any) -> None:

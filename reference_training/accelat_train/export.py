@@ -23,9 +23,12 @@ Loading it, and handing it to a third-party evaluator, needs torch alone::
 
 Caveats, honestly:
 
-- ``model.eval()`` and ``model.train()`` raise ``NotImplementedError`` on a loaded program
-  (torch 2.x), and ``model.training`` reads True: the graph is already in eval mode, so skip
-  the call; RobustBench's ``benchmark`` warns "not in eval mode", which is harmless here.
+- ``model.eval()`` and ``model.train()`` raise ``NotImplementedError`` ("Calling eval() is not
+  supported yet.") on a loaded program (torch 2.x, 2.13 included), and ``model.training`` reads
+  True: the graph is already in eval mode, so skip the call; for a tool that calls it, first
+  ``del model.train, model.eval`` (the instance overrides torch puts there), after which
+  ``eval()`` only sets the flag. RobustBench's ``benchmark`` warns "not in eval mode", which is
+  harmless here.
 - The graph takes the training image size and float32 only; a different size fails a shape
   guard. ``model.to("cuda")`` moves the weights; the graph has no device constants for the
   built-in networks, but that is torch's promise, not ours: check on your device.
@@ -49,6 +52,7 @@ from typing import Any
 import torch
 
 from accelat_train.checkpoint import atomic_write, atomic_write_text
+from accelat_train.output_path import check_output_path
 from accelat_train.trained import WHICH, Run, load_run
 
 #: The name of the note inside the file (``torch.export.load(path, extra_files=...)``).
@@ -60,21 +64,50 @@ def export_run(run_dir: str | Path, out: str | Path, which: str = "best") -> Pat
     validation epoch's, or ``"last"``) to ``out`` as a ``torch.export`` program, with its
     note inside and beside it (``out`` with the suffix ``.json``); return ``out``.
 
-    A missing, corrupt or foreign checkpoint raises
+    ``out`` must end in ``.pt2`` (the ending ``torch.export.save`` and ``load`` expect) and
+    is checked before anything is loaded (:func:`~accelat_train.output_path.check_output_path`;
+    its note may replace only an earlier note). A missing, corrupt or foreign checkpoint raises
     :class:`~accelat_train.checkpoint.CheckpointError` naming it.
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
+    out = _checked_out(out)
     run = load_run(run_dir, which)
     x, _ = run.test_data()
     example = x[:2]  # a batch of 2: a batch of 1 would fix the batch size in the graph
     batch = torch.export.Dim("batch")
     program = torch.export.export(run.model, (example,), dynamic_shapes=({0: batch},))
     note = json.dumps(model_note(run, which, tuple(example.shape[1:])), indent=2) + "\n"
-    out = Path(out)
     atomic_write(out, lambda f: torch.export.save(program, f, extra_files={NOTE_NAME: note}))
     atomic_write_text(out.with_suffix(".json"), note)
     return out
+
+
+def _checked_out(out: str | Path) -> Path:
+    """``out`` if an exported program and its note may be written there, else ``ValueError``
+    naming ``out``: a path that cannot be written, another ending than ``.pt2``, or a note
+    that would replace a file which is not an earlier export's note (a run's config.json)."""
+    path = check_output_path(out, "out")
+    if path.suffix != ".pt2":
+        raise ValueError(
+            f"out {out}: must end in .pt2 (torch.export's file type, which torch.export.load "
+            "expects)"
+        )
+    note = check_output_path(path.with_suffix(".json"), "out")
+    if note.exists() and not _is_note(note):
+        raise ValueError(
+            f"out {out}: its note {note} would replace a file that is not an export's note; "
+            "name another file"
+        )
+    return path
+
+
+def _is_note(path: Path) -> bool:
+    try:
+        note = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(note, dict) and str(note.get("format", "")).startswith("torch.export")
 
 
 def model_note(run: Run, which: str, image_shape: tuple[int, ...]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """``module:factory`` names: a user's own dataset or model, imported and called by name.
 
 ``--model mypkg.nets:wrn`` imports ``mypkg.nets`` and calls its ``wrn``; ``--dataset
-mypkg.data:make`` likewise. What the call receives and must return is the caller's business
-(:func:`accelat_train.models.build_model`, :func:`accelat_train.data.load_splits`); this module
-only resolves the name and calls it, and every error names the field and the value.
+mypkg.data:make`` likewise. The current folder is searched as ``python -m`` searches it (the
+``accelat`` script alone would not: its own folder heads ``sys.path``). What the call receives
+and must return is the caller's business (:func:`accelat_train.models.build_model`,
+:func:`accelat_train.data.load_splits`); this module only resolves the name and calls it, and
+every error names the field and the value.
 
 >>> is_factory_name("mypkg.nets:wrn"), is_factory_name("resnet20")
 (True, False)
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import sys
 from typing import Any
 
 FACTORY_SYNTAX = "'module:factory' (e.g. 'mypkg.nets:wrn')"
@@ -40,12 +44,13 @@ def call_factory(field: str, name: str, **kwargs: Any) -> Any:
     if match is None:
         raise ValueError(f"{field} must be {FACTORY_SYNTAX}, got {name!r}")
     module_name, attr = match.groups()
+    _search_current_folder()
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(
-            f"{field} {name!r}: cannot import module {module_name!r} ({exc}); is the folder "
-            "holding it on PYTHONPATH?"
+            f"{field} {name!r}: cannot import module {module_name!r} ({exc}); run from the "
+            "folder that holds it, or put that folder on PYTHONPATH"
         ) from None
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -63,3 +68,12 @@ def call_factory(field: str, name: str, **kwargs: Any) -> Any:
     except ValueError:
         pass  # no signature to inspect (some builtins): let the call itself decide
     return target(**kwargs)
+
+
+def _search_current_folder() -> None:
+    """Put the current folder first on ``sys.path`` unless it is there (as ``""`` too), as
+    ``python -m`` does; kept there, so that the processes ``accelat compare`` spawns, which
+    inherit ``sys.path``, import the factory's module too."""
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)

@@ -30,14 +30,29 @@ from pathlib import Path
 from typing import Any
 
 from accelat_core import __version__
-from accelat_train.adversarial.attacks import ATTACK_ALIASES, ATTACK_HELP, ATTACK_NAMES
-from accelat_train.adversarial.methods import METHOD_HELP
 from accelat_train.catalogue import CATALOGUE
-from accelat_train.compare import BASELINE
+from accelat_train.choices import (
+    ATTACK_ALIASES,
+    ATTACK_HELP,
+    ATTACK_NAMES,
+    BASELINE,
+    LOGGER_NAMES,
+    METHOD_HELP,
+)
 from accelat_train.config import TrainConfig, check_policy_config
-from accelat_train.parsers import NONNEGATIVE, POSITIVE, names, parse_eps, parse_lr_max
-from accelat_train.run_dir import RunDirError, read_json
-from accelat_train.training.loggers import LOGGER_NAMES
+from accelat_train.extras import needs_extra
+from accelat_train.parsers import (
+    MAX_PLOT_STEPS,
+    MAX_THREADS,
+    PLOT_STEPS,
+    POSITIVE,
+    SEED,
+    THREADS,
+    fraction,
+    names,
+    parse_eps,
+    parse_lr_max,
+)
 
 #: The fields a range test reads (``accelat lr-find`` shows only these).
 LR_FIND_FIELDS = (
@@ -68,7 +83,13 @@ DEMO_TIME = "about 70 s"
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults in the help; the epilog's lists kept as written."""
+    """Defaults in the help, except an unset or off one (the help line says in words what
+    happens without the flag); the description and the epilog's lists kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 def _listing(title: str, helps: dict[str, str]) -> str:
@@ -77,13 +98,36 @@ def _listing(title: str, helps: dict[str, str]) -> str:
     return f"{title}:\n" + "\n".join(lines)
 
 
-def _epilog(*parts: str) -> str:
+def _epilog(*parts: str, policy_flags: str = "--policy") -> str:
     lists = {
-        "policies": _listing("policies (--policy)", {n: e.help for n, e in CATALOGUE.items()}),
+        "policies": _listing(
+            f"policies ({policy_flags})", {n: e.help for n, e in CATALOGUE.items()}
+        ),
         "methods": _listing("methods (--method)", METHOD_HELP),
         "attacks": _listing("attacks (--attacks)", ATTACK_HELP),
     }
     return "\n\n".join(lists[p] for p in parts)
+
+
+#: ``accelat compare --help``: what it does and the two tables it prints.
+COMPARE_DESCRIPTION = """\
+Train every policy of --policies on every seed of --seeds, one run folder each under
+--out, and compare them by the gradient passes (forward + backward of one image) each
+needed to reach a target robust validation accuracy (--target; unset: 95 % of the best
+policy's final one). Two tables are printed and saved in --out/compare.json:
+
+- training alone: per policy, its passes to the target relative to the baseline's
+  (--baseline; below 1 is faster), without the lr finder's and the monitor's passes,
+  with its passes and seconds to the target, on how many seeds it got there, its final
+  clean and robust test accuracy, and its ratio to the fastest fixed-shape policy (one
+  whose lr follows a set curve);
+- every pass counted: the passes to the target with them (the lr finder's, the monitor's
+  and any other overhead's passes added), the median over seeds of their ratio to the
+  baseline's with a 90 % interval, the passes each policy spent in all, and the robust
+  test accuracy of its best checkpoint.
+
+compare.png plots robust validation accuracy against passes. --budgets adds a sweep:
+every policy at every epoch budget, and the accuracy each reaches for the passes it spends."""
 
 
 def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field[Any]) -> None:
@@ -95,7 +139,7 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field[Any]) -> Non
     group.add_argument("--" + f.name.replace("_", "-"), default=default, **meta)
 
 
-def _run_flags(fields: Sequence[str] | None = None, *, title: str = "run") -> Any:
+def _run_flags(fields: Sequence[str] | None = None, *, title: str = "training") -> Any:
     """A parent parser with one flag per TrainConfig field (all but the commands' own, or
     just ``fields``), and the flags every running command has."""
     p = argparse.ArgumentParser(add_help=False)
@@ -104,10 +148,24 @@ def _run_flags(fields: Sequence[str] | None = None, *, title: str = "run") -> An
         wanted = f.name in fields if fields is not None else f.name not in _OWN
         if wanted and f.metadata.get("flag", True):
             _add_field(g, f)
-    g.add_argument("--threads", type=POSITIVE, help="CPU threads for torch (None: torch's)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    g.add_argument("--config", help="JSON or YAML file of TrainConfig fields (flags override)")
-    g.add_argument("--print-config", action="store_true", help="print the config and exit")
+    e = p.add_argument_group("execution")
+    e.add_argument(
+        "--threads",
+        type=THREADS,
+        help=f"CPU threads torch may use, at most this machine's {MAX_THREADS} (default: "
+        "torch's choice, one per core)",
+    )
+    e.add_argument("--quiet", action="store_true", help="print no progress bars")
+    e.add_argument(
+        "--config",
+        help="take these settings from a JSON or YAML file of config "
+        "fields (a run's own config.json too); flags given beside it win",
+    )
+    e.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the settings as config.json would hold them, and stop",
+    )
     return p
 
 
@@ -125,37 +183,48 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
     parser.add_argument("--version", action="version", version=f"accelat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, parents: list[Any], epilog: str = "") -> Any:
-        return sub.add_parser(name, parents=parents, help=help, description=help,
+    def command(
+        name: str, help: str, parents: list[Any], epilog: str = "", description: str = ""
+    ) -> Any:
+        return sub.add_parser(name, parents=parents, help=help, description=description or help,
                               epilog=epilog, formatter_class=_Formatter)  # fmt: skip
 
     lists = _epilog("policies", "methods", "attacks")
     t = command("train", "train one run", [_run_flags()], lists)
-    own = t.add_argument_group("this run")
+    own = t.add_argument_group("the run: its policy, seed and folder")
     for name in ("policy", "seed"):
         _add_field(own, _field(name))
-    own.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
-    own.add_argument("--out", default=argparse.SUPPRESS, help=_OUT_HELP.format("run directory"))
+    own.add_argument("--policy-config", help="a JSON file with an accelat_core policy config, "
+                     "used instead of --policy and its settings")  # fmt: skip
+    own.add_argument("--out", default=argparse.SUPPRESS,
+                     help=_OUT_HELP.format("the run's folder: config, metrics, checkpoints, "
+                                           "report"))  # fmt: skip
     again = own.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue the run in --out")
+    again.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     again.add_argument(
         "--restart", action="store_true",
         help="move the run in --out to a new folder OUT.previous-N and start over",
     )  # fmt: skip
     own.add_argument("--log", type=_loggers, default=argparse.SUPPRESS,
-                     help=f"comma list of loggers: {', '.join(LOGGER_NAMES)} (default: "
-                     "none)")  # fmt: skip
+                     help="also log each epoch to these, a comma list: csv, tensorboard, wandb "
+                     "(default: none)")  # fmt: skip
 
-    c = command("compare", "train several policies on several seeds", [_run_flags()], lists)
+    compare_lists = _epilog("policies", "methods", "attacks", policy_flags="--policies, --baseline")
+    c = command("compare", "train several policies on several seeds and compare their cost",
+                [_run_flags()], compare_lists, description=COMPARE_DESCRIPTION)  # fmt: skip
     _comparison_flags(c, out_default=None)
     d = command("demo", "compare step, onecycle, constant and accelat on digits and say what "
-                f"it found (CPU, {DEMO_TIME})", [_run_flags()], lists)  # fmt: skip
+                f"it found (CPU, {DEMO_TIME})", [_run_flags()], compare_lists)  # fmt: skip
     d.set_defaults(**DEMO_DEFAULTS)
     _comparison_flags(d, out_default="accelat-demo")
 
     f = command("lr-find", "lr range test on the adversarial loss",
                 [_run_flags(LR_FIND_FIELDS, title="range test")], _epilog("methods"))  # fmt: skip
-    f.add_argument("--out", default=argparse.SUPPRESS, help=_OUT_HELP.format("folder for the plot"))
+    f.add_argument("--out", default=argparse.SUPPRESS,
+                   help=_OUT_HELP.format("the folder that gets the range test's plot, "
+                                         "lr_find.png"))  # fmt: skip
 
     _eval_flags(command("eval", "robust evaluation of a trained run on its test set", [],
                         _epilog("attacks")))  # fmt: skip
@@ -170,68 +239,132 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
 
 
 def _comparison_flags(p: argparse.ArgumentParser, *, out_default: str | None) -> None:
-    p.add_argument(
+    g = p.add_argument_group("the comparison")
+    g.add_argument(
         "--policies", type=_arms, default=DEMO_POLICIES,
-        help="comma list of policies, each with optional field=value changes "
-        "(accelat:ema_epochs=2)",
+        help="the arms to compare, a comma list of policies (the list below), each with "
+        "optional changes to its settings (accelat:ema_epochs=2 is accelat with --ema-epochs 2)",
     )  # fmt: skip
-    p.add_argument("--seeds", type=_int_list, default="0", help="comma list of seeds")
-    p.add_argument("--budgets", type=_int_list, help="comma list of epoch budgets: a sweep")
-    p.add_argument("--baseline", type=str,
-                   help=f"the arm the others are compared with, one of --policies (None: "
-                   f"{BASELINE} when among them)")  # fmt: skip
-    p.add_argument("--target", type=float,
-                   help="robust val acc target in (0, 1] (None: 95%% of best)")  # fmt: skip
-    p.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained in parallel")
-    p.add_argument(
+    g.add_argument("--seeds", type=_seed_list, default="0",
+                   help="train every arm once per seed of this comma list")  # fmt: skip
+    g.add_argument(
+        "--budgets",
+        type=_int_list,
+        help="a comma list of epoch budgets: train "
+        "every arm at each, and compare the accuracy each reaches for its passes",
+    )
+    g.add_argument(
+        "--baseline",
+        type=str,
+        help="the arm whose passes to the target the others are divided by, one of "
+        f"--policies (default: {BASELINE}, Free AT's recipe, when it is among them)",
+    )
+    g.add_argument(
+        "--target",
+        type=_target,
+        help="the robust validation accuracy, in (0, 1], an arm must reach "
+        "(default: 95 %% of the best arm's final one)",
+    )
+    g.add_argument("--jobs", type=POSITIVE, default=1, help="runs trained at once")
+    g.add_argument(
         "--restart", action="store_true",
         help="move each run in --out made with other settings to RUN.previous-N and train it "
         "again (runs of these settings are reused)",
     )  # fmt: skip
-    what = "folder of the runs and compare.json"
-    p.add_argument("--out", default=argparse.SUPPRESS if out_default is None else out_default,
+    what = "folder of the comparison: one run folder per arm and seed, compare.json, compare.png"
+    g.add_argument("--out", default=argparse.SUPPRESS if out_default is None else out_default,
                    help=what if out_default else _OUT_HELP.format(what))  # fmt: skip
 
 
 def _eval_flags(e: argparse.ArgumentParser) -> None:
     e.add_argument("--checkpoint", required=True, default=argparse.SUPPRESS,
-                   help="run directory or a checkpoint in one")  # fmt: skip
+                   help="a run's folder, or a checkpoint file in one (required)")  # fmt: skip
     e.add_argument(
         "--which", choices=("last", "best"), default="last",
-        help="with a run directory: its last epoch (checkpoint.pt) or best.pt",
+        help="with a run folder: the weights of its last epoch (checkpoint.pt) or of its best "
+        "robust validation epoch (best.pt)",
     )  # fmt: skip
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--attacks", type=names(ATTACK_NAMES, ATTACK_ALIASES), default="linfpgd",
-                   help="comma list (the list below)")  # fmt: skip
-    e.add_argument("--eps", type=_eps_list, help="comma list (None: the run's eps)")
-    e.add_argument("--steps", type=POSITIVE, default=20, help="attack steps")
-    e.add_argument("--eval-size", type=POSITIVE, help="test images (None: the run's eval_size)")
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    e.add_argument("--data-dir", help="where the run's data lie now (None: as trained)")
+                   help="the attacks to run, a comma list (the list below)")  # fmt: skip
+    e.add_argument("--eps", type=_eps_list, help="the attack radii, a comma list like "
+                   "2/255,8/255 (default: the eps the run trained at)")  # fmt: skip
+    e.add_argument("--steps", type=POSITIVE, default=20, help="steps of each attack")
+    e.add_argument(
+        "--eval-size",
+        type=POSITIVE,
+        help="attack this many test images, the "
+        "same fixed subset every time (default: the run's own --eval-size)",
+    )
+    e.add_argument(
+        "--device",
+        default="auto",
+        help="where to evaluate: auto (CUDA if available), cpu, cuda or cuda:N",
+    )
+    e.add_argument("--data-dir", help="where the run's data lie now, if they moved "
+                   "(default: where the run read them)")  # fmt: skip
 
 
 def _export_flags(e: argparse.ArgumentParser) -> None:
-    e.add_argument("run", help="run directory")
-    e.add_argument("--which", choices=("last", "best"), default="best",
-                   help="its best.pt or its last epoch")  # fmt: skip
-    e.add_argument("--out", required=True, default=argparse.SUPPRESS, help="file to write")
+    e.add_argument("run", help="the run's folder")
+    e.add_argument(
+        "--which",
+        choices=("last", "best"),
+        default="best",
+        help="export the weights of the best robust validation epoch or of the last",
+    )
+    e.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="the file to write, ending in .pt2 (required); its note goes beside it "
+                   "with the ending .json")  # fmt: skip
 
 
 def _plot_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=tuple(CATALOGUE), default="onecycle",
-                   help="policy (the list below)")  # fmt: skip
-    p.add_argument("--policy-config", help="JSON file with an accelat_core policy config")
-    p.add_argument("--steps", type=POSITIVE, default=1000, help="steps to plot")
-    p.add_argument("--lr-max", type=parse_lr_max, default=0.1, help="peak lr")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="PNG path")
+                   help="the policy to draw (the list below)")  # fmt: skip
+    p.add_argument("--policy-config", help="draw this JSON file's accelat_core policy config "
+                   "instead of --policy")  # fmt: skip
+    p.add_argument(
+        "--steps", type=PLOT_STEPS, default=1000, help=f"steps to draw, at most {MAX_PLOT_STEPS:,}"
+    )
+    p.add_argument("--lr-max", type=parse_lr_max, default=0.1, help="the policy's peak lr")
+    p.add_argument(
+        "--out", required=True, default=argparse.SUPPRESS, help="the PNG file to write (required)"
+    )
 
 
 def _eps_list(text: str) -> list[float]:
-    return [parse_eps(t) for t in text.split(",") if t.strip()]
+    return _once_each(text, [parse_eps(t) for t in text.split(",") if t.strip()], "eps")
 
 
 def _int_list(text: str) -> list[int]:
-    return [NONNEGATIVE(t) for t in text.split(",") if t.strip()]
+    return _once_each(text, [POSITIVE(t) for t in text.split(",") if t.strip()], "budget")
+
+
+def _seed_list(text: str) -> list[int]:
+    return _once_each(text, [SEED(t) for t in text.split(",") if t.strip()], "seed")
+
+
+def _once_each(text: str, values: list[Any], what: str) -> list[Any]:
+    """``values``, parsed from the comma list ``text``, if it names each once and is not empty."""
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: name at least one {what}")
+    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} names {what} {twice} twice")
+    return values
+
+
+def _target(text: str) -> float:
+    """A robust accuracy to reach: a number in (0, 1]."""
+    try:
+        value = fraction(text)
+    except argparse.ArgumentTypeError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a number in (0, 1] (a robust accuracy, 0.45 for 45 %)"
+        )
+    return value
 
 
 def _arms(text: str) -> list[str]:
@@ -244,7 +377,7 @@ def _arms(text: str) -> list[str]:
             f"{text!r}: unknown {', '.join(bad) or 'empty list'}; choose from "
             f"{', '.join(CATALOGUE)}"
         )
-    return arms
+    return _once_each(text, arms, "arm")
 
 
 def _loggers(text: str) -> list[str]:
@@ -256,6 +389,8 @@ def read_config_file(path: str) -> dict[str, Any]:
     """A ``--config`` file's fields: JSON, or YAML (``.yaml``/``.yml``, needs PyYAML); a
     run's own ``config.json`` loads (its record-only keys are dropped). Unknown keys and
     unreadable files raise ``ValueError`` naming the file."""
+    from accelat_train.run_dir import RunDirError, read_json  # torch: only with a --config
+
     file = Path(path)
     if file.suffix in (".yaml", ".yml"):
         data = _read_yaml(file)
@@ -272,10 +407,8 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
-    try:
+    with needs_extra(f"--config {file} (YAML)"):
         import yaml
-    except ImportError:
-        raise ValueError(f"--config {file}: YAML needs PyYAML (pip install pyyaml)") from None
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -303,8 +436,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     config."""
     if not hasattr(args, "out") and not getattr(args, "print_config", False):
         parser.error("the following arguments are required: --out")
-    if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
-        parser.error(f"--data-dir {args.data_dir}: no such file or directory")
+    check_data_dir_exists(args.data_dir, parser)
     if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
         parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
     if args.dataset == "folder" and args.data_dir is None:
@@ -326,10 +458,16 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     try:
         return TrainConfig(**values)
     except ValueError as exc:
-        parser.error(_as_flags(str(exc)))
+        parser.error(as_flags(str(exc)))
 
 
-def _as_flags(message: str) -> str:
+def check_data_dir_exists(data_dir: str | None, parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, of ``train`` and of ``eval`` alike, must exist."""
+    if data_dir is not None and not Path(data_dir).expanduser().exists():
+        parser.error(f"--data-dir {data_dir}: no such file or directory")
+
+
+def as_flags(message: str) -> str:
     """A TrainConfig error in the command line's words: ``eps must ...`` -> ``--eps must ...``."""
     name = message.split(" ", 1)[0]
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -337,6 +475,8 @@ def _as_flags(message: str) -> str:
 
 
 def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    from accelat_train.run_dir import read_json
+
     try:
         config = read_json(Path(path))
         check_policy_config(config)

@@ -8,6 +8,7 @@ raises ``argparse.ArgumentTypeError`` saying what was wrong (argparse names the 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -15,6 +16,12 @@ from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 
 #: The largest lr_max accepted: the lr range test ends at 10, and SGD beyond it only diverges.
 MAX_LR = 10.0
+#: The largest seed: numpy's and scikit-learn's legacy seeds are 32-bit, and Lightning's
+#: ``seed_everything`` allows the same range, so a seed that works elsewhere works here.
+MAX_SEED = 2**32 - 1
+#: The most steps ``accelat plot-policy`` draws: a million weight updates is a long run
+#: (ImageNet for 90 epochs is 450,000), and drawing it takes seconds; more only eats memory.
+MAX_PLOT_STEPS = 1_000_000
 
 
 def fraction(text: str) -> float:
@@ -45,8 +52,8 @@ def positive_or_none(text: str) -> float | None:
     return value
 
 
-def int_at_least(lo: int) -> Callable[[str], int]:
-    """A parser of integers ``>= lo``."""
+def int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """A parser of integers ``>= lo`` (and ``<= hi`` when given)."""
 
     def parse(text: str) -> int:
         try:
@@ -55,9 +62,11 @@ def int_at_least(lo: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < lo:
             raise argparse.ArgumentTypeError(f"{text!r} must be >= {lo}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"{text!r} must be in [{lo}, {hi}]")
         return value
 
-    parse.__name__ = f"int>={lo}"
+    parse.__name__ = f"int>={lo}" if hi is None else f"int in [{lo}, {hi}]"
     return parse
 
 
@@ -127,3 +136,9 @@ def names(
 
 POSITIVE = int_at_least(1)
 NONNEGATIVE = int_at_least(0)
+SEED = int_at_least(0, MAX_SEED)
+#: ``--threads``: at most one per CPU of the machine; torch starts every thread it is asked
+#: for (a hundred thousand exhaust the memory map and crash), and more than the cores only wait.
+MAX_THREADS = os.cpu_count() or 1
+THREADS = int_at_least(1, MAX_THREADS)
+PLOT_STEPS = int_at_least(1, MAX_PLOT_STEPS)

@@ -160,6 +160,19 @@ class RunDir:
             ) from None
         return target
 
+    def holder(self) -> str | None:
+        """The pid a live process holding the folder's lock wrote, or None when no process
+        holds it (a shared lock is tried and let go at once; nothing is created)."""
+        if fcntl is None or not self.lock.is_file():
+            return None
+        with open(self.lock, encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or "unknown"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
     def remove_temp_files(self) -> list[Path]:
         """Remove the ``.NAME.*.tmp`` files an interrupted atomic write left behind."""
         stale = sorted(self.path.glob(".*.tmp"))
@@ -279,6 +292,20 @@ def parse_json(text: str, source: str) -> dict[str, Any]:
 
 
 def _unwritten(path: Path, exc: BaseException) -> str:
-    cause = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
+    # torch.save reports a write that failed (ENOSPC) as "[enforce fail at
+    # inline_container.cc:...] unexpected pos": the OSError behind it says what happened.
+    os_error = _os_error(exc)
+    cause = (os_error and os_error.strerror) or str(exc).splitlines()[0][:200]
     kept = "the previous version is intact" if path.exists() else "nothing was written"
     return f"could not write {path}: {cause}; {kept}"
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The first ``OSError`` with a message in ``exc``'s chain (its cause or context)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

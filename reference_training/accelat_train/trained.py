@@ -19,7 +19,7 @@ from torch import nn
 
 from accelat_train.adversarial.evaluation import as_tensors, eval_subset
 from accelat_train.checkpoint import CheckpointError, load_weights
-from accelat_train.config import GIVEN
+from accelat_train.config import GIVEN, check_data_dir
 from accelat_train.data import Splits, load_splits
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.run_dir import RunDir, RunDirError, read_json
@@ -68,19 +68,23 @@ def load_run(
 
     ``which="last"`` loads ``checkpoint.pt``, ``"best"`` the best robust-validation epoch's
     ``best.pt``; a file path names the checkpoint itself. ``data_dir`` overrides the run's
-    own (for ``test_data`` on a machine where the data lie elsewhere). A run of your own
+    own (for ``test_data`` on a machine where the data lie elsewhere; refused, naming
+    ``data_dir``, for a data set that reads none). A run of your own
     model and data (:func:`accelat_train.fit`) needs ``model`` (an instance of the same
     architecture: a copy of it gets the weights) and, for ``test_data``, ``splits``. A
-    missing, corrupt or foreign checkpoint raises
+    missing, corrupt or foreign checkpoint, one with a NaN or inf weight, or a folder without
+    its ``config.json`` (yet: a run still going is named) raises
     :class:`~accelat_train.checkpoint.CheckpointError` naming it.
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {', '.join(WHICH)}, got {which!r}")
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no run folder or checkpoint at {path}")
     folder = RunDir(path if path.is_dir() else path.parent)
     ckpt_path = (folder.checkpoint if which == "last" else folder.best) if path.is_dir() else path
     if not folder.config.is_file():
-        raise CheckpointError(f"{path}: no {folder.config.name} in {folder.path}")
+        raise CheckpointError(_no_config(folder))
     state = load_weights(ckpt_path)
     try:
         config = read_json(folder.config)
@@ -92,6 +96,8 @@ def load_run(
                 f"{folder.config} does not say the run's {key} (a name), got "
                 f"{reprlib.repr(config.get(key))}"
             )
+    if data_dir is not None:
+        check_data_dir(config.get("dataset", ""), data_dir)
     if config["model"] == GIVEN and model is None:
         raise ValueError(f"{folder.path} trained a model given to fit(): pass model=")
     if splits is None and config["dataset"] != GIVEN:
@@ -102,6 +108,7 @@ def load_run(
         net.load_state_dict(state.get("evaluated", state["model"]))
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{ckpt_path}: weights do not fit the run's model ({exc})") from None
+    _check_finite(net, ckpt_path)
     net.to(torch.device(device)).eval()
     metrics = folder.rows() if folder.metrics.is_file() else []
     report = read_json(folder.report) if folder.report.is_file() else None
@@ -116,6 +123,34 @@ def weights_epoch(state: dict[str, Any]) -> int:
         if restored is not None:
             return int(restored)
     return int(state["epoch"])
+
+
+def _no_config(folder: RunDir) -> str:
+    holder = folder.holder()
+    if holder is not None:
+        return (
+            f"{folder.path} holds no {folder.config.name} yet: the run is still going (process "
+            f"{holder} holds {folder.lock}); try again once it has written its config"
+        )
+    return (
+        f"{folder.path} holds no {folder.config.name}: it is not a run folder, or its run has "
+        "not written its config yet"
+    )
+
+
+def _check_finite(net: nn.Module, path: Path) -> None:
+    """Refuse weights with a NaN or an inf: every accuracy measured with them means nothing."""
+    bad = [
+        name
+        for name, tensor in net.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CheckpointError(
+            f"{path} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}{more}); "
+            "whatever they score means nothing: take the other checkpoint (--which) or train again"
+        )
 
 
 def _splits(config: dict[str, Any], data_dir: str | None) -> Any:

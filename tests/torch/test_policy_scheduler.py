@@ -428,3 +428,86 @@ def test_load_state_dict_writes_the_restored_lr_into_the_optimizer(make_sgd):
     resumed.load_state_dict(first.state_dict())
     assert lrs(opt) == first.get_last_lr()
     assert lrs(opt)[0] < 0.1
+
+
+# -- torch's ReduceLROnPlateau.step(metrics, epoch=None) -----------------------------------------
+def test_plateau_scheduler_takes_the_metrics_keyword_as_reduce_lr_on_plateau_does(make_sgd):
+    by_keyword, by_position = make_sgd(), make_sgd()
+    a = PlateauPolicyScheduler(by_keyword, accelat())
+    b = PlateauPolicyScheduler(by_position, accelat())
+    for acc in ACCURACIES:
+        a.step(metrics=acc)
+        b.step(acc)
+        assert lrs(by_keyword) == lrs(by_position)
+    assert a.policy.state_dict() == b.policy.state_dict()
+
+
+def test_plateau_scheduler_takes_an_epoch_as_torch_does_warning_and_setting_last_epoch(make_sgd):
+    ours = PlateauPolicyScheduler(make_sgd(), accelat())
+    torchs = ReduceLROnPlateau(make_sgd(), mode="max")
+    for sched in (ours, torchs):
+        with pytest.warns(UserWarning) as caught:
+            sched.step(0.5, epoch=7)
+        assert sched.last_epoch == 7
+        sched.step(metrics=0.6)
+        assert sched.last_epoch == 8
+    torch_message = str(caught[0].message)
+    with pytest.warns(UserWarning) as again:
+        ours.step(0.7, 3)
+    assert str(again[0].message) == torch_message and ours.last_epoch == 3
+
+
+def test_plateau_scheduler_keeps_the_metric_keyword_of_policy_scheduler(make_sgd):
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
+    sched.step(metric=0.5)
+    with pytest.raises(TypeError, match="metrics given twice"):
+        sched.step(0.5, metric=0.5)
+
+
+# -- the optimizer's lr gives way to the policy's: said, and warned when far apart ---------------
+@pytest.mark.parametrize(
+    ("optimizer_lr", "policy"),
+    [
+        (1e-3, lambda: OneCycle(0.1, total_steps=10)),  # Adam's lr next to an SGD schedule
+        (1.0, lambda: Constant(0.05)),
+        (0.1, lambda: accelat_at(5e-3)),
+    ],
+)
+def test_an_optimizer_lr_far_from_the_policys_peak_is_warned_naming_both(optimizer_lr, policy):
+    sgd = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=optimizer_lr, momentum=0.9)
+    chosen = policy()
+    peak = max(v for k, v in chosen.to_config().items() if k in ("lr", "lr_max"))
+    with pytest.warns(UserWarning, match="the policy sets the optimizer's learning rate") as caught:
+        # (an LRMismatchWarning, which code building at a placeholder lr on purpose filters)
+        scheduler_for(sgd, chosen)
+    message = str(caught[0].message)
+    assert f"lr={optimizer_lr:g}" in message and f"peak lr {peak:g}" in message
+    assert sgd.param_groups[0]["lr"] == chosen.lr  # the policy's value, as documented
+
+
+@pytest.mark.parametrize(
+    ("optimizer_lr", "policy"),
+    [
+        (0.1, lambda: OneCycle(0.1, total_steps=10)),  # starts at 0.1 / 25: the peak is 0.1
+        (0.05, lambda: accelat()),
+        (1.0, lambda: Constant(0.1)),  # a factor of 10 exactly: no warning
+        (0.1, lambda: join([(Constant(0.01), 5), (OneCycle(0.1, total_steps=10), None)])),
+    ],
+)
+def test_an_optimizer_lr_within_a_factor_of_ten_of_the_peak_is_not_warned(optimizer_lr, policy):
+    sgd = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=optimizer_lr, momentum=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scheduler_for(sgd, policy())
+
+
+def accelat_at(lr_max: float) -> AccelAT:
+    return AccelAT(lr_max=lr_max, lr_min=lr_max / 100, min_gain=0.02, factor=0.5, window=2)
+
+
+@pytest.mark.parametrize("epoch", ["3", 2.5, True])
+def test_plateau_scheduler_refuses_an_epoch_that_is_not_an_int(make_sgd, epoch):
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
+    with pytest.raises(TypeError, match="epoch must be an int or None"):
+        sched.step(0.5, epoch=epoch)
+    assert sched.last_epoch == 0

@@ -190,3 +190,20 @@ def not_a_module(num_classes: int, in_channels: int) -> Any:
 
 def net_without_in_channels(num_classes: int) -> nn.Module:
     return tiny_net(num_classes, 3)
+
+
+# -- networks that do not fit the data (test_network_check.py) ---------------------------------
+def three_logits(num_classes: int, in_channels: int) -> nn.Module:
+    """Ignores ``num_classes``: three outputs whatever the data."""
+    return tiny_net(3, in_channels)
+
+
+def for_cifar(num_classes: int, in_channels: int) -> nn.Module:
+    """Expects 3 x 32 x 32 images: a flat linear layer of 3072 inputs."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))
+
+
+def lazy(num_classes: int, in_channels: int) -> nn.Module:
+    """Lazy layers: their shapes are known only after a first forward."""
+    return nn.Sequential(nn.LazyConv2d(4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.LazyLinear(num_classes))  # fmt: skip

@@ -279,7 +279,9 @@ def test_without_art_the_error_names_the_eval_extra(monkeypatch, four_class):
     model, x, y = four_class
     monkeypatch.setitem(sys.modules, "art", None)
     monkeypatch.setitem(sys.modules, "art.attacks", None)
-    with pytest.raises(ImportError, match=r"\[eval\] extra.*pip install 'accelat\[eval\]'"):
+    with pytest.raises(
+        ImportError, match=r"adversarial-robustness-toolbox package: pip install 'accelat\[eval\]'"
+    ):
         robust_mask(model, x, y, "apgd-ce", 0.1)
     robust_mask(model, x, y, "fgsm", 0.1)  # Foolbox's attacks do not need it
 

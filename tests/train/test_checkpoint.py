@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 
 import pytest
@@ -13,6 +15,7 @@ from accelat_train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from accelat_train.run_dir import RunDir, RunDirError
 
 
 def _state() -> dict:
@@ -93,3 +96,44 @@ def test_missing_and_newer_format_checkpoints_are_errors(tmp_path):
     torch.save({"kind": "accelat_train.checkpoint", "format": 99}, path)
     with pytest.raises(CheckpointError, match="format 99"):
         load_checkpoint(path)
+
+
+class _FullDisk:
+    """A file on a disk that fills after ``room`` bytes: writes past it raise ENOSPC."""
+
+    def __init__(self, handle, room: int) -> None:
+        self.handle, self.room = handle, room
+
+    def write(self, data) -> int:
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def test_a_full_disk_during_torch_save_says_no_space_left_naming_the_file(tmp_path, monkeypatch):
+    """torch.save turns the ENOSPC of a write into ``[enforce fail at inline_container.cc]``;
+    the error names the file and the cause, and the previous checkpoint stays."""
+    folder = RunDir(tmp_path / "run")
+    folder.create()
+    folder.save_checkpoint(folder.checkpoint, _state())
+    before = folder.checkpoint.read_bytes()
+    fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDisk(fdopen(fd, mode), room=600))
+    with pytest.raises(RunDirError) as caught:
+        folder.save_checkpoint(folder.checkpoint, _state())
+    assert str(caught.value) == (
+        f"could not write {folder.checkpoint}: {os.strerror(errno.ENOSPC)}; the previous "
+        "version is intact"
+    )
+    assert folder.checkpoint.read_bytes() == before
+    assert not list(folder.path.glob(".*.tmp"))

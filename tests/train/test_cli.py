@@ -307,8 +307,11 @@ def test_train_help_shows_every_option_with_its_default_as_typed():
     text = " ".join(train_parser.format_help().split())
     assert "--pgd-steps PGD_STEPS PGD steps of the pgd method (default: 7)" in text
     assert "(default: 8/255)" in text and "(default: linfpgd)" in text
-    # required (unless only printing the config): no default shown
-    assert "--out OUT run directory (required, unless --print-config) --resume" in text
+    out = (
+        "--out OUT the run's folder: config, metrics, checkpoints, report (required, unless "
+        "--print-config)"
+    )
+    assert f"{out} --resume" in text  # required (unless only printing the config): no default
     for name, entry in CATALOGUE.items():  # every choice with its meaning
         assert f"{name} {' '.join(entry.help.split())}" in text
     assert "autoattack-art ART's APGD-CE, APGD-T, Square; no FAB-T" in text

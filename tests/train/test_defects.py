@@ -154,7 +154,7 @@ def test_a_full_disk_is_one_error_naming_the_file_and_the_old_checkpoint_is_inta
     with pytest.raises(RunDirError) as caught:
         folder.save_checkpoint(folder.checkpoint, {"epoch": 2})
     assert str(caught.value) == (
-        f"could not write {folder.checkpoint}: PytorchStreamWriter failed writing file; "
+        f"could not write {folder.checkpoint}: No space left on device; "
         "the previous version is intact"
     )
     monkeypatch.undo()

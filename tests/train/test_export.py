@@ -113,3 +113,23 @@ def test_export_names_a_missing_checkpoint_and_a_bad_which(tmp_path):
         export_run(tmp_path, tmp_path / "m.pt2", which="first")
     with pytest.raises(CheckpointError, match=r"no config\.json"):
         export_run(tmp_path, tmp_path / "m.pt2")
+
+
+def test_the_loaded_program_refuses_eval_and_the_readmes_way_round_keeps_its_outputs(tmp_path):
+    """What the README says about ``torch.export.load(...).module().eval()``, in torch."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    net[1].running_mean.fill_(0.5)  # eval-mode BatchNorm differs from batch statistics
+    net.eval()
+    x = torch.rand(2, 1, 5, 5)
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (x,)), path)
+    model = torch.export.load(path).module()
+    with pytest.raises(NotImplementedError, match=r"Calling eval\(\) is not supported yet"):
+        model.eval()
+    with pytest.raises(NotImplementedError, match=r"Calling train\(\) is not supported yet"):
+        model.train()
+    del model.train, model.eval
+    model.eval()
+    assert not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x))

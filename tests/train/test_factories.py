@@ -5,6 +5,7 @@ The factories live in tests/train/factories.py, named as ``tests.train.factories
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,23 @@ def test_a_broken_model_factory_is_refused_naming_it_and_the_problem(name, messa
 def test_factory_module_path_is_the_repository_root():
     # The factories are importable by name because the repository root is on sys.path.
     assert Path(factories.__file__).resolve().parent == Path(__file__).resolve().parent
+
+
+def test_a_factory_module_in_the_current_folder_is_found_as_python_m_finds_it(
+    tmp_path, monkeypatch
+):
+    """The ``accelat`` script's folder, not the current one, heads ``sys.path``: a user's
+    ``mynets/`` beside them must still import."""
+    package = tmp_path / "mynets_here"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "small.py").write_text(
+        "from torch import nn\n\n\ndef net(num_classes, in_channels):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64 * in_channels, num_classes))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "mynets_here", raising=False)
+    monkeypatch.delitem(sys.modules, "mynets_here.small", raising=False)
+    net = build_model("mynets_here.small:net", num_classes=4, in_channels=1, image_size=8)
+    assert net[1].out_features == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import tarfile
+import zlib
 
 import numpy as np
 import pytest
@@ -167,3 +168,38 @@ def test_a_missing_or_malformed_folder_is_refused_naming_it(tmp_path, layout, me
         data_dir.write_bytes(data_dir.read_bytes()[:-300])
     with pytest.raises(ValueError, match=message):
         load_splits("folder", data_dir, cache_dir=tmp_path / "cache")
+
+
+def _cut_after_a_member(tar_bytes: bytes, keep: int) -> bytes:
+    """A gzip stream of ``tar_bytes`` cut where its first ``keep`` members end: it decodes to
+    whole members, with neither the tar's end blocks nor gzip's end-of-stream marker."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        member = tar.getmembers()[keep - 1]
+    end = member.offset_data + -(-member.size // 512) * 512
+    gz = zlib.compressobj(wbits=31)  # gzip framing
+    return gz.compress(tar_bytes[:end]) + gz.flush(zlib.Z_FULL_FLUSH)
+
+
+def test_an_archive_cut_after_a_whole_member_is_named_truncated_not_read_short(tmp_path):
+    write_folder(tmp_path / "f", train=6, test=2)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(tmp_path / "f", arcname="f")
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as whole:
+        members = len(whole.getmembers())
+    archive = tmp_path / "cut.tar.gz"  # every class still there, the last two images gone
+    archive.write_bytes(_cut_after_a_member(buffer.getvalue(), keep=members - 2))
+    with tarfile.open(archive, "r|gz") as tar:  # what tarfile alone makes of it: no error
+        assert sum(m.isfile() for m in tar) == 3 * (6 + 2) - 2
+    with pytest.raises(ValueError, match=rf"archive '{archive}' is truncated or damaged"):
+        read_image_folder(archive, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.npz"))  # nothing short was cached
+
+
+def test_a_whole_archive_with_trailing_zeros_still_reads(tmp_path):
+    write_folder(tmp_path / "f")
+    archive = tmp_path / "whole.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "f", arcname="f")
+    train, test, classes = read_image_folder(archive, cache_dir=tmp_path / "cache")
+    assert (len(train), len(test), classes) == (12, 6, tuple(sorted(CLASSES)))

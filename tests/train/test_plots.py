@@ -111,7 +111,7 @@ def test_plot_policy_metric_driven_without_metrics_is_an_error(tmp_path):
 
 
 def test_plot_policy_rejects_nonpositive_steps(tmp_path):
-    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 1000000\], got 0"):
         plots.plot_policy(StepDecay(0.1, milestones=[3]), 0, tmp_path / "x.png")
 
 

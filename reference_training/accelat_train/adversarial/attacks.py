@@ -22,29 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The names, aliases and help lines live in the torch-free ``choices`` (read by --help).
+from accelat_train.choices import ATTACK_ALIASES as ATTACK_ALIASES
+from accelat_train.choices import ATTACK_HELP as ATTACK_HELP
+from accelat_train.choices import ATTACK_NAMES, ATTACKS
+from accelat_train.choices import canonical_attack as canonical_attack
+from accelat_train.extras import needs_extra
 from accelat_train.models import NormalizedModel
 
-FOOLBOX_NAMES = ("linfpgd", "fgsm", "deepfool")
-ART_NAMES = ("apgd-ce", "apgd-dlr", "autoattack-art")
-ATTACK_NAMES = FOOLBOX_NAMES + ART_NAMES
-#: Other names an attack answers to: ``pgd`` as the training method is called, and
-#: ``autoattack``, this suite's name before it said that it is ART's, without FAB-T.
-ATTACK_ALIASES = {"pgd": "linfpgd", "autoattack": "autoattack-art"}
-#: One line per attack, for ``--help``.
-ATTACK_HELP = {
-    "linfpgd": "Foolbox L-inf PGD, random start, 2.5 eps / steps a step (alias: pgd)",
-    "fgsm": "Foolbox FGSM: one signed-gradient step of eps",
-    "deepfool": "Foolbox L-inf DeepFool",
-    "apgd-ce": "ART's APGD on the cross-entropy [eval extra]",
-    "apgd-dlr": "ART's targeted APGD on the DLR loss (APGD-T) [eval extra]",
-    "autoattack-art": "ART's APGD-CE, APGD-T, Square; no FAB-T, so not the original AutoAttack "
-    "(alias: autoattack) [eval extra]",
-}
-
-
-def canonical_attack(name: str) -> str:
-    """``name``, or the attack an alias stands for (``pgd`` -> ``linfpgd``)."""
-    return ATTACK_ALIASES.get(name, name)
+#: The attacks Foolbox runs and those IBM's ART runs (the names and help: ``choices``).
+FOOLBOX_NAMES = tuple(a.name for a in ATTACKS.values() if "foolbox" in a.needs)
+ART_NAMES = tuple(a.name for a in ATTACKS.values() if "art" in a.needs)
 
 
 # float32 rounding of x ± ε and of ART's projection x + clip(x' - x) is a few ulps of 1.0
@@ -164,7 +152,8 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
 
 
 def foolbox_attack(attack: str, eps: float, steps: int):  # type: ignore[no-untyped-def]
-    import foolbox as fb
+    with needs_extra(f"the attack {attack!r}"):
+        import foolbox as fb
 
     if attack == "linfpgd":
         # Foolbox's default step (0.033ε) cannot leave the start region in a few steps.
@@ -177,7 +166,8 @@ def foolbox_attack(attack: str, eps: float, steps: int):  # type: ignore[no-unty
 def foolbox_model(model: nn.Module, device: torch.device):  # type: ignore[no-untyped-def]
     """Foolbox's view of ``model``: a NormalizedModel's network with its normalisation as
     Foolbox's preprocessing, or any other model of [0, 1] images as it is."""
-    import foolbox as fb
+    with needs_extra("Foolbox's attacks"):
+        import foolbox as fb
 
     if not isinstance(model, NormalizedModel):
         return fb.PyTorchModel(model, bounds=(0, 1), device=device)

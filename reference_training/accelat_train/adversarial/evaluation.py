@@ -35,12 +35,21 @@ def eval_subset(
 
     Random, not the first ``size``: an image-folder test split is sorted by class, so its
     first 300 CIFAR images are all airplanes. The same subset for every run and ``accelat eval``.
+    A ``size`` beyond the split is refused (:func:`check_subset_size`), not cut to it.
     """
-    if size is None or size >= len(y):
+    check_subset_size(size, len(y))
+    if size is None or size == len(y):
         return x, y
     keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:size]
     keep = keep.to(y.device)
     return x[keep], y[keep]
+
+
+def check_subset_size(size: int | None, available: int) -> None:
+    """Raise ``ValueError`` naming ``eval_size`` when ``size`` asks for more test images than
+    the ``available`` ones: a report on fewer images than asked for would say otherwise."""
+    if size is not None and size > available:
+        raise ValueError(f"eval_size must be at most the test set's {available} images, got {size}")
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:

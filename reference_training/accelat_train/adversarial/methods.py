@@ -8,7 +8,8 @@ they run). A forward alone (an evaluation) is 1/3 pass; :mod:`accelat_train.adve
 counts those.
 
 To add a method: subclass :class:`Method`, set ``name``, define ``_adversarial`` (or
-``_train`` for one that updates more than once per batch), and add it to :data:`METHODS`.
+``_train`` for one that updates more than once per batch), add it to :data:`METHODS`, and
+its name and help line to :data:`accelat_train.choices.METHODS`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from accelat_train.adversarial import attacks
+
+# The names and help lines live in the torch-free ``choices`` (read by --help).
+from accelat_train.choices import METHOD_HELP as METHOD_HELP
+from accelat_train.choices import METHOD_NAMES as METHOD_NAMES
 
 
 class BatchStats(NamedTuple):
@@ -258,17 +263,6 @@ METHODS: dict[str, type[Method]] = {
         FoolboxDeepFoolMethod,
         NaturalMethod,
     )
-}
-METHOD_NAMES = tuple(METHODS)
-#: One line per method, for ``--help``.
-METHOD_HELP = {
-    "free": "Free AT (Shafahi et al. 2019): each minibatch replayed --replays times",
-    "fgsm-rs": "FGSM from a random start (Wong et al. 2020), 2 passes an image",
-    "pgd": "PGD-k (Madry et al. 2018), k = --pgd-steps, k + 1 passes an image",
-    "foolbox-pgd": "each minibatch attacked by Foolbox's LinfPGD",
-    "foolbox-fgsm": "each minibatch attacked by Foolbox's FGSM",
-    "foolbox-deepfool": "each minibatch attacked by Foolbox's L-inf DeepFool",
-    "natural": "no attack: clean training",
 }
 
 

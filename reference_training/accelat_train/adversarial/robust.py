@@ -36,6 +36,7 @@ from accelat_train.adversarial.attacks import (
     check_in_ball,
     clean_accuracy,
 )
+from accelat_train.extras import needs_extra
 
 # AutoAttack's standard L∞ settings (Croce & Hein 2020, version="standard").
 AUTOATTACK_ITERATIONS = 100
@@ -111,7 +112,8 @@ def robust_mask(
     masks: list[list[torch.Tensor]] = [[] for _ in epsilons]
     starts: Iterator[int] | range = range(0, len(x), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        with needs_extra("progress bars"):
+            from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"{attack} eval", unit="batch")
     art = _art_context(x.device) if attack in ART_NAMES else contextlib.nullcontext()
@@ -243,14 +245,9 @@ def _foolbox_attacker(
 
 
 def _import_art() -> Any:
-    try:
+    with needs_extra(f"evaluating with ART's attacks ({', '.join(ART_NAMES)})"):
         from art.attacks import evasion
         from art.estimators.classification import PyTorchClassifier
-    except ImportError as error:
-        raise ImportError(
-            f"the attacks {ART_NAMES} need IBM's adversarial-robustness-toolbox, which the "
-            "[eval] extra holds: pip install 'accelat[eval]'"
-        ) from error
     return evasion, PyTorchClassifier
 
 

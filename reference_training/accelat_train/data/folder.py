@@ -22,8 +22,11 @@ Example::
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import tarfile
 import zlib
@@ -34,6 +37,7 @@ import numpy as np
 
 from accelat_train.checkpoint import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
+from accelat_train.extras import needs_extra
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 LAYOUT = (
@@ -83,18 +87,38 @@ def walk_dir(root: Path, subdirs: tuple[str, ...] = (".",)) -> Iterator[tuple[st
 
 def walk_tar(archive: Path) -> Iterator[tuple[str, bytes]]:
     """(member path, bytes) of every file in ``archive``, streamed in archive order; a
-    truncated or damaged archive is a ``ValueError`` naming it."""
+    truncated or damaged archive is a ``ValueError`` naming it.
+
+    tarfile's stream mode ends quietly where a cut archive's data end, if the cut falls
+    between two members; so the compressed stream is decompressed by gzip / bz2 / lzma, which
+    raise ``EOFError`` when it stops before its end-of-stream marker, and read to its end."""
     try:
-        with tarfile.open(archive, "r|*") as tar:
+        with _decompressed(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 if member.isfile():
                     handle = tar.extractfile(member)
                     assert handle is not None
                     yield member.name, handle.read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            while stream.read(1 << 20):  # the rest of the stream, to its end-of-stream marker
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as error:
         raise ValueError(
             f"archive '{archive}' is truncated or damaged ({type(error).__name__}: {error})"
         ) from None
+
+
+def _decompressed(archive: Path) -> io.BufferedIOBase:
+    """``archive`` opened for reading, decompressed by its format's own reader (by its first
+    bytes, as ``tarfile``'s ``r|*`` tells them), which checks the stream's end."""
+    with open(archive, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.open(archive, "rb")
+    if head.startswith(b"BZh"):
+        return bz2.open(archive, "rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(archive, "rb")
+    return open(archive, "rb")
 
 
 def decode_images(files: Iterable[tuple[str, bytes]], what: str, *, rgb: bool = False) -> Decoded:
@@ -147,7 +171,8 @@ def decode_images(files: Iterable[tuple[str, bytes]], what: str, *, rgb: bool = 
 
 def _decode(path: str, payload: bytes, rgb: bool) -> np.ndarray:
     """H x W (grey, unless ``rgb``) or H x W x 3 uint8 pixels of one image file."""
-    from PIL import Image
+    with needs_extra("decoding images"):
+        from PIL import Image
 
     try:
         with Image.open(io.BytesIO(payload)) as image:

@@ -28,16 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from accelat_train.choices import DATASET_NAMES as DATASET_NAMES
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.data.cifar import read_cifar
 from accelat_train.data.factory_dataset import read_factory_dataset
 from accelat_train.data.folder import LAYOUT, read_image_folder
+from accelat_train.extras import needs_extra
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-DATASET_NAMES = ("digits", "cifar10", "cifar100", "folder")
 
 # Held out from the training set when val_size is None: a fixed count for the fixed datasets,
 # DEFAULT_VAL_FRACTION of the training images (rounded) for a folder or a factory's dataset.
@@ -154,7 +155,8 @@ def _read(
 
 
 def _digits() -> Decoded:
-    from sklearn.datasets import load_digits
+    with needs_extra("the digits dataset"):
+        from sklearn.datasets import load_digits
 
     bunch = load_digits()
     # Values are 0..16; round(v * 255 / 16) keeps all 17 levels distinct in uint8.

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from accelat_train.choices import MODEL_NAMES
 from accelat_train.factory import FACTORY_SYNTAX, call_factory, is_factory_name
 
 from .cnn import SmallCNN
@@ -24,8 +25,6 @@ from .mobilenetv2 import MobileNetV2
 from .preact import preact_resnet18
 from .resnet import init_weights, resnet20, resnet50
 from .wideresnet import wrn28_10, wrn34_10
-
-MODEL_NAMES = ("cnn", "resnet20", "preact18", "mobilenetv2", "resnet50", "wrn28-10", "wrn34-10")
 
 _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "cnn": SmallCNN,

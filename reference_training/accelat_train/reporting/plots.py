@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from accelat_core import Policy, Schedule
 from accelat_train.checkpoint import atomic_write
+from accelat_train.extras import needs_extra
+from accelat_train.output_path import check_output_path
+from accelat_train.parsers import MAX_PLOT_STEPS
 
 if TYPE_CHECKING:  # annotations only; see the module docstring for why not at run time
     from matplotlib.figure import Figure
@@ -146,10 +149,11 @@ def plot_policy(
     A fixed-shape policy is drawn from its closed form ``at(0) .. at(steps - 1)``. Any other
     policy is deep-copied (the caller's object is not advanced) and stepped: the value before
     the first step, then ``step(metrics[i])`` for ``i < steps - 1``. A metric-driven policy
-    needs ``metrics`` with at least ``steps - 1`` values. Saves a PNG; returns the figure.
+    needs ``metrics`` with at least ``steps - 1`` values. ``steps`` is at most
+    :data:`~accelat_train.parsers.MAX_PLOT_STEPS`. Saves a PNG; returns the figure.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_PLOT_STEPS:
+        raise ValueError(f"steps must be an integer in [1, {MAX_PLOT_STEPS}], got {steps!r}")
     if isinstance(policy, Schedule):
         hypers = [policy.at(t) for t in range(steps)]
     else:
@@ -218,11 +222,15 @@ def _legend(fig: Figure, ax: Any) -> None:
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     """A constrained-layout Figure; matplotlib is imported here, on first use (module docstring)."""
-    from matplotlib.figure import Figure
+    with needs_extra("drawing figures"):
+        from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
 
 
 def save_png(fig: Figure, path: str | Path) -> None:
-    """Save a PNG atomically: a crash never leaves a half-written image under the final name."""
+    """Save a PNG atomically: a crash never leaves a half-written image under the final name.
+    A path that cannot be written (a folder, a place no file can be made) is a ``ValueError``
+    naming it, before it is written."""
+    check_output_path(path, "path")
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))

@@ -14,12 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from accelat_train import choices
+from accelat_train.adversarial.evaluation import check_subset_size
 from accelat_train.adversarial.methods import METHODS, FreeMethod, Method
 from accelat_train.config import GIVEN, TrainConfig
 from accelat_train.data import DeviceLoader, Splits, load_splits
 from accelat_train.data.loader import DatasetLoader, make_loader
+from accelat_train.extras import require
 from accelat_train.models import NormalizedModel, build_model
 from accelat_train.training import distributed
+from accelat_train.training.network_check import check_materialized, check_splits_network
 from accelat_train.training.optimizers import make_optimizer, optimizer_name
 
 
@@ -71,6 +75,24 @@ def make_method(cfg: TrainConfig, **kwargs: Any) -> Method:
     return cls(cfg.eps, pgd_steps=cfg.pgd_steps, **kwargs)
 
 
+def check_extras(cfg: TrainConfig) -> None:
+    """Raise :class:`~accelat_train.extras.MissingExtra` naming the flag, the package and
+    the extra, before any work, if the run ``cfg`` needs an optional package that is missing
+    (its dataset's reader, its method's or its attacks' library, its optimizer)."""
+    optimizer = optimizer_name(cfg)
+    dataset = choices.DATASETS.get(cfg.dataset)  # None: a user's own
+    wanted = [
+        (f"--method {cfg.method}", choices.METHODS[cfg.method].needs),
+        (f"--dataset {cfg.dataset}", dataset.needs if dataset else ()),
+        (f"--optimizer {optimizer}" if cfg.optimizer else f"--policy {cfg.policy}",
+         choices.OPTIMIZERS[optimizer].needs),
+        *((f"--attacks {a}", choices.ATTACKS[choices.canonical_attack(a)].needs)
+          for a in cfg.attacks),
+    ]  # fmt: skip
+    for what, needs in wanted:
+        require(needs, what)
+
+
 def build(
     cfg: TrainConfig,
     *,
@@ -79,7 +101,9 @@ def build(
     data: Splits | None = None,
 ) -> Setup:
     """Load the data and build model, optimizer and method for ``cfg`` (seeded); ``model``
-    and ``data`` are a user's own (``dataset`` / ``model`` ``"given"``), as ``fit`` passes them."""
+    and ``data`` are a user's own (``dataset`` / ``model`` ``"given"``), as ``fit`` passes them.
+    A missing optional package is an error before anything is loaded (:func:`check_extras`)."""
+    check_extras(cfg)
     for name, given in (("dataset", data), ("model", model)):
         if (getattr(cfg, name) == GIVEN) != (given is not None):
             raise ValueError(
@@ -102,6 +126,7 @@ def build(
         seed=cfg.seed,
         download=cfg.download,
     )
+    check_subset_size(cfg.eval_size, len(splits.test))  # before any work, as eval checks it
     loader = make_loader(
         splits.train, cfg.batch_size, device=device, augment=splits.augment, seed=cfg.seed,
         rank=info.rank, world_size=info.world_size,
@@ -147,7 +172,11 @@ def _models(
         _, height, _, channels = splits.val.x.shape
         net = build_model(cfg.model, len(splits.classes), in_channels=channels, image_size=height)
         given = NormalizedModel(net, splits.mean, splits.std)
+    name = "the model given to fit()" if cfg.model == GIVEN else f"model {cfg.model}"
+    check_materialized(given, name)
     model = given.to(device)
+    # Before anything reads the parameters: lazy layers get their shapes (and seeded weights).
+    check_splits_network(model, splits, device, name)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_model: nn.Module = model

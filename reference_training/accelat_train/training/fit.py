@@ -51,6 +51,11 @@ def fit(
     >>> run = fit(net, (x, y), eps=0.1, epochs=5, out="runs/mine")  # doctest: +SKIP
     >>> run.report["final"]["robust_acc"]  # doctest: +SKIP
     """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"model must be a torch.nn.Module (your network, built), got {model!r:.80} "
+            f"({type(model).__name__})"
+        )
     cfg = TrainConfig(**{"dataset": GIVEN, "model": GIVEN, **config})
     data = given_splits(
         train, val, test, classes=None if classes is None else tuple(classes),

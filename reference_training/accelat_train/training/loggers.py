@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import importlib
-import importlib.util
 import io
 import sys
 import time
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accelat_train.checkpoint import atomic_write_text
+from accelat_train.choices import LOGGER_NAMES, LOGGERS
+from accelat_train.extras import needs_extra, require
 from accelat_train.run_dir import RunDir
 from accelat_train.training.events import Callback
 from accelat_train.training.record import EpochRecord
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from accelat_train.training.events import Trainer
 
 #: The names ``make_loggers`` (and ``--log``) takes.
-LOGGER_NAMES = ("csv", "tensorboard", "wandb")
 #: The per-epoch scalars TensorBoard and W&B get (those that are not None).
 SCALARS = (
     "lr", "momentum", "train_loss", "train_adv_acc", "val_acc", "robust_val_acc", "passes",
@@ -144,7 +144,7 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(self, log_dir: str | Path) -> None:
-        _require("tensorboard", "tensorboard")
+        require(LOGGERS["tensorboard"].needs, "the tensorboard logger")
         self.log_dir = Path(log_dir)
         self.writer: Any = None
 
@@ -185,7 +185,8 @@ def _summary_writer(log_dir: Path, *, purge_step: int) -> Any:
     # its `notf` marker is importable; the stub it falls back to writes the same files.
     if "tensorflow" not in sys.modules:
         sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("notf"))
-    from torch.utils.tensorboard import SummaryWriter
+    with needs_extra("the tensorboard logger"):
+        from torch.utils.tensorboard import SummaryWriter
 
     # TensorBoard reads a folder's event files in name order, which starts with the creation
     # second: a writer opened in the same second as an earlier one (a crash and its resume in
@@ -219,7 +220,7 @@ class WandbLogger(Callback):
     def __init__(
         self, project: str = "accelat", save_dir: str | Path | None = None, **init: Any
     ) -> None:
-        _require("wandb", "wandb")
+        require(LOGGERS["wandb"].needs, "the wandb logger")
         self.project, self.save_dir, self.init = project, save_dir, init
         self.run_id: str | None = None
         self.run: Any = None
@@ -234,7 +235,8 @@ class WandbLogger(Callback):
         self.finish(exit_code=1)  # a run a raising train() left open
         if not trainer.is_main:
             return
-        wandb = importlib.import_module("wandb")  # optional: untyped here when missing
+        with needs_extra("the wandb logger"):
+            wandb = importlib.import_module("wandb")  # optional: untyped here when missing
         save_dir = Path(self.save_dir or trainer.run_dir.path)
         save_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
@@ -270,7 +272,8 @@ def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Cal
     """The loggers ``names`` (of :data:`LOGGER_NAMES`) writing into the run folder:
     ``RUN/metrics.csv``, ``RUN/tensorboard/``, ``RUN/wandb/``.
 
-    Raises ``ValueError`` naming an unknown logger and ``ImportError`` naming the package a
+    Raises ``ValueError`` naming an unknown logger and
+    :class:`~accelat_train.extras.MissingExtra` (an ``ImportError``) naming the package a
     logger needs and the extra that installs it.
 
     >>> make_loggers(["csv"], "runs/a")[0].path
@@ -288,13 +291,6 @@ def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Cal
         "wandb": lambda: WandbLogger(save_dir=folder.path),
     }
     return [make[name]() for name in names]
-
-
-def _require(package: str, extra: str) -> None:
-    if importlib.util.find_spec(package) is None:
-        raise ImportError(
-            f"the {package} logger needs the {package} package: pip install 'accelat[{extra}]'"
-        )
 
 
 __all__ = [

@@ -30,6 +30,7 @@ from torch import nn
 
 from accelat_train.catalogue import LR_FREE_LR
 from accelat_train.config import TrainConfig, resolved_optimizer
+from accelat_train.extras import needs_extra
 
 
 def optimizer_name(cfg: TrainConfig) -> str:
@@ -47,24 +48,21 @@ def make_optimizer(
     warmup: float = 0.05,
 ) -> torch.optim.Optimizer:
     """The LR-free optimizer ``name`` (schedulefree or prodigy), built as its README says."""
-    try:
-        if name == "schedulefree":
+    if name == "schedulefree":
+        with needs_extra("the optimizer 'schedulefree'"):
             from schedulefree import SGDScheduleFree
 
-            return SGDScheduleFree(
-                params, lr=LR_FREE_LR, momentum=momentum, weight_decay=weight_decay,
-                warmup_steps=int(warmup * total_updates),
-            )  # fmt: skip
+        return SGDScheduleFree(
+            params, lr=LR_FREE_LR, momentum=momentum, weight_decay=weight_decay,
+            warmup_steps=int(warmup * total_updates),
+        )  # fmt: skip
+    with needs_extra("the optimizer 'prodigy'"):
         from prodigyopt import Prodigy
 
-        return Prodigy(
-            params, lr=LR_FREE_LR, weight_decay=weight_decay, safeguard_warmup=True,
-            use_bias_correction=True,
-        )  # fmt: skip
-    except ImportError as exc:
-        raise ValueError(
-            f"optimizer {name!r} needs the [peers] extra (pip install 'accelat[peers]'): {exc}"
-        ) from None
+    return Prodigy(
+        params, lr=LR_FREE_LR, weight_decay=weight_decay, safeguard_warmup=True,
+        use_bias_correction=True,
+    )  # fmt: skip
 
 
 def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:

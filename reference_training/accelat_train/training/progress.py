@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from accelat_train.extras import needs_extra
 from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class Progress(Callback):
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         self._sums = [0.0, 0, 0]
         if self.bars:
-            from tqdm.auto import tqdm  # tqdm.auto probes for IPython: only on a terminal
+            with needs_extra("progress bars"):
+                from tqdm.auto import tqdm  # tqdm.auto probes for IPython: only on a terminal
 
             total = trainer.setup.batches_per_epoch
             desc = f"epoch {epoch}/{trainer.cfg.epochs}"
@@ -88,7 +90,8 @@ class Progress(Callback):
         if self.quiet:
             return
         if self.bars:
-            from tqdm.auto import tqdm
+            with needs_extra("progress bars"):
+                from tqdm.auto import tqdm
 
             tqdm.write(line, file=self.stream)
         else:

@@ -13,12 +13,14 @@ per epoch`` steps) or once per epoch with the monitored metric (a metric-driven 
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import torch
 
 from accelat_core import Policy, from_config
 from accelat_torch import scheduler_for
+from accelat_torch.scheduler import LRMismatchWarning
 from accelat_train.catalogue import CATALOGUE, Rule
 from accelat_train.config import TrainConfig
 from accelat_train.parsers import lr_min_value
@@ -30,7 +32,9 @@ class Schedule:
     def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer) -> None:
         self.policy = policy
         self.optimizer = optimizer
-        self.scheduler: Any = scheduler_for(optimizer, policy, momentum="auto")
+        with warnings.catch_warnings():  # the optimizer was built at a placeholder lr
+            warnings.simplefilter("ignore", LRMismatchWarning)
+            self.scheduler: Any = scheduler_for(optimizer, policy, momentum="auto")
         self.per_epoch = policy.needs_metric
 
     def after_update(self) -> None:
