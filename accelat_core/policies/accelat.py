@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from accelat_core import _validate as v
@@ -21,6 +22,27 @@ from accelat_core.policy import Policy
 
 #: Windows are counted in evaluations (epochs); a larger one is a units mistake.
 MAX_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named AccelAT rule: its knobs, with the floor as a fraction of ``lr_max``."""
+
+    min_lr_ratio: float
+    min_gain: float
+    factor: float
+    window: int
+    stop_patience: int | None = None
+    z: float = 1.0
+    anneal: float | None = None
+    anneal_shape: str = "sqrt"
+
+
+#: The trainer's rule, :meth:`AccelAT.anytime`: chosen by ablation on development seeds
+#: (docs/benchmarks.md); the trainer's flags take their defaults from it.
+ANYTIME = Preset(1 / 8, 0.005, 0.5, window=2, stop_patience=2, z=1.0, anneal=0.3)
+#: The released code's rule, :meth:`AccelAT.paper`.
+PAPER = Preset(1 / 1000, 0.005, 0.8, window=5)
 
 
 @register
@@ -127,10 +149,26 @@ class AccelAT(Policy):
         self._load(AccelATState(lr=self._lr_max))
 
     @classmethod
-    def paper(cls, lr_max: float, min_lr: float | None = None) -> AccelAT:
-        """The released code's rule: ``min_gain=0.005``, ``factor=0.8``, ``window=5``,
-        ``min_lr = lr_max / 1000``, no stop, no anneal."""
-        return cls(lr_max, min_lr, min_gain=0.005, factor=0.8, window=5)
+    def paper(cls, lr_max: float, **changes: Any) -> AccelAT:
+        """The released code's rule (:data:`PAPER`): ``min_gain=0.005``, ``factor=0.8``,
+        ``window=5``, ``min_lr = lr_max / 1000``, no stop, no anneal; ``changes`` override."""
+        return cls._preset(PAPER, lr_max, changes)
+
+    @classmethod
+    def anytime(cls, lr_max: float, **changes: Any) -> AccelAT:
+        """The trainer's rule (:data:`ANYTIME`), for a run of any length: cuts to
+        ``lr_max / 8``, then after 2 more decisions without gain a ``1 - sqrt`` anneal over
+        0.3 of the evaluations so far, then stop; ``changes`` override (``budget``, ``samples``).
+
+        >>> AccelAT.anytime(0.1, budget=20).get_config()["anneal"]
+        0.3
+        """
+        return cls._preset(ANYTIME, lr_max, changes)
+
+    @classmethod
+    def _preset(cls, preset: Preset, lr_max: float, changes: dict[str, Any]) -> AccelAT:
+        rule = {k: v for k, v in asdict(preset).items() if k != "min_lr_ratio"}
+        return cls(lr_max, **{"min_lr": lr_max * preset.min_lr_ratio, **rule, **changes})
 
     # -- the rule --------------------------------------------------------------------------
     def step(self, metric: float | None = None) -> Hyper:

@@ -7,15 +7,14 @@ whether its shape depends on the budget, and its one-line help. The config, the 
 line, the comparison and the reports read these entries; adding a policy is adding one.
 
 ``T`` is the run's weight updates (``epochs x updates per epoch``); ``w`` the window
-(``--window``, default :func:`default_window`); ``lr_min`` the rule's floor (``--lr-min``,
-the trainer's default ``lr_max/8``; ``lr_max/1000`` for a ``Rule`` without one); ``n`` the
-monitor's sample count. The released AccelAT code uses
-``min_gain=0.005``, ``window=cooldown=5`` epochs, ``lr_min = lr_max / 1000`` and
-``factor=0.8`` for runs of 50-500 epochs; our runs are 5-50 epochs, so the window scales
-with the budget and the factor is 0.5, so that a cut is felt within a short run. The
-trainer's AccelAT defaults were chosen by ablation on development seeds (docs/benchmarks.md):
-``--monitor robust_val_acc --accelat-z 0 --stop-patience 0 --lr-min lr_max/1000
---ema-epochs 0`` (with ``--window`` as wanted) gives the paper's rule.
+(``--window``, default :func:`default_window`); ``lr_min`` the rule's floor (``--lr-min``).
+The rule's defaults have one source, the core's :data:`accelat_core.policies.accelat.ANYTIME`
+(the rule :meth:`AccelAT.anytime` builds, chosen by ablation on development seeds,
+docs/benchmarks.md); ``Rule`` and ``TrainConfig`` read it. The released AccelAT code's rule
+(``min_gain=0.005``, ``window=cooldown=5`` epochs, ``lr_min = lr_max / 1000``,
+``factor=0.8``, for runs of 50-500 epochs) is ``--policy accelat-paper``
+(:meth:`AccelAT.paper`); add ``--monitor robust_val_acc --ema-epochs 0`` for the paper's
+whole setup.
 
 >>> step = CATALOGUE["step"].build(lr_max=0.2, total_steps=100, epochs=10)
 >>> [round(step.at(t).lr, 12) for t in (49, 50, 75)]
@@ -42,10 +41,8 @@ from accelat_core import (
     StepDecay,
     WarmRestarts,
 )
+from accelat_core.policies.accelat import ANYTIME
 
-#: The rule's defaults (see the module docstring).
-MIN_GAIN = 0.005
-FACTOR = 0.5
 #: Where the decaying fixed shapes end: lr_max / 1000.
 FLOOR_RATIO = 1e-3
 #: The lr the LR-free optimizers are run at (their own default).
@@ -57,22 +54,23 @@ def default_window(epochs: int) -> int:
     tenth of a short budget, and 2 epochs for any longer one (or none: ``--epochs`` huge), so
     that the rule reacts, and stops, where the accuracy plateaus rather than where the budget
     ends."""
-    return max(1, min(2, epochs // 10))
+    return max(1, min(ANYTIME.window, epochs // 10))
 
 
 @dataclass(frozen=True)
 class Rule:
-    """The knobs of the metric-driven rules (AccelAT, plateau); the trainer's defaults."""
+    """The knobs of the metric-driven rules (AccelAT, plateau), defaulting to the core's
+    :data:`~accelat_core.policies.accelat.ANYTIME` rule."""
 
     window: int | None = None  # None: default_window(epochs)
-    min_gain: float = MIN_GAIN
-    factor: float = FACTOR
-    lr_min: float | None = None  # None: lr_max * FLOOR_RATIO
-    z: float = 0.0
+    min_gain: float = ANYTIME.min_gain
+    factor: float = ANYTIME.factor
+    lr_min: float | None = None  # None: lr_max * ANYTIME.min_lr_ratio
+    z: float = ANYTIME.z
     samples: int | None = None
-    stop_patience: int = 0  # 0: never stop
-    anneal: float | None = None  # where it would stop, anneal over this fraction of the run
-    anneal_shape: str = "sqrt"
+    stop_patience: int = ANYTIME.stop_patience or 0  # 0: never stop
+    anneal: float | None = ANYTIME.anneal  # where it would stop, anneal over this fraction
+    anneal_shape: str = ANYTIME.anneal_shape
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _plateau(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
 
 
 def _floor(lr_max: float, rule: Rule) -> float:
-    return lr_max * FLOOR_RATIO if rule.lr_min is None else min(rule.lr_min, lr_max)
+    return lr_max * ANYTIME.min_lr_ratio if rule.lr_min is None else min(rule.lr_min, lr_max)
 
 
 def _restarts(lr_max: float, total: int, _epochs: int, _rule: Rule) -> Policy:
@@ -160,6 +158,11 @@ _ENTRIES = (
     Entry(
         "accelat", "AccelAT: cut the lr by --accelat-factor when the monitor gains too little",
         _accelat, reads_metric=True, budget_shaped=False,
+    ),
+    Entry(
+        "accelat-paper", "AccelAT as the paper's released code: window 5, --accelat-factor 0.8, "
+        "floor lr_max/1000, no stop, no anneal (AccelAT.paper)",
+        lambda lr, t, e, r: AccelAT.paper(lr), reads_metric=True, budget_shaped=False,
     ),
     Entry(
         "plateau", "torch's ReduceLROnPlateau with AccelAT's factor, threshold and floor",

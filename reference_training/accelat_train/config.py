@@ -23,6 +23,7 @@ from typing import Any
 
 from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
+from accelat_core.policies.accelat import ANYTIME
 from accelat_core.policies.anneal import ANNEAL_SHAPES
 from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, default_window
 from accelat_train.choices import (
@@ -200,33 +201,34 @@ class TrainConfig:
         None, "AccelAT: the epochs over which the monitor must gain --min-gain (and plateau's "
         "patience; default: a tenth of --epochs, at least 1 and at most 2)", type=POSITIVE,
     )  # fmt: skip
+    # The rule's defaults are the core's AccelAT.anytime rule (ANYTIME), their one source.
     accelat_z: float = _opt(
-        1.0, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
+        ANYTIME.z, "AccelAT: standard errors of the gain added to min_gain (0: the paper's rule)",
         type=float,
     )  # fmt: skip
     accelat_factor: float = _opt(
-        0.5, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
+        ANYTIME.factor, "AccelAT: the lr is multiplied by this at a cut, in (0, 1)", type=float
     )
     min_gain: float = _opt(
-        0.005, "AccelAT and plateau: the gain in the monitored accuracy a window must make, "
-        "or the lr is cut", type=float,
+        ANYTIME.min_gain, "AccelAT and plateau: the gain in the monitored accuracy a window must "
+        "make, or the lr is cut", type=float,
     )  # fmt: skip
     lr_min: float | str = _opt(
-        "lr_max/8",
+        f"lr_max/{round(1 / ANYTIME.min_lr_ratio)}",
         "AccelAT and plateau: the lowest lr a cut may reach, a value or lr_max/N",
         type=parse_lr_min,
     )
     stop_patience: int = _opt(
-        2, "AccelAT: stop after this many no-gain decisions at lr_min (0: never)",
-        type=NONNEGATIVE,
+        ANYTIME.stop_patience or 0, "AccelAT: stop (or anneal) after this many no-gain "
+        "decisions at lr_min (0: never)", type=NONNEGATIVE,
     )  # fmt: skip
     anneal: float | None = _opt(
-        0.3, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of the "
-        "epochs so far, then stop (also in time to end by --epochs); none: stop at once",
+        ANYTIME.anneal, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of "
+        "the epochs so far, then stop (also in time to end by --epochs); none: stop at once",
         type=positive_or_none,
     )  # fmt: skip
     anneal_shape: str = _opt(
-        "sqrt", "AccelAT: the anneal's shape (sqrt: 1 - sqrt(x), linear, cosine)",
+        ANYTIME.anneal_shape, "AccelAT: the anneal's shape (sqrt: 1 - sqrt(x), linear, cosine)",
         choices=ANNEAL_SHAPES,
     )  # fmt: skip
     early_stop: int = _opt(
