@@ -13,7 +13,7 @@ from accelat_core._validate import MAX_STEPS, choice, integer, metric_value, pos
 from accelat_core.config import register
 from accelat_core.decisions import Decision, saved_decisions
 from accelat_core.hyper import Hyper
-from accelat_core.policy import Policy, expect_keys
+from accelat_core.policy import MetricPolicy, expect_keys
 
 
 @dataclass
@@ -36,7 +36,7 @@ class PlateauState:
 
 
 @register
-class Plateau(Policy):
+class Plateau(MetricPolicy):
     r"""Multiply the lr by ``factor`` once the metric has not improved for ``patience`` evaluations.
 
     One ``step(metric)`` per evaluation (normally once per epoch); the returned lr applies
@@ -70,8 +70,6 @@ class Plateau(Policy):
     >>> p.decisions  # 0.6 - 0.6: no gain over the best at evaluation 3
     [Decision(evaluation=3, gain=0.0, old_lr=0.1, new_lr=0.05)]
     """
-
-    needs_metric = True
 
     def __init__(
         self,
@@ -148,17 +146,6 @@ class Plateau(Policy):
         """The lr a reduction leaves: ``max(old * factor, min_lr)``, or ``old`` within eps."""
         new = max(old * self._factor, self._min_lr)
         return new if old - new > self._eps else old
-
-    # -- public views of the state ----------------------------------------------------
-    @property
-    def decisions(self) -> list[Decision]:
-        """The reductions decided so far (a copy), oldest first."""
-        return list(self._state.decisions)
-
-    @property
-    def evaluations(self) -> int:
-        """How many metrics have been accepted so far."""
-        return self._state.evaluations
 
     # -- description and state --------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
