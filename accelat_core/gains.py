@@ -92,7 +92,6 @@ def threshold(
     z: float,
     weights: Sequence[float],
     values: Sequence[float],
-    *,
     noise: float | None = None,
     samples: int | None = None,
 ) -> float:

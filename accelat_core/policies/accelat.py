@@ -4,7 +4,6 @@ arguments, a state that is one dataclass (:class:`~accelat_core.AccelATState`), 
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any, ClassVar
 
 from accelat_core import _validate as v
@@ -112,10 +111,8 @@ class AccelAT(MetricPolicy):
                              f"it), got {anneal=!r} with stop_patience=None")  # fmt: skip
         sign = 1.0 if mode == "max" else -1.0
         self._needed, self._weights = values_read(gain, w), gain_weights(gain, w, sign)
-        self._gain_of = partial(gain_of, gain, self._weights, sign)
-        rule = (self._min_gain, self._z, self._weights)
-        check_threshold(*rule, noise=self._noise, samples=self._samples)
-        self._threshold = partial(threshold, *rule, noise=self._noise, samples=self._samples)
+        self._sign = sign
+        check_threshold(self._min_gain, self._z, self._weights, noise=noise, samples=samples)
         self._first_decision = max(w + 1 if warmup is None else warmup, self._needed - 1)
         self._spacing = w if cooldown is None else cooldown
         self._load(AccelATState(lr=top))
@@ -144,7 +141,7 @@ class AccelAT(MetricPolicy):
         e = s.evaluations
         history = [*s.history, value][-self._needed :]
         if s.anneal_start is None and e >= self._next_decision:
-            g = self._gain_of(history)
+            g = gain_of(self._gain, self._weights, self._sign, history)
             if not math.isfinite(g):  # the values span more than the float range
                 overflow(s, g, history, self._nan_policy)
                 return self._hyper
@@ -153,8 +150,8 @@ class AccelAT(MetricPolicy):
         s.history, s.evaluations = history, e + 1
         if s.anneal_start is None and self._anneal is not None:
             self._maybe_anneal(e, self._anneal)
-        if (k := s.anneal_step()) is not None:
-            self._hyper = Hyper(self._annealed(k, 1))
+        if s.anneal_start is not None:
+            self._hyper = Hyper(self._annealed(e - s.anneal_start, 1))
         return self._hyper
 
     def _decide(self, e: int, g: float) -> None:
@@ -166,6 +163,9 @@ class AccelAT(MetricPolicy):
         s.decisions.append(Decision(e, g, s.lr, new))
         s.lr, s.last_drop = new, e
         self._load(s)
+
+    def _threshold(self, values: list[float]) -> float:
+        return threshold(self._min_gain, self._z, self._weights, values, self._noise, self._samples)
 
     def _exhausted(self) -> bool:
         return self._stop_patience is not None and self._state.at_floor >= self._stop_patience
@@ -179,7 +179,7 @@ class AccelAT(MetricPolicy):
             raise ValueError(
                 f"history must hold the {self._needed} values the gain reads, got {len(values)}"
             )
-        return float(self._threshold(values))
+        return self._threshold(values)
 
     # -- the anneal ----------------------------------------------------------------------
     def between(self, update: int, updates: int) -> Hyper:
