@@ -82,6 +82,17 @@ class PolicyScheduler(LRScheduler):
     floats, one per group. A param group added to the optimizer after construction is an
     error at the next ``step``, raised before the policy moves.
 
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values;
+            its groups' lrs (the first > 0) fix their ratios, its lr itself is replaced.
+        policy: any ``accelat_core`` policy (a fixed shape here; a metric-driven one belongs
+            in :class:`PlateauPolicyScheduler`); it decides every value.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits to
+            ``momentum`` / ``betas[0]``; ``False``: never touch momentum.
+        sync_metric: for a metric-driven policy, whether ``step(metric)`` first averages the
+            metric over ``torch.distributed`` ranks: ``"auto"`` (default, when a process group
+            of more than one rank is up), ``True`` (requires one) or ``False``.
+
     >>> import torch
     >>> from accelat_core import OneCycle
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
@@ -349,6 +360,18 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
     the count of the last whole interval between two evaluations. Without it the anneal moves
     once per evaluation. Both counts are in :meth:`state_dict`, so a resume mid-epoch is exact.
 
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values;
+            its groups' lrs (the first > 0) fix their ratios, its lr itself is replaced.
+        policy: a metric-driven ``accelat_core`` policy (``policy.needs_metric``: AccelAT,
+            Plateau, or a warmup or join holding one), stepped once per evaluation.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits to
+            ``momentum`` / ``betas[0]``; ``False``: never touch momentum.
+        sync_metric: whether ``step(metric)`` first averages the metric over
+            ``torch.distributed`` ranks: ``"auto"`` (default, when a process group of more
+            than one rank is up at the first ``step(metric)``), ``True`` (requires one) or
+            ``False``.
+
     >>> import torch
     >>> from accelat_core import AccelAT
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -434,6 +457,14 @@ def scheduler_for(
     For code that takes any policy, a config's say; the arguments are the classes' own.
     The optimizer's lr gives way to the policy's (group ratios kept): see
     :class:`PolicyScheduler`, which warns when the two are more than :data:`LR_MISMATCH` apart.
+
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values.
+        policy: any ``accelat_core`` policy; it decides every value.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits;
+            ``False``: never touch momentum.
+        sync_metric: ``"auto"`` (default), ``True`` or ``False``: whether a metric is
+            averaged over ``torch.distributed`` ranks (see :class:`PlateauPolicyScheduler`).
 
     >>> import torch
     >>> from accelat_core import AccelAT, OneCycle
