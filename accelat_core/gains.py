@@ -47,7 +47,8 @@ def gain_of(gain: str, weights: Sequence[float], sign: float, values: Sequence[f
     itself, so that it is exact."""
     if gain == "endpoint":
         return sign * (values[-1] - values[0])
-    return sum(map(mul, weights, values))
+    total: float = sum(map(mul, weights, values))
+    return total
 
 
 def noise_sigma(weights: Sequence[float], noise: float) -> float:

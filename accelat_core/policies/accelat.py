@@ -22,8 +22,7 @@ from accelat_core.policies.accelat_state import (
 from accelat_core.policies.anneal import ANNEAL_SHAPES, annealed_lr
 from accelat_core.policy import MetricPolicy
 
-#: Windows are counted in evaluations (epochs); a larger one is a units mistake.
-MAX_WINDOW = 10_000
+MAX_WINDOW = 10_000  #: windows count evaluations (epochs): a larger one is a units mistake
 
 
 @register
@@ -65,6 +64,7 @@ class AccelAT(MetricPolicy):
         anneal_shape: ``"sqrt"`` (:math:`1 - \sqrt{x}`), ``"linear"`` or ``"cosine"``.
         budget: the most evaluations the run may have: the anneal then starts in time to end
             by the last one, if the rule has not started it before.
+        lr_min: ``min_lr``'s old name, deprecated since 0.3 (goes in 0.4).
 
     >>> p = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     >>> [p.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]]
@@ -73,6 +73,7 @@ class AccelAT(MetricPolicy):
     [Decision(evaluation=5, gain=0.0, old_lr=0.1, new_lr=0.05)]
     """
 
+    _state: AccelATState
     #: Arguments renamed since 0.2: a saved config or state under the old name still loads.
     renamed: ClassVar[dict[str, str]] = {"lr_min": "min_lr"}
 

@@ -29,11 +29,16 @@ class AccelATState:
     """Everything :class:`~accelat_core.AccelAT` remembers; ``state_dict()['state']`` is this
     as JSON.
 
-    ``history``: the newest accepted metrics, as many as the gain reads; ``evaluations``: the
-    metrics accepted (the newest has index ``evaluations - 1``); ``last_drop``: the evaluation
-    of the last decision; ``at_floor``: decisions taken with the lr already at ``min_lr``;
-    ``skipped``: step-call indices of ignored NaN/inf metrics; ``anneal_start``: the
-    evaluation after which the anneal started, ``anneal_length`` its evaluations.
+    Attributes:
+        lr: the lr the rule holds (the anneal starts from it).
+        history: the newest accepted metrics, as many as the gain reads.
+        evaluations: the metrics accepted; the newest has index ``evaluations - 1``.
+        last_drop: the evaluation of the last decision (None before any).
+        at_floor: the decisions taken with the lr already at ``min_lr``.
+        skipped: the step-call indices of NaN/inf metrics that were ignored.
+        decisions: every decision that found too little gain, oldest first.
+        anneal_start: the evaluation after which the anneal started (None before it).
+        anneal_length: the anneal's evaluations (0 before it).
     """
 
     lr: float
