@@ -42,6 +42,8 @@ EARLY_FRACTION = 0.1
 #: :func:`suggest` reads no further than where the smoothed loss rises above its starting
 #: value and this multiple (1.1) of its best so far: a divergence below ``DIVERGENCE``.
 RISE = 1.1
+#: ... for this many points in a row (3): a single noisy batch is not a divergence.
+PERSIST = 3
 #: A step's network has collapsed when its loss is at most this multiple (1.1) of ln(classes),
 #: the loss of one uniform output for every image, ...
 CHANCE = 1.1
@@ -388,7 +390,10 @@ def suggest(
     :math:`i` that shows a divergence or a collapse (:attr:`Suggestion.cut`), where, with
     :math:`s` the smoothed and :math:`\ell` the raw losses, :math:`m_i = \min_{j<i} s_j`:
 
-    - **diverged**: :math:`m_i > 0` and :math:`s_i > \max(s_0,\ 1.1\, m_i)` (``RISE``): the
+    - **diverged**: :math:`i \ge 5` (``MIN_POINTS``: earlier rises are a noisy start),
+      :math:`m_i > 0` and :math:`s_j > \max(s_0,\ 1.1\, m_i)` (``RISE``) for
+      :math:`j = i, i+1, i+2` (``PERSIST``, or to the last point; one noisy batch is no
+      divergence): the
       loss rose above where it started, and clearly above its best. Adversarial losses
       flatten near chance instead of exploding, so they rarely reach ``4 x``; a network
       worse than before training is the sign that the lr is too large, and what follows
@@ -564,7 +569,10 @@ def _reading_cut(
     chance = -math.inf if classes is None else CHANCE * math.log(classes)
     best, gain = math.inf, 0.0
     for i, s in enumerate(smoothed):
-        if 0 < best < math.inf and s > smoothed[0] and s > RISE * best:
+        above = [x > max(smoothed[0], RISE * best) for x in smoothed[i : i + PERSIST]]
+        # (To the end, when fewer points are left. A rise at the first MIN_POINTS is a noisy
+        # start, a trained network's batches or a debiased average of few losses: it is read.)
+        if i >= MIN_POINTS and 0 < best < math.inf and all(above):
             return _cut_at(
                 i, xs, smoothed, "diverged",
                 f"its smoothed value {s:.3g} rose above its start {smoothed[0]:.3g} and "
