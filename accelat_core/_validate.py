@@ -139,14 +139,14 @@ def saved_list(state: dict[str, Any], key: str, check: Callable[..., T], **bound
 
 
 def renamed(owner: str, old: str, old_value: Any, new: str, new_value: Any) -> Any:
-    """An argument renamed in 0.3: ``new_value``, or the ``old`` name's value with a
+    """An argument renamed in 0.2: ``new_value``, or the ``old`` name's value with a
     ``DeprecationWarning`` naming ``new`` (the old name goes in 0.4); both is a ``TypeError``."""
     if old_value is None:
         return new_value
     import warnings
 
     warnings.warn(
-        f"{owner}({old}=...) is deprecated since 0.3 and goes in 0.4: use {new}",
+        f"{owner}({old}=...) is deprecated since 0.2 and goes in 0.4: use {new}",
         DeprecationWarning,
         stacklevel=3,
     )

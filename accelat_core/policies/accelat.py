@@ -64,7 +64,7 @@ class AccelAT(MetricPolicy):
         anneal_shape: ``"sqrt"`` (:math:`1 - \sqrt{x}`), ``"linear"`` or ``"cosine"``.
         budget: the most evaluations the run may have: the anneal then starts in time to end
             by the last one, if the rule has not started it before.
-        lr_min: ``min_lr``'s old name, deprecated since 0.3 (goes in 0.4).
+        lr_min: ``min_lr``'s old name, deprecated since 0.2 (goes in 0.4).
 
     >>> p = AccelAT(lr_max=0.1, min_lr=0.001, min_gain=0.01, factor=0.5, window=2)
     >>> [p.step(acc).lr for acc in [0.5, 0.6, 0.7, 0.75, 0.75, 0.75]]
