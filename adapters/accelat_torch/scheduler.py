@@ -168,13 +168,7 @@ class PolicyScheduler(LRScheduler):
                 raise _missing_metric(self.policy)
         elif self.needs_metric and metric.__class__ is not float:
             metric = _metric_value(metric, self.policy)
-        groups = self.optimizer.param_groups
-        stale = groups is not self._param_groups or len(groups) != len(self.base_lrs)
-        if stale:
-            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
-            # add_param_group makes one the scheduler has no ratio for (an error, raised
-            # here, before the policy moves).
-            self._bind()
+        stale = self._rebind_if_stale()
         if metric is not None and self.needs_metric:
             sync = self._sync
             if sync is None:
@@ -188,6 +182,17 @@ class PolicyScheduler(LRScheduler):
         if stale or h is not self._written:
             self._write(h)
         self.last_epoch += 1
+
+    def _rebind_if_stale(self) -> bool:
+        """Bind the optimizer's groups anew if they were replaced; whether they were."""
+        groups = self.optimizer.param_groups
+        stale = groups is not self._param_groups or len(groups) != len(self.base_lrs)
+        if stale:
+            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
+            # add_param_group makes one the scheduler has no ratio for (an error, raised
+            # here, before the policy moves).
+            self._bind()
+        return stale
 
     def _write(self, h: Hyper) -> None:
         m = h.momentum
@@ -417,10 +422,11 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
 
     def step_update(self) -> None:
         """One weight update was made: write the policy's value within the evaluation."""
+        stale = self._rebind_if_stale()
         self.updates += 1
         if self.updates_per_evaluation:
             h = self.policy.between(self.updates, self.updates_per_evaluation)
-            if h != self._written:
+            if stale or h != self._written:
                 self._write(h)
 
     def state_dict(self) -> dict[str, Any]:
