@@ -20,10 +20,10 @@ from accelat_core import __version__
 
 if TYPE_CHECKING:
     from accelat_train.adversarial.methods import METHODS, BatchStats, Method
+    from accelat_train.callbacks.callback import Callback
+    from accelat_train.callbacks.early_stopping import EarlyStopping
     from accelat_train.config import TrainConfig
     from accelat_train.trained import Run, load_run
-    from accelat_train.training.early_stopping import EarlyStopping
-    from accelat_train.training.events import Callback
     from accelat_train.training.fit import fit
     from accelat_train.training.loop import TrainingDiverged, train
 
@@ -36,8 +36,8 @@ _LAZY = {
     "TrainConfig": "accelat_train.config",
     "Run": "accelat_train.trained",
     "load_run": "accelat_train.trained",
-    "Callback": "accelat_train.training.events",
-    "EarlyStopping": "accelat_train.training.early_stopping",
+    "Callback": "accelat_train.callbacks.callback",
+    "EarlyStopping": "accelat_train.callbacks.early_stopping",
     "fit": "accelat_train.training.fit",
     "TrainingDiverged": "accelat_train.training.loop",
     "train": "accelat_train.training.loop",

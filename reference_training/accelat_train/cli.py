@@ -50,7 +50,7 @@ from accelat_train.flags import (
 from accelat_train.output_path import check_output_path
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Callback
+    from accelat_train.callbacks.callback import Callback
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -91,7 +91,7 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return 0
     from accelat_train.run_dir import RunDir
     from accelat_train.training.build import build
-    from accelat_train.training.lr_range import find_lr
+    from accelat_train.training.lr_finder import find_lr
 
     out = RunDir(args.out)
     out.create()

@@ -49,7 +49,7 @@ from accelat_train.reporting.summary import compare_summary
 from accelat_train.run_dir import RunDir, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
-from accelat_train.training.lr_range import find_lr
+from accelat_train.training.lr_finder import find_lr
 from accelat_train.training.optimizers import optimizer_name
 from accelat_train.training.resume import refusal
 

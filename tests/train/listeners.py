@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from accelat_train.callbacks.callback import Callback
 from accelat_train.cli import main
-from accelat_train.training.events import Callback
 
 
 class NanAt(Callback):

@@ -108,8 +108,8 @@ def test_epochs_and_window_say_what_they_mean():
 def test_the_torch_free_names_are_those_the_code_runs():
     from accelat_train import choices
     from accelat_train.adversarial.methods import METHODS
+    from accelat_train.callbacks.loggers import make_loggers
     from accelat_train.models import _BUILDERS
-    from accelat_train.training.loggers import make_loggers
 
     assert tuple(METHODS) == choices.METHOD_NAMES
     assert tuple(_BUILDERS) == choices.MODEL_NAMES

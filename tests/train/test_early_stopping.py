@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accelat_train import TrainConfig, TrainingDiverged, load_run, train
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.early_stopping import EarlyStopping
 from accelat_train.checkpoint import load_checkpoint
 from accelat_train.compare import arm_config
 from accelat_train.reporting.summary import charged_passes
-from accelat_train.training.early_stopping import EarlyStopping
-from accelat_train.training.events import Callback
 from tests.train.listeners import NanAt
 
 torch.set_num_threads(1)

@@ -189,7 +189,7 @@ def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth(
 
 
 def test_default_plateau_is_the_core_plateau_with_accelats_rule():
-    from accelat_train.training.schedule import build_schedule
+    from accelat_train.training.run_schedule import build_schedule
 
     w = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
@@ -296,8 +296,8 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
 
 @pytest.mark.slow
 def test_catastrophic_overfitting_check_rolls_back_to_the_best_checkpoint(tmp_path, monkeypatch):
+    from accelat_train.callbacks import rollback
     from accelat_train.checkpoint import load_checkpoint
-    from accelat_train.training import rollback
 
     scripted = iter([0.9, 0.85, 0.4])  # the check batch's PGD accuracy: -45 points at epoch 3
     monkeypatch.setattr(rollback, "pgd_accuracy", lambda *a, **kw: next(scripted))

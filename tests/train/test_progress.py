@@ -6,7 +6,7 @@ import io
 from types import SimpleNamespace
 
 from accelat_train.adversarial.methods import BatchStats
-from accelat_train.training.progress import Progress, epoch_line
+from accelat_train.callbacks.progress import Progress, epoch_line
 
 ROW = {
     "epoch": 3, "lr": 0.05, "train_loss": 0.4357, "train_adv_acc": 0.8757, "val_acc": 0.91,

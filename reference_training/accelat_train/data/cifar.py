@@ -33,7 +33,7 @@ from typing import IO
 
 import numpy as np
 
-from accelat_train.checkpoint import atomic_write
+from accelat_train.atomic_writes import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.data.folder import (
     ARCHIVE_SUFFIXES,

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelat_train.checkpoint import atomic_write
+from accelat_train.atomic_writes import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.extras import needs_extra
 

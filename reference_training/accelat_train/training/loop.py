@@ -9,10 +9,10 @@ Units and conventions (they matter for comparing policies):
   updates per epoch.
 - **Gradient passes** are counted by :mod:`accelat_train.adversarial.methods`; under DDP
   the count is summed over ranks.
-- **Scheduler unit**: see :mod:`accelat_train.training.schedule`.
+- **Scheduler unit**: see :mod:`accelat_train.training.run_schedule`.
 
 Everything that is not the algorithm listens to the loop's events
-(:mod:`accelat_train.training.events`; the listeners and their order:
+(:mod:`accelat_train.callbacks.callback`; the listeners and their order:
 :mod:`accelat_train.training.listeners`): the checkpoints and ``best.pt``, progress, the
 overfitting rollback, weight averaging, the report, and the caller's ``callbacks``. The run
 folder's layout is :class:`~accelat_train.run_dir.RunDir`'s.
@@ -32,15 +32,15 @@ from typing import Any
 
 import torch
 
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.loggers import make_loggers
 from accelat_train.config import TrainConfig, finder_setting, found_lr_max, setting_differences
 from accelat_train.data import Splits
 from accelat_train.run_dir import RunDir
 from accelat_train.training import distributed
 from accelat_train.training.build import build, resolve_device
-from accelat_train.training.events import Callback
 from accelat_train.training.listeners import listeners
-from accelat_train.training.loggers import make_loggers
-from accelat_train.training.lr_range import resolve_lr_max
+from accelat_train.training.lr_finder import resolve_lr_max
 from accelat_train.training.resume import Opened, open_run
 from accelat_train.training.trainer import Trainer, TrainingDiverged
 
@@ -65,7 +65,7 @@ def train(
     a new ``epochs`` extends a run that does not depend on its budget), ``restart=True``
     moves it to a new folder ``OUT.previous-N`` and starts over, and without either it is
     refused (:mod:`accelat_train.training.resume`). The loggers ``cfg.log`` names
-    (:func:`~accelat_train.training.loggers.make_loggers`) and ``callbacks`` listen to the
+    (:func:`~accelat_train.callbacks.loggers.make_loggers`) and ``callbacks`` listen to the
     loop's events among the built-in listeners (after averaging and the rollback, before
     progress and the checkpoints: :mod:`accelat_train.training.listeners`), so that a
     checkpoint holds what they did. The folder is locked for the run's
@@ -118,6 +118,7 @@ def _train(
         trainer.measure(record)
         trainer.decide(record)
         trainer.events.on_epoch_end(trainer, record)
+        distributed.barrier(info)  # every rank waits for rank 0's checkpoint
     trainer.events.on_train_end(trainer, trainer.evaluate())
 
 

@@ -11,7 +11,7 @@ and decides:
 - otherwise a run is continued only with ``resume=True``, and only a run of the same config
   (:func:`~accelat_train.config.run_differences`) whose checkpoint holds the trainer's layout
   and agrees with ``metrics.jsonl``
-  (:func:`~accelat_train.training.checkpoints.check_checkpoint`). A run killed before its
+  (:func:`~accelat_train.training.run_checkpoint.check_checkpoint`). A run killed before its
   first checkpoint (its config, the finder's plot, at most the first epoch's line and
   ``best.pt``) starts again: a resume cuts what came after its checkpoint anyway.
 
@@ -40,8 +40,8 @@ from typing import Any
 from accelat_train.catalogue import CATALOGUE
 from accelat_train.config import TrainConfig, lr_used, resolved_optimizer, run_differences
 from accelat_train.run_dir import RunDir, RunDirError
-from accelat_train.training.checkpoints import check_checkpoint
-from accelat_train.training.schedule import policy_for
+from accelat_train.training.run_checkpoint import check_checkpoint
+from accelat_train.training.run_schedule import policy_for
 
 #: How a refusal names the choices: (Python's words, the command line's).
 _WORDS = {

@@ -21,16 +21,16 @@ from accelat_train.adversarial.evaluation import (
     evaluate_test,
 )
 from accelat_train.adversarial.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.callbacks.callback import Callbacks
+from accelat_train.callbacks.record import EpochRecord, RunState
 from accelat_train.checkpoint import load_weights
 from accelat_train.config import TrainConfig
 from accelat_train.data import stream
 from accelat_train.run_dir import RunDir
 from accelat_train.training import distributed, optimizers
 from accelat_train.training.build import Setup
-from accelat_train.training.checkpoints import restore
-from accelat_train.training.events import Callbacks
-from accelat_train.training.record import EpochRecord, RunState
-from accelat_train.training.schedule import build_schedule
+from accelat_train.training.run_checkpoint import restore
+from accelat_train.training.run_schedule import build_schedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -80,6 +80,27 @@ class Trainer:
         """Count ``model``'s passes (default: the training model's) outside training; a
         forward alone is 1/3 pass."""
         return PassCounter(network(model or self.model), forward_only=FORWARD_ONLY)
+
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """What ``checkpoint.pt`` holds now (:mod:`~accelat_train.training.run_checkpoint`),
+        on rank 0; None elsewhere. Every rank must call it: each rank's method state (Free
+        AT's perturbation is per shard) is gathered to rank 0."""
+        setup = self.setup
+        method_states = distributed.gather_objects(self.info, setup.method.state_dict())
+        if not self.is_main:
+            return None
+        averaged = self.evaluated is not self.model
+        return {
+            "model": self.model.state_dict(),
+            **({"evaluated": self.evaluated.state_dict()} if averaged else {}),
+            "optimizer": setup.optimizer.state_dict(),
+            "scheduler": self.schedule.state_json(),
+            "method": {"ranks": method_states},
+            "scaler": setup.scaler.state_dict() if setup.scaler is not None else {},
+            "rng": {"torch": torch.get_rng_state()},
+            "callbacks": self.events.state_dict(),
+            **self.state.as_checkpoint(),
+        }
 
     # -- the loop's steps ----------------------------------------------------------------
     def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:

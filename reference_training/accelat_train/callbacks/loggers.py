@@ -41,15 +41,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelat_train.checkpoint import atomic_write_text
+from accelat_train.atomic_writes import atomic_write_text
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.record import EpochRecord
 from accelat_train.choices import LOGGER_NAMES, LOGGERS
 from accelat_train.extras import needs_extra, require
 from accelat_train.run_dir import RunDir
-from accelat_train.training.events import Callback
-from accelat_train.training.record import EpochRecord
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
+    from accelat_train.callbacks.callback import RunView
 
 #: The names ``make_loggers`` (and ``--log``) takes.
 #: The per-epoch scalars TensorBoard and W&B get (those that are not None).
@@ -115,12 +115,12 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: RunView) -> None:
         if trainer.is_main:
             # metrics.jsonl holds exactly the checkpoint's epochs: a crashed run's later rows go.
             atomic_write_text(self.path, _csv_text(trainer.run_dir.rows(), header=True))
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if trainer.is_main:
             with open(self.path, "a", encoding="utf-8", newline="") as f:
                 f.write(_csv_text([record.to_json()], header=False))
@@ -148,12 +148,12 @@ class TensorBoardLogger(Callback):
         self.log_dir = Path(log_dir)
         self.writer: Any = None
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: RunView) -> None:
         self.close()  # a writer a raising train() left open
         if trainer.is_main:
             self.writer = _summary_writer(self.log_dir, purge_step=trainer.state.epoch + 1)
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if self.writer is None:
             return
         for tag, value in epoch_scalars(record.to_json()).items():
@@ -162,7 +162,7 @@ class TensorBoardLogger(Callback):
             self.writer.add_text("decision", decision_text(record.decision), record.epoch)
         self.writer.flush()
 
-    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+    def on_train_end(self, trainer: RunView, result: dict[str, Any]) -> None:
         if self.writer is None:
             return
         step = trainer.state.epoch
@@ -231,7 +231,7 @@ class WandbLogger(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run_id = state.get("run_id")
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: RunView) -> None:
         self.finish(exit_code=1)  # a run a raising train() left open
         if not trainer.is_main:
             return
@@ -245,7 +245,7 @@ class WandbLogger(Callback):
         )  # fmt: skip
         self.run_id = self.run.id  # W&B's own on a fresh run
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if self.run is None:
             return
         values: dict[str, Any] = dict(epoch_scalars(record.to_json()))
@@ -253,7 +253,7 @@ class WandbLogger(Callback):
             values["decision"] = decision_text(record.decision)
         self.run.log(values, step=record.epoch)
 
-    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+    def on_train_end(self, trainer: RunView, result: dict[str, Any]) -> None:
         if self.run is None:
             return
         self.run.summary.update(final_scalars(result))

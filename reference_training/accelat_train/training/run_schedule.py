@@ -1,11 +1,12 @@
-"""The run's lr schedule: the catalogue's policy (or a ``--policy-config``) in a
-``PolicyScheduler``, stepped once per weight update (a fixed shape, ``T = epochs x updates
-per epoch`` steps) or once per epoch with the monitored metric (a metric-driven policy).
+"""The run's lr schedule, :class:`RunSchedule`: the catalogue's policy (or a
+``--policy-config``) in a ``PolicyScheduler``, stepped once per weight update (a fixed shape,
+``T = epochs x updates per epoch`` steps) or once per epoch with the monitored metric (a
+metric-driven policy).
 
 >>> import torch
 >>> from accelat_core import Constant
 >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
->>> schedule = Schedule(Constant(0.1), opt)
+>>> schedule = RunSchedule(Constant(0.1), opt)
 >>> schedule.per_epoch, opt.param_groups[0]["lr"]
 (False, 0.1)
 """
@@ -26,7 +27,7 @@ from accelat_train.config import TrainConfig
 from accelat_train.parsers import lr_min_value
 
 
-class Schedule:
+class RunSchedule:
     """``policy`` driving ``optimizer``: per update, or per epoch on a metric."""
 
     def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer) -> None:
@@ -76,9 +77,9 @@ def build_schedule(
     *,
     total_steps: int,
     samples: int | None = None,
-) -> Schedule:
+) -> RunSchedule:
     """The run's schedule: :func:`policy_for` the run, driving ``optimizer``."""
-    return Schedule(policy_for(cfg, lr_max, total_steps=total_steps, samples=samples), optimizer)
+    return RunSchedule(policy_for(cfg, lr_max, total_steps=total_steps, samples=samples), optimizer)
 
 
 def policy_for(

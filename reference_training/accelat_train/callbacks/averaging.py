@@ -35,10 +35,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from accelat_train.training.events import Callback
+from accelat_train.callbacks.callback import Callback
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
+    from accelat_train.callbacks.callback import RunView
 
 #: The warm-up's power: d_n = 1 - (1 + n) ** -WARMUP_POWER (timm's ModelEmaV3 uses 3/4).
 WARMUP_POWER = 0.75
@@ -67,7 +67,7 @@ class Averaging(Callback):
         return min(self.decay, 1.0 - (1.0 + n) ** -WARMUP_POWER)
 
     @classmethod
-    def for_run(cls, trainer: Trainer) -> Averaging:
+    def for_run(cls, trainer: RunView) -> Averaging:
         """The run's averaging (``--ema-epochs``), made the model ``trainer`` evaluates."""
         horizon = trainer.cfg.ema_epochs * trainer.setup.updates_per_epoch
         averaging = cls(trainer.model, horizon_updates=max(1.0, horizon),
@@ -75,7 +75,7 @@ class Averaging(Callback):
         trainer.evaluated = averaging.module
         return averaging
 
-    def on_optimizer_step(self, trainer: Trainer) -> None:
+    def on_optimizer_step(self, trainer: RunView) -> None:
         self.update(trainer.model)
 
     def update(self, model: nn.Module) -> None:
