@@ -5,7 +5,7 @@ renames it over the target with ``os.replace`` and fsyncs the directory: a crash
 moment leaves either the old file or the new one, never a partial one. Checkpoints, reports,
 figures, run configs, CSV logs and the data caches are all written this way.
 
->>> atomic_write_text("runs/a/note.txt", "done\n")  # doctest: +SKIP
+>>> atomic_write_text("runs/a/note.txt", "done")  # doctest: +SKIP
 PosixPath('runs/a/note.txt')
 """
 

@@ -186,3 +186,7 @@ _ENTRIES = (
 #: Every policy by name, in the order ``--help`` lists them.
 CATALOGUE: dict[str, Entry] = {entry.name: entry for entry in _ENTRIES}
 POLICY_NAMES = tuple(CATALOGUE)
+
+#: The arm ``accelat compare`` measures the others against: Free AT's recipe, its step
+#: schedule without weight averaging.
+BASELINE = "step:ema_epochs=0"

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelat_train.choices import BASELINE
+from accelat_train.catalogue import BASELINE
 from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
     as_flags,
@@ -149,9 +149,9 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from accelat_train.adversarial.evaluation import evaluate_test
     from accelat_train.checkpoint import CheckpointError
-    from accelat_train.choices import ATTACKS
     from accelat_train.config import check_device
     from accelat_train.extras import require
+    from accelat_train.registry import ATTACKS
     from accelat_train.trained import load_run
     from accelat_train.training.build import resolve_device
 

@@ -34,8 +34,7 @@ from typing import Any
 
 import torch
 
-from accelat_train import choices
-from accelat_train.catalogue import CATALOGUE
+from accelat_train.catalogue import BASELINE, CATALOGUE
 from accelat_train.config import (
     TrainConfig,
     finder_setting,
@@ -50,12 +49,7 @@ from accelat_train.run_dir import RunDir, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
 from accelat_train.training.lr_finder import find_lr
-from accelat_train.training.optimizers import optimizer_name
 from accelat_train.training.resume import refusal
-
-#: The arm every other is compared with: Free AT's step schedule, without averaging (the
-#: recipe AccelAT sets out to accelerate); in the torch-free ``choices`` for ``--help``.
-BASELINE = choices.BASELINE
 
 
 def compare(
@@ -97,7 +91,7 @@ def compare(
         threads = max(1, (os.cpu_count() or 1) // jobs)
     arms = {spec: arm_config(base, spec) for spec in policies}
     fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
-    finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
+    finders = [spec for spec, cfg in arms.items() if cfg.uses_finder]
     found = _lr_finds(base, seeds, finders, out, say, restart=restart)
     largest = max(budgets) if budgets else base.epochs
     plan = {
@@ -249,11 +243,6 @@ def _bool(text: str) -> bool:
 
 
 _FIELD_TYPES: dict[str, Any] = {"ema_warmup": _bool, "co_check": _bool, "nesterov": _bool}
-
-
-def uses_finder(cfg: TrainConfig) -> bool:
-    """Does this run start from the lr finder's suggestion?"""
-    return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
 
 
 def _to_train(configs: Sequence[TrainConfig], restart: bool) -> list[tuple[TrainConfig, bool]]:

@@ -241,7 +241,7 @@ def test_data_dir_with_digits_is_refused_not_ignored(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         main(["train", *TINY, "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert "--data-dir applies to cifar10 and cifar100" in capsys.readouterr().err
+    assert "--data-dir applies to cifar10, cifar100, folder" in capsys.readouterr().err
 
 
 def test_a_binary_policy_config_exits_2_naming_the_flag_and_the_file(tmp_path, capsys):

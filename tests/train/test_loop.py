@@ -16,7 +16,7 @@ from accelat_train.config import TrainConfig
 from accelat_train.data import load_splits, stream
 from accelat_train.data.loader import DeviceLoader
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.training.build import make_method
+from accelat_train.registry import METHODS as METHOD_RECORDS
 from accelat_train.training.loop import train
 
 torch.set_num_threads(1)
@@ -117,7 +117,12 @@ def test_passes_per_batch_match_hand_count(digits_batch, method, per_image):
         build_model("cnn", 10, in_channels=1, image_size=8), splits.mean, splits.std
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    m = make_method(cfg, generator=torch.Generator().manual_seed(0))
+    m = METHOD_RECORDS[cfg.method].make(
+        cfg.eps,
+        replays=cfg.replays,
+        pgd_steps=cfg.pgd_steps,
+        generator=torch.Generator().manual_seed(0),
+    )
     stats = m.train_batch(model, optimizer, x, y)
     # free: 1 pass per image per replay; fgsm-rs / FGSM: attack + update; PGD-4: 4 + 1.
     assert stats.passes == per_image * len(y)

@@ -44,14 +44,13 @@ from typing import TYPE_CHECKING, Any
 from accelat_train.atomic_writes import atomic_write_text
 from accelat_train.callbacks.callback import Callback
 from accelat_train.callbacks.record import EpochRecord
-from accelat_train.choices import LOGGER_NAMES, LOGGERS
 from accelat_train.extras import needs_extra, require
+from accelat_train.registry import LOGGERS
 from accelat_train.run_dir import RunDir
 
 if TYPE_CHECKING:
     from accelat_train.callbacks.callback import RunView
 
-#: The names ``make_loggers`` (and ``--log``) takes.
 #: The per-epoch scalars TensorBoard and W&B get (those that are not None).
 SCALARS = (
     "lr", "momentum", "train_loss", "train_adv_acc", "val_acc", "robust_val_acc", "passes",
@@ -115,6 +114,11 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    @classmethod
+    def in_run(cls, folder: Path) -> CSVLogger:
+        """The run's own: ``folder/metrics.csv`` (``--log csv``)."""
+        return cls(folder / "metrics.csv")
+
     def on_train_begin(self, trainer: RunView) -> None:
         if trainer.is_main:
             # metrics.jsonl holds exactly the checkpoint's epochs: a crashed run's later rows go.
@@ -144,9 +148,14 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(self, log_dir: str | Path) -> None:
-        require(LOGGERS["tensorboard"].needs, "the tensorboard logger")
+        require(("tensorboard",), "the tensorboard logger")
         self.log_dir = Path(log_dir)
         self.writer: Any = None
+
+    @classmethod
+    def in_run(cls, folder: Path) -> TensorBoardLogger:
+        """The run's own: event files in ``folder/tensorboard/`` (``--log tensorboard``)."""
+        return cls(folder / "tensorboard")
 
     def on_train_begin(self, trainer: RunView) -> None:
         self.close()  # a writer a raising train() left open
@@ -220,10 +229,15 @@ class WandbLogger(Callback):
     def __init__(
         self, project: str = "accelat", save_dir: str | Path | None = None, **init: Any
     ) -> None:
-        require(LOGGERS["wandb"].needs, "the wandb logger")
+        require(("wandb",), "the wandb logger")
         self.project, self.save_dir, self.init = project, save_dir, init
         self.run_id: str | None = None
         self.run: Any = None
+
+    @classmethod
+    def in_run(cls, folder: Path) -> WandbLogger:
+        """The run's own: a W&B run in ``folder/wandb/`` (``--log wandb``)."""
+        return cls(save_dir=folder)
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id}
@@ -269,8 +283,8 @@ class WandbLogger(Callback):
 
 # -- by name --------------------------------------------------------------------------------
 def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Callback]:
-    """The loggers ``names`` (of :data:`LOGGER_NAMES`) writing into the run folder:
-    ``RUN/metrics.csv``, ``RUN/tensorboard/``, ``RUN/wandb/``.
+    """The loggers ``names`` (registered ones, :data:`accelat_train.registry.LOGGERS`) writing
+    into the run folder: ``RUN/metrics.csv``, ``RUN/tensorboard/``, ``RUN/wandb/``.
 
     Raises ``ValueError`` naming an unknown logger and
     :class:`~accelat_train.extras.MissingExtra` (an ``ImportError``) naming the package a
@@ -280,21 +294,15 @@ def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Cal
     PosixPath('runs/a/metrics.csv')
     """
     folder = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    unknown = [n for n in names if n not in LOGGER_NAMES]
+    unknown = [n for n in names if n not in LOGGERS]
     if unknown:
-        raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(LOGGER_NAMES)}")
+        raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(LOGGERS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"loggers must be named once each, got {', '.join(names)}")
-    make = {
-        "csv": lambda: CSVLogger(folder.path / "metrics.csv"),
-        "tensorboard": lambda: TensorBoardLogger(folder.path / "tensorboard"),
-        "wandb": lambda: WandbLogger(save_dir=folder.path),
-    }
-    return [make[name]() for name in names]
+    return [LOGGERS[name].load()(folder.path) for name in names]
 
 
 __all__ = [
-    "LOGGER_NAMES",
     "SCALARS",
     "CSVLogger",
     "TensorBoardLogger",

@@ -111,6 +111,20 @@ def read_cifar(
     return cached(name, source, cache, lambda: _decode_images(name, walk_tar(source)))
 
 
+def read_cifar10(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``cifar10`` dataset's reader: :func:`read_cifar` of CIFAR-10."""
+    return read_cifar("cifar10", data_dir, cache_dir=cache_dir, download=download)
+
+
+def read_cifar100(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``cifar100`` dataset's reader: :func:`read_cifar` of CIFAR-100."""
+    return read_cifar("cifar100", data_dir, cache_dir=cache_dir, download=download)
+
+
 def _layouts(name: str) -> str:
     folder = _PICKLE_DIR[name]
     return (

@@ -71,6 +71,16 @@ def read_image_folder(data_dir: str | Path, *, cache_dir: str | Path | None = No
     return cached("folder", root, cache_directory(cache_dir), lambda: decode_images(files, what))
 
 
+def read_folder(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``folder`` dataset's reader (its record: :data:`accelat_train.registry.DATASETS`):
+    :func:`read_image_folder` of ``data_dir``, which it needs; nothing is downloaded."""
+    if data_dir is None:
+        raise ValueError(f"dataset 'folder' needs data_dir: {LAYOUT}")
+    return read_image_folder(data_dir, cache_dir=cache_dir)
+
+
 def cache_directory(cache_dir: str | Path | None) -> Path:
     """``cache_dir``, else ``$ACCELAT_CACHE``, else ``~/.cache/accelat``."""
     if cache_dir is not None:

@@ -1,8 +1,9 @@
 """The lr range test on the run's own adversarial loss, and the trainer's reading of it.
 
-The loss of a batch is the cross-entropy on adversarial examples of the run's method:
-FGSM-RS for free / fgsm-rs (Free AT's replayed perturbation has no per-batch form; FGSM-RS
-is the one-step attack of the same strength), PGD-k for pgd and the Foolbox methods, clean
+The loss of a batch is the cross-entropy on adversarial examples of the attack the method's
+record names (:attr:`~accelat_train.registry.MethodEntry.finder_attack`): FGSM-RS for free /
+fgsm-rs (Free AT's replayed perturbation has no per-batch form; FGSM-RS is the one-step
+attack of the same strength), PGD-k (``pgd_steps``) for pgd and the Foolbox methods, clean
 images for natural.
 
 **Size.** ``lr_find_steps=None`` runs one step per training batch (one epoch of data),
@@ -49,9 +50,9 @@ from accelat_train.catalogue import LR_FREE_LR
 from accelat_train.config import TrainConfig
 from accelat_train.data import stream
 from accelat_train.data.loader import make_loader
+from accelat_train.registry import METHODS, OPTIMIZERS
 from accelat_train.training import distributed
 from accelat_train.training.build import Setup
-from accelat_train.training.optimizers import optimizer_name
 
 MIN_STEPS = 20
 MAX_STEPS = 100
@@ -157,7 +158,7 @@ def resolve_lr_max(
         return saved, None
     if cfg.lr_max != "auto":
         return float(cfg.lr_max), None
-    if optimizer_name(cfg) != "sgd":
+    if OPTIMIZERS[cfg.optimizer_name].lr_free:
         return LR_FREE_LR, None
     finding = find_lr(setup)
     lr_max = distributed.broadcast_float(setup.dist, finding.lr_max)
@@ -169,14 +170,15 @@ def resolve_lr_max(
 def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:
     cfg = setup.cfg
     generator = torch.Generator(device=setup.device).manual_seed(cfg.seed + 7919)
+    attack = METHODS[cfg.method].finder_attack
 
     def batch_loss(
         m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        if cfg.method in ("free", "fgsm-rs"):
+        if attack == "fgsm-rs":
             x = attacks.fgsm_rs(m, x, y, cfg.eps, generator=generator)
-        elif cfg.method != "natural":
+        elif attack == "pgd":
             x = attacks.pgd(m, x, y, cfg.eps, cfg.pgd_steps, generator=generator)
         logits = m(x)
         return F.cross_entropy(logits, y), logits
