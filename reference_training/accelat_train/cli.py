@@ -62,7 +62,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
     if args.print_config:
-        print_config(cfg)
+        print_config(cfg.to_json())
         return 0
     import torch
 
@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
     if args.print_config:
-        print_config(cfg)
+        print_config(cfg.to_json())
         return 0
     from accelat_train.run_dir import RunDir
     from accelat_train.training.build import build
@@ -117,7 +117,7 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     except ValueError as exc:
         parser.error(f"--{exc}")  # its message begins with the flag's name
     if args.print_config:
-        print_config(base)
+        print_config(base.to_json())
         return 0
     if args.baseline is None and BASELINE not in args.policies:
         print(f"note: the baseline {BASELINE} is not one of --policies, so no ratios to it are "

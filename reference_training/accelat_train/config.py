@@ -25,7 +25,8 @@ from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
 from accelat_core.policies.accelat import ANYTIME
 from accelat_core.policies.anneal import ANNEAL_SHAPES
-from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, default_window
+from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, Rule, default_window
+from accelat_train.deprecations import moved
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 from accelat_train.parsers import (
     MAX_LR,
@@ -368,6 +369,55 @@ class TrainConfig:
             return 1
         return entry.replays if self.replays is None else self.replays
 
+    @property
+    def rule(self) -> Rule:
+        """The knobs of the metric-driven rules (AccelAT, plateau) this config sets
+        (:class:`~accelat_train.catalogue.Rule`; ``lr_min`` as given, ``lr_max/N`` too)."""
+        return Rule(
+            window=self.window, min_gain=self.min_gain, factor=self.accelat_factor,
+            lr_min=self.lr_min, z=self.accelat_z, stop_patience=self.stop_patience,
+            anneal=self.anneal, anneal_shape=self.anneal_shape,
+        )  # fmt: skip
+
+    # -- is a saved run the run this config asks for? --------------------------------------
+    def differences(
+        self, saved: Mapping[str, Any], *, evaluated: bool = False, new_budget: bool = False
+    ) -> list[str]:
+        """Every way in which this config asks for another run than the one ``saved`` (a run's
+        ``config.json``) holds, as ``"field: saved X, requested Y"``; empty when it is that run.
+
+        The one check of "may this saved run stand for this config", used by a resume
+        (``train(resume=True)``), by ``accelat compare`` before it reuses or resumes a run, and
+        so by the acceleration study. :data:`NOT_THE_RUN` never counts; :data:`EVALUATION`
+        counts only when the saved run's evaluation (its report) is to be reused
+        (``evaluated``); ``epochs`` does not count with ``new_budget`` (a run given a new
+        budget, checked elsewhere). ``lr_max`` is compared as asked (``"auto"``, or a number)
+        and, where both sides know it, as the lr it gave (the finder's record); ``window`` as
+        the window it gives (None: :func:`~accelat_train.catalogue.default_window` of the
+        budget).
+
+        >>> TrainConfig(eps=0.1).differences(TrainConfig(eps=0.05).to_json())
+        ['eps: saved 0.05, requested 0.1']
+        """
+        return config_differences(self.to_json(), saved, evaluated=evaluated, new_budget=new_budget)
+
+    def finder_setting(self) -> dict[str, Any]:
+        """What the lr finder's result depends on (:data:`FINDER_FIELDS`), as ``config.json``
+        writes it: the record of a range test keeps it (``lr_find["setting"]``)."""
+        resolved = self.to_json()
+        return {name: resolved[name] for name in FINDER_FIELDS}
+
+    def reused_lr_max(self) -> float | None:
+        """The lr_max this config's finder record (``lr_find``) holds when it was found for
+        this config's own setting (:meth:`finder_setting`) and the config asks for
+        ``"auto"``; else None."""
+        found = self.lr_find
+        if self.lr_max != "auto" or found is None:
+            return None
+        if finding_differences(found.get("setting"), self.finder_setting()):
+            return None
+        return float(found["lr_max"])
+
     def to_json(self) -> dict[str, Any]:
         """The config as ``config.json`` holds it (the replays of a method that replays spelt
         out)."""
@@ -474,32 +524,24 @@ FINDER_FIELDS = (
 )  # fmt: skip
 
 
-def run_differences(
-    cfg: TrainConfig,
+def config_differences(
+    wanted: Mapping[str, Any],
     saved: Mapping[str, Any],
     *,
     evaluated: bool = False,
     new_budget: bool = False,
 ) -> list[str]:
-    """Every way in which ``cfg`` asks for another run than the one ``saved`` (a run's
-    ``config.json``) holds, as ``"field: saved X, requested Y"``; empty when it is that run.
+    """Every way in which the config ``wanted`` asks for another run than the one ``saved``
+    holds, both as ``config.json`` holds them (:meth:`TrainConfig.to_json`), as ``"field:
+    saved X, requested Y"``; empty when it is that run (:meth:`TrainConfig.differences`).
 
-    The one check of "may this saved run stand for this config", used by a resume
-    (``train(resume=True)``), by ``accelat compare`` before it reuses or resumes a run, and so
-    by the acceleration study. :data:`NOT_THE_RUN` never counts; :data:`EVALUATION` counts
-    only when the saved run's evaluation (its report) is to be reused (``evaluated``);
-    ``epochs`` does not count with ``new_budget`` (a run given a new budget, checked
-    elsewhere). ``lr_max`` is compared as asked (``"auto"``, or a number) and, where both
-    sides know it, as the lr it gave (the finder's record); ``window`` as the window it gives
-    (None: :func:`~accelat_train.catalogue.default_window` of the budget).
-
-    >>> run_differences(TrainConfig(eps=0.1), TrainConfig(eps=0.05).to_json())
+    >>> config_differences(TrainConfig(eps=0.1).to_json(), TrainConfig(eps=0.05).to_json())
     ['eps: saved 0.05, requested 0.1']
     """
     ignored = NOT_THE_RUN | (frozenset() if evaluated else EVALUATION)
     if new_budget:
         ignored |= {"epochs"}
-    mine, theirs = _asked(cfg.to_json()), _asked(saved)
+    mine, theirs = _asked(wanted), _asked(saved)
     diffs = [
         f"{key}: saved {_shown(theirs, key)}, requested {_shown(mine, key)}"
         for key in mine
@@ -521,17 +563,10 @@ def lr_used(config: Mapping[str, Any]) -> float | None:
     return found.get("lr_max") if isinstance(found, dict) else None
 
 
-def finder_setting(cfg: TrainConfig) -> dict[str, Any]:
-    """What the lr finder's result depends on (:data:`FINDER_FIELDS`), as ``config.json``
-    writes it: the record of a range test keeps it (``lr_find["setting"]``)."""
-    resolved = cfg.to_json()
-    return {name: resolved[name] for name in FINDER_FIELDS}
-
-
-def setting_differences(recorded: Any, cfg: TrainConfig) -> list[str]:
-    """How the setting a finder record was made for (``recorded``) differs from ``cfg``'s,
-    as ``"field: saved X, requested Y"``; empty when the record holds for ``cfg``."""
-    setting = finder_setting(cfg)
+def finding_differences(recorded: Any, setting: Mapping[str, Any]) -> list[str]:
+    """How the setting a finder record was made for (``recorded``) differs from ``setting``
+    (:meth:`TrainConfig.finder_setting`), as ``"field: saved X, requested Y"``; empty when
+    the record holds for it."""
     if not isinstance(recorded, dict):
         return ["it does not record the setting it was made for"]
     return [
@@ -539,15 +574,6 @@ def setting_differences(recorded: Any, cfg: TrainConfig) -> list[str]:
         for key, value in setting.items()
         if recorded.get(key) != value
     ]
-
-
-def found_lr_max(cfg: TrainConfig) -> float | None:
-    """The lr_max ``cfg``'s finder record (``lr_find``) holds when it was found for ``cfg``'s
-    own setting (:func:`finder_setting`) and ``cfg`` asks for ``"auto"``; else None."""
-    found = cfg.lr_find
-    if cfg.lr_max != "auto" or found is None or setting_differences(found.get("setting"), cfg):
-        return None
-    return float(found["lr_max"])
 
 
 def resolved_optimizer(optimizer: str | None, policy: str, policy_config: Any) -> str:
@@ -597,3 +623,14 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 def _shown(config: Mapping[str, Any], key: str) -> str:
     value, used = config.get(key), _setting(config, key)
     return f"{value!r}" if value == used else f"{value!r} ({used!r} for its budget)"
+
+
+#: Renamed (deprecated since 0.2, gone in 0.4): the config's own methods now.
+__getattr__ = moved(__name__, {
+    "run_differences": ("accelat_train.config:TrainConfig.differences",
+                        "TrainConfig.differences(saved)"),
+    "finder_setting": ("accelat_train.config:TrainConfig.finder_setting",
+                       "TrainConfig.finder_setting()"),
+    "found_lr_max": ("accelat_train.config:TrainConfig.reused_lr_max",
+                     "TrainConfig.reused_lr_max()"),
+})  # fmt: skip

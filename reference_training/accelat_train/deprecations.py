@@ -23,6 +23,15 @@ from typing import Any
 REMOVED_IN = "0.4"
 
 
+def warn_moved(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn (``DeprecationWarning``) that ``old`` goes in :data:`REMOVED_IN`: use ``new``."""
+    warnings.warn(
+        f"{old} is deprecated since 0.2 and goes in {REMOVED_IN}: use {new}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def moved(module: str, names: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``module``: ``names`` maps each old name to ``(where,
     new)``, ``where`` the object as ``"package.module:attribute"`` and ``new`` the form the
@@ -32,11 +41,7 @@ def moved(module: str, names: Mapping[str, tuple[str, str]]) -> Callable[[str], 
         if name not in names:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         where, new = names[name]
-        warnings.warn(
-            f"{module}.{name} is deprecated since 0.2 and goes in {REMOVED_IN}: use {new}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_moved(f"{module}.{name}", new)
         path, _, attribute = where.partition(":")
         value: Any = importlib.import_module(path)
         for part in attribute.split("."):

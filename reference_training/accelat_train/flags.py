@@ -474,6 +474,7 @@ def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str,
     return config
 
 
-def print_config(cfg: TrainConfig) -> None:
-    """``--print-config``: the resolved config as JSON, as ``config.json`` would begin."""
-    print(json.dumps(cfg.to_json(), indent=2))
+def print_config(config: dict[str, Any]) -> None:
+    """``--print-config``: the resolved config (:meth:`TrainConfig.to_json`) as JSON, as
+    ``config.json`` would begin."""
+    print(json.dumps(config, indent=2))

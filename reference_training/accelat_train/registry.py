@@ -150,9 +150,12 @@ class OptimizerEntry(Entry):
     """An optimizer (``--optimizer``, or a policy's own):
     ``build(params, *, lr, momentum, weight_decay, nesterov, total_updates, warmup)``.
     ``lr_free``: it finds its own step size, so it runs at lr
-    :data:`~accelat_train.catalogue.LR_FREE_LR` and never reads the lr finder."""
+    :data:`~accelat_train.catalogue.LR_FREE_LR` and never reads the lr finder.
+    ``budget_shaped``: what it does depends on the run's length (its ``total_updates``), so a
+    resume may not give the run another budget."""
 
     lr_free: bool = False
+    budget_shaped: bool = False
 
 
 E = TypeVar("E", bound=Entry)
@@ -310,7 +313,8 @@ OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer", OptimizerEntry, (
     OptimizerEntry(name="sgd", help="SGD with --momentum, --weight-decay and --nesterov",
                    build=f"{_OPTIMIZERS}:sgd"),
     OptimizerEntry(name="schedulefree", help="schedule-free SGD (Defazio et al. 2024)",
-                   build=f"{_OPTIMIZERS}:schedule_free", needs=("schedulefree",), lr_free=True),
+                   build=f"{_OPTIMIZERS}:schedule_free", needs=("schedulefree",), lr_free=True,
+                   budget_shaped=True),
     OptimizerEntry(name="prodigy", help="Prodigy (Mishchenko and Defazio 2024)",
                    build=f"{_OPTIMIZERS}:prodigy", needs=("prodigyopt",), lr_free=True),
 ))  # fmt: skip

@@ -194,12 +194,13 @@ def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth(
 
 
 def test_default_plateau_is_the_core_plateau_with_accelats_rule():
-    from accelat_train.training.run_schedule import build_schedule
+    from accelat_train.training.run_schedule import RunSchedule, policy_for
 
     w = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
     cfg = TrainConfig(policy="plateau", epochs=20, lr_max=0.1)  # window = 20 // 10 = 2
-    schedule = build_schedule(cfg, optimizer, 0.1, total_steps=100)
+    policy = policy_for(cfg.policy, None, cfg.rule, 0.1, total_steps=100, epochs=cfg.epochs)
+    schedule = RunSchedule(policy, optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.1
     # best 0.5 at epoch 1; +0.004 is below the 0.005 threshold: 3 bad epochs > patience 2
     decisions = [schedule.after_epoch(m) for m in [0.5, 0.504, 0.5, 0.503]]

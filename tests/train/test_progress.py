@@ -33,8 +33,8 @@ def test_epoch_line_names_the_monitor_and_the_decision():
 def _trainer(epochs=5, batches=4, stopped=None):
     """What Progress reads of a trainer."""
     return SimpleNamespace(
-        cfg=SimpleNamespace(epochs=epochs),
-        setup=SimpleNamespace(batches_per_epoch=batches),
+        epochs=epochs,
+        batches_per_epoch=batches,
         state=SimpleNamespace(last_lr=0.05, stopped=stopped),
     )
 

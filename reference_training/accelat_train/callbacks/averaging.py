@@ -14,8 +14,9 @@ BatchNorm statistics are averaged with the weights (``use_buffers=True``), so th
 model needs no extra forward passes: averaging costs no gradient passes.
 
 :class:`Averaging` is a listener of the training loop: it updates after every optimizer
-step and, from the start, makes the averaged model the trainer's ``evaluated`` model, so the
-monitor, ``best.pt``, the final test evaluation, ``load_run`` and ``accelat eval`` all use it.
+step. A run with ``--ema-epochs`` evaluates its :attr:`~Averaging.module` from the start (the
+run's plan says so, :mod:`accelat_train.training.plan`), so the monitor, ``best.pt``, the
+final test evaluation, ``load_run`` and ``accelat eval`` all use it.
 
 >>> import torch
 >>> net = torch.nn.Linear(1, 1, bias=False)
@@ -65,15 +66,6 @@ class Averaging(Callback):
         if not self.warmup:
             return self.decay
         return min(self.decay, 1.0 - (1.0 + n) ** -WARMUP_POWER)
-
-    @classmethod
-    def for_run(cls, trainer: RunView) -> Averaging:
-        """The run's averaging (``--ema-epochs``), made the model ``trainer`` evaluates."""
-        horizon = trainer.cfg.ema_epochs * trainer.setup.updates_per_epoch
-        averaging = cls(trainer.model, horizon_updates=max(1.0, horizon),
-                        warmup=trainer.cfg.ema_warmup)  # fmt: skip
-        trainer.evaluated = averaging.module
-        return averaging
 
     def on_optimizer_step(self, trainer: RunView) -> None:
         self.update(trainer.model)

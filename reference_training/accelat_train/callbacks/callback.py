@@ -1,10 +1,10 @@
-"""What the training loop announces, and the listeners that hear it.
+"""What the training loop announces, what a listener sees of the run, and the listeners' list.
 
 The loop (:mod:`accelat_train.training.loop`) is the algorithm; everything else listens, as
 with Keras' and Lightning's callbacks (the same hook names, a handful of them): progress and
-logging, checkpoints and ``best.pt``, the overfitting rollback, weight averaging, and a
-user's own. Each hook receives the :class:`~accelat_train.training.loop.Trainer` (its config,
-model, optimizer, schedule and counters) and what the event carries:
+logging, checkpoints and ``best.pt``, the overfitting rollback, weight averaging, early
+stopping, and a user's own. Each hook receives the run's :class:`RunView` (as ``trainer``)
+and what the event carries:
 
 =========================================  =================================================
 ``on_train_begin(trainer)``                the run starts (fresh, or resumed at ``epoch``)
@@ -16,9 +16,13 @@ model, optimizer, schedule and counters) and what the event carries:
 ``on_train_end(trainer, result)``          the final test evaluation (``result``) is done
 =========================================  =================================================
 
-A listener may end the run with ``trainer.stop(reason)``. A listener with state to resume
-defines ``state_dict()`` / ``load_state_dict()`` (plain containers and tensors); the
-checkpoint keeps it under the listener's ``state_key`` (its class name by default).
+The view is narrow: the run's budget and counters, its models, its folder and config, and
+what a listener may change: ``trainer.stop(reason)`` ends the run after the epoch, the epoch's
+record may be amended before the listeners after it read it, and the run's books
+(``trainer.state``) are kept by the listeners that keep them (the checkpoints, the rollback,
+early stopping). A listener with state to resume defines ``state_dict()`` /
+``load_state_dict()`` (plain containers and tensors); the checkpoint keeps it under the
+listener's ``state_key`` (its class name by default).
 
 >>> class Lrs(Callback):
 ...     def __init__(self):
@@ -33,47 +37,174 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from accelat_train.config import TrainConfig
+from accelat_train.deprecations import warn_moved
+
 if TYPE_CHECKING:
     import torch
 
     from accelat_train.adversarial.methods import BatchStats, PassCounter
     from accelat_train.callbacks.record import EpochRecord, RunState
-    from accelat_train.config import TrainConfig
     from accelat_train.run_dir import RunDir
-    from accelat_train.training.build import Setup
-    from accelat_train.training.distributed import DistInfo
-    from accelat_train.training.run_schedule import RunSchedule
 
 
-class RunView(Protocol):
-    """What a listener sees of the run (:class:`accelat_train.training.trainer.Trainer`)."""
+class _Run(Protocol):
+    """What a :class:`RunView` reads of the run it shows (the trainer's)."""
 
-    cfg: TrainConfig
-    setup: Setup
-    run_dir: RunDir
-    info: DistInfo
-    model: torch.nn.Module  # what trains (and is saved for resume)
-    evaluated: torch.nn.Module  # what is evaluated: the model, or its average
-    optimizer: torch.optim.Optimizer
-    schedule: RunSchedule
     state: RunState
-    events: Callbacks
+    run_dir: RunDir
+    model: torch.nn.Module
+    evaluated: torch.nn.Module
 
     @property
-    def is_main(self) -> bool: ...
+    def config(self) -> dict[str, Any]: ...
 
-    def stop(self, reason: str, message: str = "") -> None: ...
+    @property
+    def budget(self) -> int: ...
+
+    @property
+    def batches_per_epoch(self) -> int: ...
+
+    @property
+    def updates_per_epoch(self) -> int: ...
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def world_size(self) -> int: ...
+
+    @property
+    def lr(self) -> float: ...
 
     def counting(self, model: torch.nn.Module | None = None) -> PassCounter: ...
 
     def checkpoint_state(self) -> dict[str, Any] | None: ...
 
 
+#: What a listener's ``trainer`` offered before it was a view (deprecated since 0.2, gone in
+#: 0.4), and what to use instead.
+_LEGACY = {
+    "cfg": "trainer.config (the run's config, as config.json holds it)",
+    "setup": "trainer.model, trainer.batches_per_epoch and trainer.updates_per_epoch",
+    "info": "trainer.rank, trainer.world_size and trainer.is_main",
+    "optimizer": "trainer.lr (the lr the next weight update uses)",
+    "schedule": "the epoch's record (its lr, momentum and decision)",
+    "events": "the hooks' own arguments",
+    "lr_max": "trainer.config['lr_max'] and the records' lr",
+    "monitor": "the epoch's record (val_acc, robust_val_acc)",
+    "test": "on_train_end's result",
+}
+
+
+class RunView:
+    """What a listener sees of the run in progress, and what it may change: each hook's
+    ``trainer``.
+
+    Read: ``epoch`` (the epochs done) of ``epochs`` (the budget), ``batches_per_epoch`` and
+    ``updates_per_epoch``, ``lr`` (the lr the next weight update uses), ``stopped``, ``rank``
+    of ``world_size`` and ``is_main``, ``model`` (what trains, and is saved for resume) and
+    ``evaluated`` (what the run evaluates: the model, or its weight average), ``run_dir``
+    (the run's folder) and ``config`` (the run's config, as ``config.json`` holds it).
+    Change: :meth:`stop`; the run's books, ``state`` (:class:`RunState`: counters, the best
+    epoch, why the run stopped), which the built-in listeners keep; :meth:`counting` counts a
+    listener's own gradient passes, :meth:`checkpoint_state` is what ``checkpoint.pt`` holds.
+
+    The trainer's other attributes, which listeners received before (``cfg``, ``setup``,
+    ``info``, ``optimizer``, ...), still answer until 0.4, with a ``DeprecationWarning``
+    naming what to read instead.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    @property
+    def state(self) -> RunState:
+        return self._run.state
+
+    @property
+    def epoch(self) -> int:
+        return self._run.state.epoch
+
+    @property
+    def epochs(self) -> int:
+        return self._run.budget
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self._run.batches_per_epoch
+
+    @property
+    def updates_per_epoch(self) -> int:
+        return self._run.updates_per_epoch
+
+    @property
+    def lr(self) -> float:
+        return self._run.lr
+
+    @property
+    def stopped(self) -> dict[str, Any] | None:
+        return self._run.state.stopped
+
+    @property
+    def rank(self) -> int:
+        return self._run.rank
+
+    @property
+    def world_size(self) -> int:
+        return self._run.world_size
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes files and prints."""
+        return self._run.rank == 0
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._run.model
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        return self._run.evaluated
+
+    @property
+    def run_dir(self) -> RunDir:
+        return self._run.run_dir
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._run.config
+
+    def stop(self, reason: str, message: str = "") -> None:
+        """End the run after the current epoch (``report.json``'s ``stopped`` says why)."""
+        self._run.state.stop(reason, message)
+
+    def counting(self, model: torch.nn.Module | None = None) -> PassCounter:
+        """Count ``model``'s passes (default: the training model's) outside training; a
+        forward alone is 1/3 pass."""
+        return self._run.counting(model)
+
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """What ``checkpoint.pt`` holds now, on rank 0 (None elsewhere); every rank calls it."""
+        return self._run.checkpoint_state()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in _LEGACY:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        warn_moved(f"a listener's trainer.{name}", _LEGACY[name])
+        if name == "cfg":
+            return TrainConfig(**self._run.config)
+        return getattr(self._run, name)
+
+    def __repr__(self) -> str:
+        return f"RunView(epoch {self.epoch} of {self.epochs} in {self.run_dir.path})"
+
+
 class Callback:
     """A listener: override the hooks you need; each default does nothing."""
 
     def on_train_begin(self, trainer: RunView) -> None:
-        """The run starts: fresh, or resumed after ``trainer.state.epoch`` epochs."""
+        """The run starts: fresh, or resumed after ``trainer.epoch`` epochs."""
 
     def on_epoch_begin(self, trainer: RunView, epoch: int) -> None:
         """Epoch ``epoch`` (1-based) starts training."""

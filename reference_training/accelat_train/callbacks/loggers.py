@@ -255,7 +255,7 @@ class WandbLogger(Callback):
         save_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=self.project, id=self.run_id, resume="allow", dir=str(save_dir),
-            name=trainer.run_dir.path.name, config=trainer.cfg.to_json(), **self.init,
+            name=trainer.run_dir.path.name, config=trainer.config, **self.init,
         )  # fmt: skip
         self.run_id = self.run.id  # W&B's own on a fresh run
 

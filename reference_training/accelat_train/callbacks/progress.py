@@ -60,8 +60,8 @@ class Progress(Callback):
             with needs_extra("progress bars"):
                 from tqdm.auto import tqdm  # tqdm.auto probes for IPython: only on a terminal
 
-            total = trainer.setup.batches_per_epoch
-            desc = f"epoch {epoch}/{trainer.cfg.epochs}"
+            total = trainer.batches_per_epoch
+            desc = f"epoch {epoch}/{trainer.epochs}"
             self._bar = tqdm(desc=desc, total=total, file=self.stream)
 
     def on_train_batch_end(self, trainer: RunView, batch: int, stats: BatchStats) -> None:
@@ -81,7 +81,7 @@ class Progress(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self.write(epoch_line(record.to_json(), trainer.cfg.epochs))
+        self.write(epoch_line(record.to_json(), trainer.epochs))
         stopped = trainer.state.stopped
         if stopped is not None and stopped["epoch"] == record.epoch:
             self.write(f"stopping after epoch {record.epoch}: {stopped['message']}")

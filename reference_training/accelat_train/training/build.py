@@ -1,4 +1,5 @@
-"""Setting a run up: device, data, model, optimizer and method for a ``TrainConfig``.
+"""Setting a run up: device, data, model, optimizer and method for a ``TrainConfig``, and
+what its lr range test reads (:class:`Setup`).
 
 >>> setup = build(TrainConfig(dataset="digits", eps=0.1, lr_max=0.05))  # doctest: +SKIP
 >>> setup.updates_per_epoch  # doctest: +SKIP
@@ -26,11 +27,25 @@ from accelat_train.training import distributed
 from accelat_train.training.network_check import check_materialized, check_splits_network
 
 
-@dataclass
-class Setup:
-    """Data, model, optimizer and method of a run, ready to train (before any scheduler)."""
+@dataclass(frozen=True)
+class RangeTest:
+    """What the lr range test reads of a run besides its model, optimizer and data: the
+    ``attack`` on the training loss (the method record's ``finder_attack``) at ``eps`` (with
+    ``pgd_steps``), its generator's ``seed``, and its ``steps`` (None: one per training
+    batch, clamped; :func:`accelat_train.training.lr_finder.finder_steps`)."""
 
-    cfg: TrainConfig
+    attack: str
+    eps: float
+    pgd_steps: int
+    seed: int
+    steps: int | None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Data, model, optimizer and method of a run, ready to train (before any scheduler),
+    and what its lr range test reads."""
+
     device: torch.device
     dist: distributed.DistInfo
     splits: Splits
@@ -40,6 +55,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     method: Method
     scaler: torch.amp.GradScaler | None
+    range_test: RangeTest
 
     @property
     def updates_per_epoch(self) -> int:
@@ -74,19 +90,6 @@ def check_extras(needs: dict[str, tuple[str, ...]]) -> None:
         require(modules, what)
 
 
-def _needs(cfg: TrainConfig) -> dict[str, tuple[str, ...]]:
-    """What of the run needs optional packages, by its records: its dataset's reader, its
-    method's or its attacks' library, its optimizer."""
-    dataset = DATASETS.get(cfg.dataset)  # None: a user's own
-    optimizer = f"--optimizer {cfg.optimizer}" if cfg.optimizer else f"--policy {cfg.policy}"
-    return {
-        f"--method {cfg.method}": METHODS[cfg.method].needs,
-        f"--dataset {cfg.dataset}": dataset.needs if dataset else (),
-        optimizer: OPTIMIZERS[cfg.optimizer_name].needs,
-        **{f"--attacks {a}": ATTACKS[a].needs for a in cfg.attacks},
-    }
-
-
 def build(
     cfg: TrainConfig,
     *,
@@ -94,24 +97,27 @@ def build(
     model: nn.Module | None = None,
     data: Splits | None = None,
 ) -> Setup:
-    """Load the data and build model, optimizer and method for ``cfg`` (seeded); ``model``
-    and ``data`` are a user's own (``dataset`` / ``model`` ``"given"``), as ``fit`` passes them.
-    A missing optional package is an error before anything is loaded (:func:`check_extras`)."""
-    check_extras(_needs(cfg))
+    """Load the data and build model, optimizer and method for ``cfg`` (seeded), each by its
+    record (:mod:`accelat_train.registry`); ``model`` and ``data`` are a user's own
+    (``dataset`` / ``model`` ``"given"``), as ``fit`` passes them. A missing optional package
+    (of the dataset's reader, the method's or the attacks' library, the optimizer) is an error
+    naming its flag before anything is loaded (:func:`check_extras`)."""
+    dataset = DATASETS.get(cfg.dataset)  # None: a user's own
+    optimizer_flag = f"--optimizer {cfg.optimizer}" if cfg.optimizer else f"--policy {cfg.policy}"
+    check_extras({
+        f"--method {cfg.method}": METHODS[cfg.method].needs,
+        f"--dataset {cfg.dataset}": dataset.needs if dataset else (),
+        optimizer_flag: OPTIMIZERS[cfg.optimizer_name].needs,
+        **{f"--attacks {a}": ATTACKS[a].needs for a in cfg.attacks},
+    })  # fmt: skip
     for name, given in (("dataset", data), ("model", model)):
         if (getattr(cfg, name) == GIVEN) != (given is not None):
             raise ValueError(
                 f"{name} {GIVEN!r} means a {name} passed to accelat_train.fit(); "
                 f"got {name}={getattr(cfg, name)!r} with {'one' if given is not None else 'none'}"
             )
-    device = resolve_device(cfg.device)
     info = dist_info or distributed.DistInfo()
-    if info.active and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-    amp = cfg.amp
-    if amp is not None and device.type != "cuda":
-        warnings.warn(f"--amp {amp} needs CUDA; training in float32 on {device}", stacklevel=2)
-        amp = None
+    device, amp = _device(cfg.device, info, cfg.amp)
     splits = data or load_splits(
         cfg.dataset,
         cfg.data_dir,
@@ -131,19 +137,37 @@ def build(
         model = _network(cfg.model, splits)
     model, train_model = _models(model, name, splits, device, info, compile=cfg.compile)
     batches = batches_per_epoch(len(loader), cfg.num_replays)
-    entry = OPTIMIZERS[cfg.optimizer_name]
-    optimizer = entry.load()(
-        model.parameters(), lr=_start_lr(cfg.lr_max, lr_free=entry.lr_free),
+    optimizer_entry = OPTIMIZERS[cfg.optimizer_name]
+    optimizer = optimizer_entry.load()(
+        model.parameters(), lr=_start_lr(cfg.lr_max, lr_free=optimizer_entry.lr_free),
         momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
         total_updates=cfg.epochs * batches * cfg.num_replays, warmup=cfg.schedulefree_warmup,
     )  # fmt: skip
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    method = METHODS[cfg.method].make(
+    entry = METHODS[cfg.method]
+    method = entry.make(
         cfg.eps, replays=cfg.replays, pgd_steps=cfg.pgd_steps, amp=amp, scaler=scaler,
         generator=generator,
     )  # fmt: skip
-    return Setup(cfg, device, info, splits, loader, model, train_model, optimizer, method, scaler)
+    finder = RangeTest(entry.finder_attack, cfg.eps, cfg.pgd_steps, cfg.seed, cfg.lr_find_steps)
+    return Setup(
+        device, info, splits, loader, model, train_model, optimizer, method, scaler, finder
+    )
+
+
+def _device(
+    name: str, info: distributed.DistInfo, amp: str | None
+) -> tuple[torch.device, str | None]:
+    """The device ``name`` (under DDP on CUDA, this rank's GPU) and the mixed precision it
+    trains in (``amp`` on CUDA; float32 elsewhere, with a warning)."""
+    device = resolve_device(name)
+    if info.active and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if amp is not None and device.type != "cuda":
+        warnings.warn(f"--amp {amp} needs CUDA; training in float32 on {device}", stacklevel=3)
+        amp = None
+    return device, amp
 
 
 def _start_lr(lr_max: float | str, *, lr_free: bool) -> float:

@@ -23,32 +23,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from accelat_train.callbacks.averaging import Averaging
 from accelat_train.callbacks.callback import Callback, Callbacks
 from accelat_train.callbacks.checkpoint_saver import CheckpointSaver
-from accelat_train.callbacks.early_stopping import EarlyStopping
 from accelat_train.callbacks.metrics_log import MetricsLog
 from accelat_train.callbacks.progress import Progress
-from accelat_train.callbacks.rollback import OverfitRollback
 from accelat_train.callbacks.run_report import RunReport
 
 if TYPE_CHECKING:
-    from accelat_train.training.trainer import Trainer
+    from accelat_train.training.plan import RunPlan
 
 
-def listeners(trainer: Trainer, callbacks: Sequence[Callback], *, quiet: bool) -> Callbacks:
-    """The listeners of ``trainer``'s run, built in and the caller's, in order (the module
+def listeners(plan: RunPlan, callbacks: Sequence[Callback], *, quiet: bool) -> Callbacks:
+    """The listeners of ``plan``'s run, built in and the caller's, in order (the module
     docstring)."""
-    cfg, setup = trainer.cfg, trainer.setup
-    first: list[Callback] = []
-    if cfg.ema_epochs > 0:
-        first.append(Averaging.for_run(trainer))
-    if cfg.co_check:
-        batch = next(setup.loader.epoch(0))
-        first.append(OverfitRollback(batch, cfg.eps, cfg.seed))
-    stopping: list[Callback] = []
-    if cfg.early_stop:
-        stopping.append(EarlyStopping(cfg.early_stop, min_delta=cfg.early_stop_min_delta,
-                                      monitor=cfg.early_stop_monitor))  # fmt: skip
+    first = [c for c in (plan.averaging, plan.rollback) if c is not None]
+    stopping = [] if plan.early_stopping is None else [plan.early_stopping]
     last = [Progress(quiet=quiet), MetricsLog(), CheckpointSaver(), RunReport()]
     return Callbacks([*first, *callbacks, *stopping, *last])

@@ -46,11 +46,7 @@ from accelat_core.finder import LRFindResult, curve_problem
 from accelat_torch import lr_find
 from accelat_train.adversarial import attacks
 from accelat_train.adversarial.methods import PassCounter, network
-from accelat_train.catalogue import LR_FREE_LR
-from accelat_train.config import TrainConfig
 from accelat_train.data import stream
-from accelat_train.data.loader import make_loader
-from accelat_train.registry import METHODS, OPTIMIZERS
 from accelat_train.training import distributed
 from accelat_train.training.build import Setup
 
@@ -108,16 +104,17 @@ def finder_smooth(steps: int) -> float:
 
 def finder_steps(setup: Setup) -> int:
     """``lr_find_steps``, or one per training batch clamped to [MIN_STEPS, MAX_STEPS]."""
-    if setup.cfg.lr_find_steps is not None:
-        return setup.cfg.lr_find_steps
+    if setup.range_test.steps is not None:
+        return setup.range_test.steps
     return max(MIN_STEPS, min(MAX_STEPS, len(setup.loader)))
 
 
 def find_lr(setup: Setup) -> Finding:
-    """The range test on ``setup``'s adversarial loss (model and optimizer restored).
+    """The range test on ``setup``'s adversarial loss (model and optimizer restored), on the
+    run's own loader.
 
-    Every rank reads the whole training set in the same order; the caller broadcasts
-    rank 0's suggestion.
+    Every rank reads the whole training set in the same order (the loader unsharded); the
+    caller broadcasts rank 0's suggestion.
     """
     steps = finder_steps(setup)
     smooth = finder_smooth(steps)
@@ -145,21 +142,9 @@ def find_lr(setup: Setup) -> Finding:
     return finding
 
 
-def resolve_lr_max(
-    cfg: TrainConfig, setup: Setup, plot: Path, *, saved: float | None = None
-) -> tuple[float | None, dict[str, Any] | None]:
-    """The run's ``lr_max`` as a number: the one a resumed run ``saved``, the finder's
-    suggestion for ``"auto"`` (its curve drawn at ``plot``), an LR-free optimizer's own lr,
-    or as given; and the finder's record when it ran. None with a ``policy_config``, which
-    carries its own lrs."""
-    if cfg.policy_config is not None:
-        return None, None
-    if saved is not None:
-        return saved, None
-    if cfg.lr_max != "auto":
-        return float(cfg.lr_max), None
-    if OPTIMIZERS[cfg.optimizer_name].lr_free:
-        return LR_FREE_LR, None
+def run_finder(setup: Setup, plot: Path) -> tuple[float, dict[str, Any]]:
+    """The range test of a run (:func:`find_lr`): rank 0's suggested lr_max on every rank,
+    and the record ``config.json`` keeps (``lr_find``); the curve is drawn at ``plot``."""
     finding = find_lr(setup)
     lr_max = distributed.broadcast_float(setup.dist, finding.lr_max)
     if setup.dist.is_main:
@@ -168,30 +153,25 @@ def resolve_lr_max(
 
 
 def _range_test(setup: Setup, steps: int, smooth: float) -> LRFindResult:
-    cfg = setup.cfg
-    generator = torch.Generator(device=setup.device).manual_seed(cfg.seed + 7919)
-    attack = METHODS[cfg.method].finder_attack
+    test = setup.range_test
+    generator = torch.Generator(device=setup.device).manual_seed(test.seed + 7919)
 
     def batch_loss(
         m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        if attack == "fgsm-rs":
-            x = attacks.fgsm_rs(m, x, y, cfg.eps, generator=generator)
-        elif attack == "pgd":
-            x = attacks.pgd(m, x, y, cfg.eps, cfg.pgd_steps, generator=generator)
+        if test.attack == "fgsm-rs":
+            x = attacks.fgsm_rs(m, x, y, test.eps, generator=generator)
+        elif test.attack == "pgd":
+            x = attacks.pgd(m, x, y, test.eps, test.pgd_steps, generator=generator)
         logits = m(x)
         return F.cross_entropy(logits, y), logits
 
-    loader = make_loader(
-        setup.splits.train, cfg.batch_size, device=setup.device,
-        augment=setup.splits.augment, seed=cfg.seed,
-    )  # fmt: skip
     return lr_find(
         setup.model,
         setup.optimizer,
         None,
-        _Reiterable(stream(loader, 0, None)),
+        _Reiterable(stream(setup.loader.unsharded(), 0, None)),
         start_lr=START_LR,
         end_lr=END_LR,
         num_steps=steps,

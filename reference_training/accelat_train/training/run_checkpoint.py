@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from accelat_train.callbacks.record import RunState
 from accelat_train.checkpoint import (
     WEIGHTS,
     CheckpointError,
@@ -31,52 +30,55 @@ from accelat_train.checkpoint import (
 from accelat_train.run_dir import RunDirError, parse_json
 
 if TYPE_CHECKING:
-    from accelat_train.training.trainer import Trainer
+    from accelat_train.callbacks.callback import Callbacks
+    from accelat_train.training.plan import RunPlan
 
 
-def restore(ckpt: dict[str, Any], trainer: Trainer) -> RunState:
-    """Load ``ckpt`` (checked by :func:`check_checkpoint`) into ``trainer``: models,
-    optimizer, schedule, method, listeners; its :class:`RunState`. Whatever does not fit this
-    run (weights of another shape, a schedule of another config) is refused as one
-    :class:`CheckpointError` naming the file, before the models are touched."""
-    setup, info, path = trainer.setup, trainer.info, trainer.run_dir.checkpoint
+def restore(ckpt: dict[str, Any], plan: RunPlan, listeners: Callbacks) -> None:
+    """Load ``ckpt`` (checked by :func:`check_checkpoint`) into the run ``plan`` made: its
+    models, optimizer, schedule, method and ``listeners`` (the run's counters are the
+    caller's: :meth:`RunState.restore`). Whatever does not fit this run (weights of another
+    shape, a schedule of another config) is refused as one :class:`CheckpointError` naming
+    the file, before the models are touched."""
+    setup, path = plan.setup, plan.run_dir.checkpoint
+    info = setup.dist
     method_states = ckpt["method"]["ranks"]
     if len(method_states) != info.world_size:
         raise CheckpointError(
             f"checkpoint {path} was written by {len(method_states)} rank(s); "
             f"resume it with the same number of processes, not {info.world_size}"
         )
-    misfits = _misfits(ckpt, trainer)
+    misfits = _misfits(ckpt, {"model": setup.model, "evaluated": plan.evaluated}, setup.optimizer)
     if misfits:
         raise CheckpointError(f"checkpoint {path} does not fit this run: " + "; ".join(misfits))
     try:
         # The schedule checks its whole state before it changes anything.
-        trainer.schedule.load_state_json(ckpt["scheduler"])
-        trainer.model.load_state_dict(ckpt["model"])
+        plan.schedule.load_state_json(ckpt["scheduler"])
+        setup.model.load_state_dict(ckpt["model"])
         if "evaluated" in ckpt:
-            trainer.evaluated.load_state_dict(ckpt["evaluated"])
+            plan.evaluated.load_state_dict(ckpt["evaluated"])
         setup.optimizer.load_state_dict(ckpt["optimizer"])
         setup.method.load_state_dict(method_states[info.rank])
         if setup.scaler is not None and ckpt.get("scaler"):
             setup.scaler.load_state_dict(ckpt["scaler"])
-        trainer.events.load_state_dict(ckpt.get("callbacks", {}))
+        listeners.load_state_dict(ckpt.get("callbacks", {}))
         torch.set_rng_state(ckpt["rng"]["torch"])
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint {path} does not fit this run: {str(exc).splitlines()[0][:300]}"
         ) from None
-    return RunState.from_checkpoint(ckpt)
 
 
-def _misfits(ckpt: dict[str, Any], trainer: Trainer) -> list[str]:
-    """How the checkpoint's tensors differ in name or shape from this run's: its models'
-    weights and the optimizer's per-parameter state."""
+def _misfits(
+    ckpt: dict[str, Any], models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer
+) -> list[str]:
+    """How the checkpoint's tensors differ in name or shape from this run's: its ``models``'
+    weights (by checkpoint key) and ``optimizer``'s per-parameter state."""
     found = []
-    models = {"model": trainer.model, "evaluated": trainer.evaluated}
     for key, model in models.items():
         if key in ckpt:
             found += _shape_misfits(key, ckpt[key], model.state_dict())
-    params = [p for group in trainer.setup.optimizer.param_groups for p in group["params"]]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     groups = ckpt["optimizer"]["param_groups"]
     saved = [index for group in groups for index in group["params"]]
     if len(saved) != len(params):
