@@ -31,16 +31,25 @@ from accelat_train.run_dir import RunDirError, parse_json
 
 if TYPE_CHECKING:
     from accelat_train.callbacks.callback import Callbacks
-    from accelat_train.training.plan import RunPlan
+    from accelat_train.training.build import Setup
+    from accelat_train.training.run_schedule import RunSchedule
 
 
-def restore(ckpt: dict[str, Any], plan: RunPlan, listeners: Callbacks) -> None:
-    """Load ``ckpt`` (checked by :func:`check_checkpoint`) into the run ``plan`` made: its
-    models, optimizer, schedule, method and ``listeners`` (the run's counters are the
-    caller's: :meth:`RunState.restore`). Whatever does not fit this run (weights of another
-    shape, a schedule of another config) is refused as one :class:`CheckpointError` naming
-    the file, before the models are touched."""
-    setup, path = plan.setup, plan.run_dir.checkpoint
+def restore(
+    ckpt: dict[str, Any],
+    path: Path,
+    setup: Setup,
+    *,
+    evaluated: torch.nn.Module,
+    schedule: RunSchedule,
+    listeners: Callbacks,
+) -> None:
+    """Load ``ckpt`` (read from ``path``, checked by :func:`check_checkpoint`) into the run:
+    ``setup``'s model, optimizer, method and scaler, the ``evaluated`` model, the
+    ``schedule`` and the ``listeners`` (the run's counters are the caller's:
+    :meth:`RunState.restore`). Whatever does not fit this run (weights of another shape, a
+    schedule of another config) is refused as one :class:`CheckpointError` naming the file,
+    before the models are touched."""
     info = setup.dist
     method_states = ckpt["method"]["ranks"]
     if len(method_states) != info.world_size:
@@ -48,15 +57,15 @@ def restore(ckpt: dict[str, Any], plan: RunPlan, listeners: Callbacks) -> None:
             f"checkpoint {path} was written by {len(method_states)} rank(s); "
             f"resume it with the same number of processes, not {info.world_size}"
         )
-    misfits = _misfits(ckpt, {"model": setup.model, "evaluated": plan.evaluated}, setup.optimizer)
+    misfits = _misfits(ckpt, {"model": setup.model, "evaluated": evaluated}, setup.optimizer)
     if misfits:
         raise CheckpointError(f"checkpoint {path} does not fit this run: " + "; ".join(misfits))
     try:
         # The schedule checks its whole state before it changes anything.
-        plan.schedule.load_state_json(ckpt["scheduler"])
+        schedule.load_state_json(ckpt["scheduler"])
         setup.model.load_state_dict(ckpt["model"])
         if "evaluated" in ckpt:
-            plan.evaluated.load_state_dict(ckpt["evaluated"])
+            evaluated.load_state_dict(ckpt["evaluated"])
         setup.optimizer.load_state_dict(ckpt["optimizer"])
         setup.method.load_state_dict(method_states[info.rank])
         if setup.scaler is not None and ckpt.get("scaler"):

@@ -131,7 +131,10 @@ class Trainer:
         budget, its ``config.json``; or write a fresh run's config and empty metrics."""
         opened = self.plan.opened
         if opened.checkpoint is not None:
-            restore(opened.checkpoint, self.plan, self.events)
+            restore(
+                opened.checkpoint, self.run_dir.checkpoint, self.setup,
+                evaluated=self.evaluated, schedule=self.schedule, listeners=self.events,
+            )  # fmt: skip
             self.state.restore(opened.checkpoint)
             if self.is_main:
                 self.run_dir.truncate_metrics(self.state.metrics_bytes)
