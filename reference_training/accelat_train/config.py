@@ -1,9 +1,14 @@
 """``TrainConfig``: everything that defines a run, its validation, and the flags it makes.
 
 Each field carries its command-line help (and, where the flag is not a plain ``int``/``str``,
-its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.cli` derives
+its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.flags` derives
 every ``accelat train`` flag, its type, default and help from this one place: a new option is
-a new field here. The module imports no torch (``accelat --help`` reads it).
+a new field here. The names a field takes (methods, datasets, attacks, ...) are their
+records' (:mod:`accelat_train.registry`), read when a config is checked. A config also
+answers the questions asked of it: whether a saved run is the run it asks for
+(:meth:`TrainConfig.differences`), what the lr finder's result depends on
+(:meth:`TrainConfig.finder_setting`), the rule's knobs (:attr:`TrainConfig.rule`). The
+module imports no torch (``accelat --help`` reads it).
 
 >>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, lr_max=0.05)
 >>> cfg.validate(); cfg.num_replays

@@ -75,13 +75,16 @@ class Before(Callback):
         self.seen.append(("rank", trainer.info.rank, trainer.is_main, trainer.state.epoch))
 
 
-def test_a_listener_written_for_the_whole_trainer_still_works_and_is_told_what_to_read(tmp_path):
-    cfg = TrainConfig(
-        dataset="digits", model="cnn", method="fgsm-rs", eps=0.1, policy="constant",
-        lr_max=0.05, epochs=2, batch_size=50, train_size=100, val_size=40, monitor_size=20,
-        monitor_steps=1, eval_steps=1, eval_size=20, device="cpu", ema_epochs=0.0,
-        out=str(tmp_path / "run"),
+def _tiny(tmp_path, **kw) -> TrainConfig:
+    return TrainConfig(
+        dataset="digits", model="cnn", eps=0.1, policy="constant", lr_max=0.05, batch_size=50,
+        train_size=100, val_size=40, monitor_size=20, monitor_steps=1, eval_steps=1,
+        eval_size=20, device="cpu", ema_epochs=0.0, out=str(tmp_path / "run"), **kw,
     )  # fmt: skip
+
+
+def test_a_listener_written_for_the_whole_trainer_still_works_and_is_told_what_to_read(tmp_path):
+    cfg = _tiny(tmp_path, method="fgsm-rs", epochs=2)
     before = Before()
     with pytest.warns(DeprecationWarning) as caught:
         train(cfg, callbacks=[before], quiet=True)
@@ -100,12 +103,7 @@ def test_the_view_offers_the_new_names_without_a_warning(tmp_path, recwarn):
             self.read = (trainer.epochs, trainer.batches_per_epoch, trainer.lr, trainer.rank,
                          trainer.world_size, trainer.config["eps"], trainer.epoch)  # fmt: skip
 
-    cfg = TrainConfig(
-        dataset="digits", model="cnn", method="natural", eps=0.1, policy="constant",
-        lr_max=0.05, epochs=1, batch_size=50, train_size=100, val_size=40, monitor_size=20,
-        monitor_steps=1, eval_steps=1, eval_size=20, device="cpu", ema_epochs=0.0,
-        out=str(tmp_path / "run"),
-    )  # fmt: skip
+    cfg = _tiny(tmp_path, method="natural", epochs=1)
     new = New()
     train(cfg, callbacks=[new], quiet=True)
     assert new.read == (1, 2, 0.05, 0, 1, 0.1, 1)

@@ -35,6 +35,7 @@ listener's ``state_key`` (its class name by default).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from accelat_train.config import TrainConfig
@@ -49,30 +50,7 @@ if TYPE_CHECKING:
 
 
 class _Run(Protocol):
-    """What a :class:`RunView` reads of the run it shows (the trainer's)."""
-
-    state: RunState
-    run_dir: RunDir
-    model: torch.nn.Module
-    evaluated: torch.nn.Module
-
-    @property
-    def config(self) -> dict[str, Any]: ...
-
-    @property
-    def budget(self) -> int: ...
-
-    @property
-    def batches_per_epoch(self) -> int: ...
-
-    @property
-    def updates_per_epoch(self) -> int: ...
-
-    @property
-    def rank(self) -> int: ...
-
-    @property
-    def world_size(self) -> int: ...
+    """What a :class:`RunView` asks of the run it shows (the trainer)."""
 
     @property
     def lr(self) -> float: ...
@@ -91,12 +69,10 @@ _LEGACY = {
     "optimizer": "trainer.lr (the lr the next weight update uses)",
     "schedule": "the epoch's record (its lr, momentum and decision)",
     "events": "the hooks' own arguments",
-    "lr_max": "trainer.config['lr_max'] and the records' lr",
-    "monitor": "the epoch's record (val_acc, robust_val_acc)",
-    "test": "on_train_end's result",
 }
 
 
+@dataclass(frozen=True)
 class RunView:
     """What a listener sees of the run in progress, and what it may change: each hook's
     ``trainer``.
@@ -111,73 +87,42 @@ class RunView:
     listener's own gradient passes, :meth:`checkpoint_state` is what ``checkpoint.pt`` holds.
 
     The trainer's other attributes, which listeners received before (``cfg``, ``setup``,
-    ``info``, ``optimizer``, ...), still answer until 0.4, with a ``DeprecationWarning``
-    naming what to read instead.
+    ``info``, ``optimizer``, ``schedule``, ``events``), still answer until 0.4, with a
+    ``DeprecationWarning`` naming what to read instead.
     """
 
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-
-    @property
-    def state(self) -> RunState:
-        return self._run.state
+    state: RunState
+    run_dir: RunDir
+    model: torch.nn.Module
+    evaluated: torch.nn.Module
+    config: dict[str, Any]
+    epochs: int
+    batches_per_epoch: int
+    updates_per_epoch: int
+    rank: int
+    world_size: int
+    _run: _Run = field(repr=False)  # the trainer: what the view reads and does through it
 
     @property
     def epoch(self) -> int:
-        return self._run.state.epoch
+        return self.state.epoch
 
     @property
-    def epochs(self) -> int:
-        return self._run.budget
+    def stopped(self) -> dict[str, Any] | None:
+        return self.state.stopped
 
     @property
-    def batches_per_epoch(self) -> int:
-        return self._run.batches_per_epoch
-
-    @property
-    def updates_per_epoch(self) -> int:
-        return self._run.updates_per_epoch
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes files and prints."""
+        return self.rank == 0
 
     @property
     def lr(self) -> float:
         return self._run.lr
 
-    @property
-    def stopped(self) -> dict[str, Any] | None:
-        return self._run.state.stopped
-
-    @property
-    def rank(self) -> int:
-        return self._run.rank
-
-    @property
-    def world_size(self) -> int:
-        return self._run.world_size
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the one process that writes files and prints."""
-        return self._run.rank == 0
-
-    @property
-    def model(self) -> torch.nn.Module:
-        return self._run.model
-
-    @property
-    def evaluated(self) -> torch.nn.Module:
-        return self._run.evaluated
-
-    @property
-    def run_dir(self) -> RunDir:
-        return self._run.run_dir
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self._run.config
-
     def stop(self, reason: str, message: str = "") -> None:
         """End the run after the current epoch (``report.json``'s ``stopped`` says why)."""
-        self._run.state.stop(reason, message)
+        self.state.stop(reason, message)
 
     def counting(self, model: torch.nn.Module | None = None) -> PassCounter:
         """Count ``model``'s passes (default: the training model's) outside training; a
@@ -189,15 +134,12 @@ class RunView:
         return self._run.checkpoint_state()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name not in _LEGACY:
+        if name not in _LEGACY:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         warn_moved(f"a listener's trainer.{name}", _LEGACY[name])
         if name == "cfg":
-            return TrainConfig(**self._run.config)
+            return TrainConfig(**self.config)
         return getattr(self._run, name)
-
-    def __repr__(self) -> str:
-        return f"RunView(epoch {self.epoch} of {self.epochs} in {self.run_dir.path})"
 
 
 class Callback:

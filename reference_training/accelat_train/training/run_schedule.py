@@ -82,7 +82,7 @@ def policy_for(
     ``epochs`` epochs, with the metric-driven rules' knobs ``rule`` and the examples one
     value of the monitored metric averages over (``samples``).
 
-    >>> policy_for("step", None, Rule(), 0.1, total_steps=8, epochs=2).at(4).lr
+    >>> round(policy_for("step", None, Rule(), 0.1, total_steps=8, epochs=2).at(4).lr, 12)
     0.01
     """
     if policy_config is not None:

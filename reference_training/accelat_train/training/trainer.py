@@ -46,58 +46,22 @@ class Trainer:
         self.optimizer, self.schedule = setup.optimizer, plan.schedule
         self.state = RunState()
         self.events = Callbacks([])
-        self.view = RunView(self)
+        self.view = RunView(
+            self.state, self.run_dir, self.model, self.evaluated, plan.config, plan.epochs,
+            setup.batches_per_epoch, setup.updates_per_epoch, self.info.rank,
+            self.info.world_size, self,
+        )  # fmt: skip
         self._remember_hyper()
-
-    # -- what the view reads ---------------------------------------------------------------
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.plan.config
-
-    @property
-    def budget(self) -> int:
-        return self.plan.epochs
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.setup.batches_per_epoch
-
-    @property
-    def updates_per_epoch(self) -> int:
-        return self.setup.updates_per_epoch
-
-    @property
-    def rank(self) -> int:
-        return self.info.rank
-
-    @property
-    def world_size(self) -> int:
-        return self.info.world_size
 
     @property
     def lr(self) -> float:
+        """The lr the next weight update uses (the first param group's)."""
         return float(self.optimizer.param_groups[0]["lr"])
 
     @property
     def is_main(self) -> bool:
         """Rank 0: the one process that writes files and prints."""
         return self.info.is_main
-
-    @property
-    def lr_max(self) -> float | None:
-        return self.plan.lr_max
-
-    @property
-    def monitor(self) -> Any:
-        return self.plan.validation.monitor
-
-    @property
-    def test(self) -> Any:
-        return self.plan.test
-
-    def stop(self, reason: str, message: str = "") -> None:
-        """End the run after the current epoch (``report.json``'s ``stopped`` says why)."""
-        self.state.stop(reason, message)
 
     def counting(self, model: torch.nn.Module | None = None) -> PassCounter:
         """Count ``model``'s passes (default: the training model's) outside training; a
@@ -241,7 +205,8 @@ class Trainer:
             assert value is not None, "a metric-driven policy's monitor runs every epoch"
             record.decision = self.schedule.after_epoch(value)
         if self.schedule.should_stop:
-            self.stop("policy", f"{type(self.schedule.policy).__name__} found no further gain")
+            policy = type(self.schedule.policy).__name__
+            self.state.stop("policy", f"{policy} found no further gain")
         if self.state.stopped is not None and record.robust_val_acc is None:
             self.validate(record)
 
