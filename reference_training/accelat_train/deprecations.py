@@ -32,9 +32,12 @@ def warn_moved(old: str, new: str, *, stacklevel: int = 3) -> None:
     )
 
 
-def moved(module: str, names: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:
+def moved(
+    module: str, names: Mapping[str, tuple[str | Callable[[], Any], str]]
+) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``module``: ``names`` maps each old name to ``(where,
-    new)``, ``where`` the object as ``"package.module:attribute"`` and ``new`` the form the
+    new)``, ``where`` the object as ``"package.module:attribute"`` (or a function that
+    computes it, for a name that became a question to ask a registry) and ``new`` the form the
     warning tells the user to write. Any other name is an ``AttributeError``, as usual."""
 
     def __getattr__(name: str) -> Any:
@@ -42,6 +45,8 @@ def moved(module: str, names: Mapping[str, tuple[str, str]]) -> Callable[[str], 
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         where, new = names[name]
         warn_moved(f"{module}.{name}", new)
+        if callable(where):
+            return where()
         path, _, attribute = where.partition(":")
         value: Any = importlib.import_module(path)
         for part in attribute.split("."):

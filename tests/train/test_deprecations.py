@@ -43,6 +43,27 @@ def test_a_moved_name_answers_from_its_old_place_and_warns_naming_the_new(module
         assert old is new
 
 
+@pytest.mark.parametrize(
+    ("module", "name", "value"),
+    [
+        ("accelat_train.adversarial.methods", "METHOD_NAMES",
+         ("free", "fgsm-rs", "pgd", "foolbox-pgd", "foolbox-fgsm", "foolbox-deepfool", "natural")),
+        ("accelat_train.adversarial.attacks", "ATTACK_ALIASES",
+         {"pgd": "linfpgd", "autoattack": "autoattack-art"}),
+        ("accelat_train.adversarial.attacks", "FOOLBOX_NAMES", ("linfpgd", "fgsm", "deepfool")),
+        ("accelat_train.adversarial.robust", "SQUARE_QUERIES", 5000),
+        ("accelat_train.data", "DEFAULT_VAL_SIZE", {"digits": 200, "cifar10": 1000,
+                                                     "cifar100": 1000}),
+        ("accelat_train.models", "MODEL_NAMES", ("cnn", "resnet20", "preact18", "mobilenetv2",
+                                                 "resnet50", "wrn28-10", "wrn34-10")),
+        ("accelat_train.callbacks.loggers", "LOGGER_NAMES", ("csv", "tensorboard", "wandb")),
+    ],
+)  # fmt: skip
+def test_a_list_of_names_that_became_the_records_is_still_there(module, name, value):
+    with pytest.warns(DeprecationWarning, match=f"{module}.{name} is deprecated since 0.2"):
+        assert getattr(importlib.import_module(module), name) == value
+
+
 def test_the_old_calls_give_what_the_new_ones_give(tmp_path):
     from accelat_train import checkpoint, config
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from accelat_train.deprecations import moved
 from accelat_train.registry import ATTACKS
 
 #: An attack at work on one batch: ``run(xb, yb) -> [(x_adv, success) per ε]``, success where
@@ -198,3 +199,22 @@ def clean_accuracy(
     finally:
         model.train(was_training)
     return correct / len(x)
+
+
+def _named(needs: str) -> tuple[str, ...]:
+    return tuple(n for n, e in ATTACKS.items() if needs in e.needs)
+
+
+_FOOLBOX = "accelat_train.adversarial.foolbox_attacks"
+#: Names that became the records' or moved (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "ATTACK_NAMES": (lambda: tuple(ATTACKS), "tuple(accelat_train.registry.ATTACKS)"),
+    "ATTACK_HELP": (ATTACKS.helps, "accelat_train.registry.ATTACKS.helps()"),
+    "ATTACK_ALIASES": (lambda: {a: n for n, e in ATTACKS.items() for a in e.aliases},
+                       "accelat_train.registry.ATTACKS.canonical"),
+    "canonical_attack": (lambda: ATTACKS.canonical, "accelat_train.registry.ATTACKS.canonical"),
+    "FOOLBOX_NAMES": (lambda: _named("foolbox"), "the ATTACKS records that need foolbox"),
+    "ART_NAMES": (lambda: _named("art"), "the ATTACKS records that need art"),
+    "foolbox_adversarial": (f"{_FOOLBOX}:foolbox_adversarial", f"{_FOOLBOX}.foolbox_adversarial"),
+    "foolbox_model": (f"{_FOOLBOX}:foolbox_model", f"{_FOOLBOX}.foolbox_model"),
+})  # fmt: skip

@@ -33,6 +33,7 @@ from accelat_train.adversarial.foolbox_attacks import (
     LINF_PGD,
     FoolboxAttack,
 )
+from accelat_train.deprecations import moved
 
 
 class BatchStats(NamedTuple):
@@ -318,3 +319,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 def network(model: nn.Module) -> nn.Module:
     inner = unwrap(model)
     return getattr(inner, "net", inner)
+
+
+#: Names that became the records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "METHOD_NAMES": (lambda: tuple(registry.METHODS), "tuple(accelat_train.registry.METHODS)"),
+    "METHOD_HELP": (registry.METHODS.helps, "accelat_train.registry.METHODS.helps()"),
+})  # fmt: skip

@@ -31,6 +31,7 @@ from accelat_train.adversarial.attacks import (
     check_in_ball,
     clean_accuracy,
 )
+from accelat_train.deprecations import moved
 from accelat_train.extras import needs_extra
 from accelat_train.registry import ATTACKS
 
@@ -198,3 +199,11 @@ def _epsilons(eps: float | Sequence[float]) -> list[float]:
 
 def _fraction(mask: torch.Tensor) -> float:
     return int(mask.sum()) / len(mask)  # exact count / n, as the Foolbox evaluation always did
+
+
+_ART = "accelat_train.adversarial.art_attacks"
+#: ART's settings moved with its attacks (deprecated here since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    name: (f"{_ART}:{name}", f"{_ART}.{name}")
+    for name in ("AUTOATTACK_ITERATIONS", "AUTOATTACK_TARGETS", "SQUARE_QUERIES", "ART_SEED")
+})  # fmt: skip

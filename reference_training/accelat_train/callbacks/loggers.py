@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from accelat_train.atomic_writes import atomic_write_text
 from accelat_train.callbacks.callback import Callback
 from accelat_train.callbacks.record import EpochRecord
+from accelat_train.deprecations import moved
 from accelat_train.extras import needs_extra, require
 from accelat_train.registry import LOGGERS
 from accelat_train.run_dir import RunDir
@@ -309,3 +310,9 @@ __all__ = [
     "WandbLogger",
     "make_loggers",
 ]
+
+
+#: A name that became the logger records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "LOGGER_NAMES": (lambda: tuple(LOGGERS), "tuple(accelat_train.registry.LOGGERS)"),
+})  # fmt: skip

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from accelat_train.deprecations import moved
 from accelat_train.factory import FACTORY_SYNTAX, call_factory, is_factory_name
 from accelat_train.registry import MODELS
 
@@ -82,3 +83,9 @@ class NormalizedModel(nn.Module):
 
 
 __all__ = ["NormalizedModel", "build_model", "init_weights"]
+
+
+#: A name that became the model records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "MODEL_NAMES": (lambda: tuple(MODELS), "tuple(accelat_train.registry.MODELS)"),
+})  # fmt: skip
