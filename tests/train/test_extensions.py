@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,6 +162,15 @@ def test_a_taken_name_is_refused_and_an_unregistered_one_is_gone(toys):
     with pytest.raises(ValueError, match="log must name some of csv, tensorboard, wandb"):
         TrainConfig(log=("lines",))
     registry.LOGGERS.register(RECORDS[3][1])
+
+
+def test_the_readmes_example_registers_a_method_and_trains_with_it(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "register_method.py"
+    done = subprocess.run([sys.executable, str(example), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1].endswith("method=noise")
 
 
 def test_a_method_record_says_what_the_finder_attacks():
