@@ -11,11 +11,13 @@ Units and conventions (they matter for comparing policies):
   the count is summed over ranks.
 - **Scheduler unit**: see :mod:`accelat_train.training.run_schedule`.
 
-Everything that is not the algorithm listens to the loop's events
-(:mod:`accelat_train.callbacks.callback`; the listeners and their order:
+The run is resolved once, before its first epoch (:func:`~accelat_train.training.plan.plan_run`:
+how it starts, its data and model, its lr_max, its schedule, what it evaluates), then trained
+(:func:`run_plan`). Everything that is not the algorithm listens to the loop's events
+(:mod:`accelat_train.callbacks`; the listeners and their order:
 :mod:`accelat_train.training.listeners`): the checkpoints and ``best.pt``, progress, the
-overfitting rollback, weight averaging, the report, and the caller's ``callbacks``. The run
-folder's layout is :class:`~accelat_train.run_dir.RunDir`'s.
+overfitting rollback, weight averaging, early stopping, the report, and the caller's
+``callbacks``. The run folder's layout is :class:`~accelat_train.run_dir.RunDir`'s.
 
 >>> from accelat_train import TrainConfig, train
 >>> train(TrainConfig(dataset="digits", eps=0.1, epochs=2, out="runs/a"))  # doctest: +SKIP
