@@ -23,7 +23,8 @@ from accelat_core.finder import (
     suggest,
 )
 from accelat_core.hyper import Hyper
-from accelat_core.policies.accelat import AccelAT, AccelATState
+from accelat_core.policies.accelat import AccelAT
+from accelat_core.policies.accelat_state import AccelATState
 from accelat_core.policies.anneal import Anneal
 from accelat_core.policies.constant import Constant
 from accelat_core.policies.cyclical import Cyclical

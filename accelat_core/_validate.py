@@ -136,3 +136,20 @@ def saved_list(state: dict[str, Any], key: str, check: Callable[..., T], **bound
     if not isinstance(items, list):
         raise ValueError(f"state['{key}'] must be a list, got {items!r}")
     return [saved(check, f"{key}[]", v, **bounds) for v in items]
+
+
+def renamed(owner: str, old: str, old_value: Any, new: str, new_value: Any) -> Any:
+    """An argument renamed in 0.2: ``new_value``, or the ``old`` name's value with a
+    ``DeprecationWarning`` naming ``new`` (the old name goes in 0.4); both is a ``TypeError``."""
+    if old_value is None:
+        return new_value
+    import warnings
+
+    warnings.warn(
+        f"{owner}({old}=...) is deprecated since 0.2 and goes in 0.4: use {new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if new_value is not None:
+        raise TypeError(f"give {new} or its old name {old}, not both")
+    return old_value

@@ -62,6 +62,12 @@ def warmup(
     ``inner`` is fixed-shape, else a :class:`MetricWarmup`. Both are named ``"Warmup"`` in
     configs and states: ``{"policy": "Warmup", "inner": {...}, "steps": 4, "start_lr": 0.0}``.
 
+    Args:
+        inner: the policy that follows the warmup, freshly built, or its config dict.
+        steps: the warmup's length (an integer in ``[0, 2**53]``; 0: no warmup), in the unit
+            the policy is stepped in (batches or epochs).
+        start_lr: the lr at ``t = 0`` (>= 0, default 0).
+
     >>> from accelat_core import Constant
     >>> w = warmup(Constant(0.5), steps=4)
     >>> [w.at(t).lr for t in range(6)], type(w).__name__, w.to_config()["policy"]
@@ -111,11 +117,26 @@ class _Warmup(Policy):
 
 
 class WarmupSchedule(_Warmup, Schedule):
-    """:func:`warmup` of a fixed-shape ``inner``: a Schedule.
+    r""":func:`warmup` of a fixed-shape ``inner``: a Schedule.
 
-    ``at(t)`` is the ramp for ``t < steps``, then ``inner.at(t - steps)``; the state is
-    the clock alone. ``WarmupSchedule(inner, steps, start_lr)`` takes :func:`warmup`'s
-    arguments and refuses an ``inner`` that is not a Schedule.
+    .. math::
+        lr(t) = \text{start\_lr} + (lr_0 - \text{start\_lr})\, t / \text{steps}
+        \; (t < \text{steps}), \qquad \text{inner.at}(t - \text{steps}) \; \text{after}
+
+    with :math:`lr_0` = ``inner.at(0).lr``; the state is the clock alone.
+    ``WarmupSchedule(inner, steps, start_lr)`` takes :func:`warmup`'s arguments and refuses
+    an ``inner`` that is not a Schedule.
+
+    Args:
+        inner: the fixed-shape policy (a Schedule) that follows the warmup, freshly built,
+            or its config dict.
+        steps: the warmup's length (an integer in ``[0, 2**53]``), in the caller's unit.
+        start_lr: the lr at ``t = 0`` (>= 0, default 0).
+
+    >>> from accelat_core import LinearDecay
+    >>> w = WarmupSchedule(LinearDecay(0.1, 0.05, total_steps=2), steps=2, start_lr=0.02)
+    >>> [round(w.at(t).lr, 12) for t in range(5)]
+    [0.02, 0.06, 0.1, 0.075, 0.05]
     """
 
     _fits = "a fixed-shape inner (a Schedule)"
@@ -137,13 +158,30 @@ class WarmupSchedule(_Warmup, Schedule):
 
 
 class MetricWarmup(_Warmup):
-    """:func:`warmup` of any other ``inner`` (AccelAT, say).
+    r""":func:`warmup` of any other ``inner`` (AccelAT, say).
 
-    ``needs_metric`` is the wrapped policy's. The metrics passed during the warmup (the
-    steps that reach ``t <= steps``) are not fed to it: its first metric is the one that
-    measures the unit trained at its own initial lr. The state is the clock and the
-    wrapped policy's state. ``MetricWarmup(inner, steps, start_lr)`` takes :func:`warmup`'s
-    arguments and refuses an ``inner`` that is a Schedule.
+    .. math::
+        lr(t) = \text{start\_lr} + (lr_0 - \text{start\_lr})\, t / \text{steps}
+        \; (t < \text{steps}), \qquad \text{inner.step(metric)} \; (t > \text{steps})
+
+    with :math:`lr_0` = ``inner.lr`` (also the value at ``t = steps``). ``needs_metric`` is
+    the wrapped policy's. The metrics passed during the warmup (the steps that reach
+    ``t <= steps``) are not fed to it: its first metric is the one that measures the unit
+    trained at its own initial lr. The state is the clock and the wrapped policy's state.
+    ``MetricWarmup(inner, steps, start_lr)`` takes :func:`warmup`'s arguments and refuses
+    an ``inner`` that is a Schedule.
+
+    Args:
+        inner: the policy that follows the warmup (not a Schedule), freshly built, or its
+            config dict.
+        steps: the warmup's length (an integer in ``[0, 2**53]``), in the unit the policy
+            is stepped in (for AccelAT, evaluations: normally epochs).
+        start_lr: the lr at ``t = 0`` (>= 0, default 0).
+
+    >>> from accelat_core import Plateau
+    >>> w = MetricWarmup(Plateau(0.1, factor=0.5, patience=0), steps=2)
+    >>> [w.step(loss).lr for loss in [9.0, 9.0, 1.0, 1.0]]  # the first two are not fed
+    [0.05, 0.1, 0.1, 0.05]
     """
 
     _fits = "an inner that is not fixed-shape (not a Schedule)"
@@ -196,6 +234,11 @@ def join(phases: Sequence[Phase]) -> JoinSchedule | MetricJoin:
     Returns a :class:`JoinSchedule` (a Schedule with a closed form ``at(t)``) when every
     child is fixed-shape, else a :class:`MetricJoin`. Both are named ``"Join"`` in configs
     and states: ``{"policy": "Join", "phases": [[child_config, n], ...]}``.
+
+    Args:
+        phases: ``(policy, steps)`` pairs, run in order: each policy freshly built or a
+            config dict, each ``steps`` its phase's length (an integer in ``[1, 2**53]``, in
+            the unit the policy is stepped in), ``None`` for the last.
 
     >>> from accelat_core import Constant
     >>> j = join([(Constant(0.1), 2), (Constant(0.01), None)])
@@ -275,11 +318,23 @@ class _Join(Policy):
 
 
 class JoinSchedule(_Join, Schedule):
-    """:func:`join` of fixed-shape children only: a Schedule.
+    r""":func:`join` of fixed-shape children only: a Schedule.
 
-    ``at(t)`` is the active phase's ``at`` on its own clock; the state is the clock alone.
-    ``JoinSchedule(phases)`` takes :func:`join`'s argument and refuses a child that is not
-    a Schedule.
+    .. math:: lr(t) = p_i.\text{at}(t - T_i) \quad (T_i \le t < T_{i+1})
+
+    with :math:`T_i` the sum of the lengths before phase :math:`i`: the active phase's
+    ``at`` on its own clock. The state is the clock alone. ``JoinSchedule(phases)`` takes
+    :func:`join`'s argument and refuses a child that is not a Schedule.
+
+    Args:
+        phases: ``(policy, steps)`` pairs of fixed-shape policies (each freshly built or a
+            config dict) and their lengths (integers in ``[1, 2**53]``, in the caller's
+            unit), ``None`` for the last.
+
+    >>> from accelat_core import Constant, LinearDecay
+    >>> j = JoinSchedule([(LinearDecay(0.1, 0.05, total_steps=2), 2), (Constant(0.01), None)])
+    >>> [round(j.at(t).lr, 12) for t in range(4)]
+    [0.1, 0.075, 0.01, 0.01]
     """
 
     _fits = "fixed-shape phases only (Schedules)"
@@ -313,13 +368,26 @@ class JoinSchedule(_Join, Schedule):
 
 
 class MetricJoin(_Join):
-    """:func:`join` with a child that is not fixed-shape (AccelAT, say).
+    r""":func:`join` with a child that is not fixed-shape (AccelAT, say).
 
-    Metric-driven children get the metrics of their own units; the metric passed at the
-    step that switches phases measures the previous phase's last unit and is dropped.
-    ``needs_metric`` is True if any child needs one; ``should_stop`` is the active
+    .. math:: lr(t) = p_i.\text{lr} \quad (T_i \le t < T_{i+1})
+
+    with :math:`T_i` the sum of the lengths before phase :math:`i`, each child stepped on
+    its own clock. Metric-driven children get the metrics of their own units; the metric
+    passed at the step that switches phases measures the previous phase's last unit and is
+    dropped. ``needs_metric`` is True if any child needs one; ``should_stop`` is the active
     child's. The state is the clock and every child's state. ``MetricJoin(phases)`` takes
     :func:`join`'s argument and refuses phases that are all Schedules.
+
+    Args:
+        phases: ``(policy, steps)`` pairs, at least one policy not fixed-shape (each freshly
+            built or a config dict), and their lengths (integers in ``[1, 2**53]``, in the
+            unit the policies are stepped in), ``None`` for the last.
+
+    >>> from accelat_core import Constant, Plateau
+    >>> j = MetricJoin([(Constant(0.1), 2), (Plateau(0.05, factor=0.5, patience=0), None)])
+    >>> [j.step(loss).lr for loss in [9.0, 9.0, 1.0, 1.0]]  # 9.0 at the switch is dropped
+    [0.1, 0.05, 0.05, 0.025]
     """
 
     _fits = "a phase that is not fixed-shape (not a Schedule)"

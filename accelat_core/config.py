@@ -33,15 +33,27 @@ def register(builder: B, name: str | None = None) -> B:
 
 
 def policy_names() -> list[str]:
-    """The names ``from_config`` accepts, sorted."""
+    """The names ``from_config`` accepts, sorted.
+
+    >>> "AccelAT" in policy_names(), "Warmup" in policy_names()
+    (True, True)
+    """
     return sorted(_REGISTRY)
 
 
 def from_config(config: dict[str, Any]) -> Policy:
-    """Build a policy from ``{"policy": name, **kwargs}``.
+    """Build a policy from ``{"policy": name, **kwargs}``, the inverse of ``to_config()``.
 
     Raises ``ValueError`` for an unknown name or unknown / missing arguments, and the
-    constructor's own ``ValueError`` / ``TypeError`` for invalid values.
+    constructor's own ``ValueError`` / ``TypeError`` for invalid values. A config saved by an
+    older version (an argument's old name) is read in today's names.
+
+    Args:
+        config: ``"policy"``, one of :func:`policy_names`, and the constructor's keyword
+            arguments as plain JSON values (a composite's children as nested configs).
+
+    >>> from_config({"policy": "StepDecay", "lr": 0.5, "milestones": [2], "factor": 0.5})
+    StepDecay(lr=0.5, milestones=[2], factor=0.5)
     """
     if not isinstance(config, dict):
         raise ValueError(f"a policy config must be a dict, got {type(config).__name__}: {config!r}")

@@ -17,6 +17,12 @@ class Decision(NamedTuple):
 
     ``new_lr == old_lr`` when the lr already sat at its floor. :class:`~accelat_core.AccelAT`
     and :class:`~accelat_core.Plateau` record their decisions as these.
+
+    Attributes:
+        evaluation: the index of the metric the decision was taken at.
+        gain: the gain it found (AccelAT), or the change over the best (Plateau).
+        old_lr: the lr before the decision.
+        new_lr: the lr after it (``max(old_lr * factor, floor)``).
     """
 
     evaluation: int

@@ -42,6 +42,8 @@ EARLY_FRACTION = 0.1
 #: :func:`suggest` reads no further than where the smoothed loss rises above its starting
 #: value and this multiple (1.1) of its best so far: a divergence below ``DIVERGENCE``.
 RISE = 1.1
+#: ... for this many points in a row (3): a single noisy batch is not a divergence.
+PERSIST = 3
 #: A step's network has collapsed when its loss is at most this multiple (1.1) of ln(classes),
 #: the loss of one uniform output for every image, ...
 CHANCE = 1.1
@@ -63,6 +65,13 @@ class RangeTest(Schedule):
         lr(t) = \text{start} + (\text{end} - \text{start})\, t/(n-1) \quad \text{(linear)}
 
     for :math:`0 \le t < n` = ``num_steps``, then held at ``end_lr`` (``horizon = n - 1``).
+
+    Args:
+        start_lr: the lr of the first batch (> 0).
+        end_lr: the lr of the last batch (> ``start_lr``).
+        num_steps: :math:`n`, the batches of the test (>= 2).
+        mode: ``"exp"`` (default: evenly spaced in log lr, as fastai and most finders) or
+            ``"linear"``.
 
     >>> [round(RangeTest(1e-3, 1.0, 4).at(t).lr, 12) for t in range(5)]
     [0.001, 0.01, 0.1, 1.0, 1.0]
@@ -107,11 +116,15 @@ class RangeTest(Schedule):
 class Cut:
     """Where :func:`suggest` stopped reading a curve before its usable end, and why.
 
-    ``index`` is the first point not read and ``lr`` its lr; ``reason`` is ``"diverged"``
-    or ``"collapsed"`` and ``evidence`` the numbers that showed it. ``lower_lr`` and
-    ``lower_loss`` are the lowest smoothed loss of the usable points from ``index`` on and its
-    lr when it lies below every point read (the point a reading that did not stop would have
-    taken for the minimum), else ``None``.
+    Attributes:
+        index: the first point not read.
+        lr: its lr.
+        reason: ``"diverged"`` or ``"collapsed"``.
+        evidence: the numbers that showed it, as a phrase.
+        lower_lr: the lr of ``lower_loss``, or ``None``.
+        lower_loss: the lowest smoothed loss of the usable points from ``index`` on when it
+            lies below every point read (the point a reading that did not stop would have
+            taken for the minimum), else ``None``.
     """
 
     index: int
@@ -131,12 +144,21 @@ class Cut:
 class Suggestion:
     """What :func:`suggest` found.
 
-    ``index`` is the point ``lr_max`` was read from (``lr_max`` may be that lr / 10),
-    ``min_index`` the point ``lr_min`` was read from (``None`` when ``lr_min`` is
-    ``lr_max / 10``), ``smoothed`` the debiased smoothed losses of the usable points
-    (``len(smoothed)`` points were usable; the rest were cut at NaN/inf or ``DIVERGENCE``).
-    ``cut`` says where the reading stopped before the end of the usable points, and why
-    (``None``: every usable point was read).
+    Attributes:
+        lr_max: the suggested peak lr (the lr to pass as ``lr_max`` / torch's ``max_lr``).
+        lr_min: the suggested low end of the range (<= ``lr_max``).
+        method: the rule that read the curve (see :func:`suggest`).
+        index: the point ``lr_max`` was read from (``lr_max`` may be that lr / 10).
+        min_index: the point ``lr_min`` was read from (``None`` when ``lr_min`` is
+            ``lr_max / 10``).
+        smoothed: the debiased smoothed losses of the usable points (``len(smoothed)``
+            points were usable; the rest were cut at NaN/inf or ``DIVERGENCE``).
+        cut: where the reading stopped before the end of the usable points, and why
+            (``None``: every usable point was read).
+
+    >>> s = suggest([1e-3, 1e-2, 1e-1, 1.0, 10.0], [2.0, 1.5, 1.0, 0.5, 0.8], "minimum", 0.0)
+    >>> round(s.lr_max, 12), round(s.lr_min, 12), s.index, s.cut
+    (0.1, 0.01, 3, None)
     """
 
     lr_max: float
@@ -153,16 +175,28 @@ class LRFindResult:
     """What a framework's ``lr_find`` measured: the per-batch ``lrs`` and raw ``losses``,
     and :func:`suggest`'s reading of them (``suggestion.lr_max``, ``suggestion.lr_min``).
 
-    ``problem`` is :func:`curve_problem`'s reason why the curve carries no information
-    (``None`` for an informative one; ``informative`` says which), so a caller can refuse
-    to train on a suggestion read from a flat or at once diverging curve. ``spreads`` and
-    ``classes`` are the per-batch spread of the predictions and the number of classes when
-    the framework measured them (see :func:`suggest`), else ``None``. ``notes`` are the
-    sentences a caller should show its user: the reading stopped at a divergence or collapse
-    past which the loss fell lower, or the suggestion sits at an ``edge`` of the test.
+    A caller can refuse to train on a suggestion read from a flat or at once diverging curve
+    (``informative``). ``notes`` are the sentences a caller should show its user: the reading
+    stopped at a divergence or collapse past which the loss fell lower, or the suggestion sits
+    at an ``edge`` of the test. ``plot`` needs matplotlib (imported only when called; the core
+    itself stays standard-library only).
 
-    ``plot`` needs matplotlib (imported only when called; the core itself stays
-    standard-library only).
+    Attributes:
+        suggestion: :func:`suggest`'s reading of the curve.
+        lrs: the lr of each batch, in the order run.
+        losses: each batch's raw training loss.
+        problem: :func:`curve_problem`'s reason why the curve carries no information, or
+            ``None`` for an informative one.
+        spreads: the per-batch spread of the predictions (nats) when the framework measured
+            them (see :func:`suggest`), else ``None``.
+        classes: the number of classes the network predicts, with ``spreads``, else ``None``.
+
+    >>> log = RangeTestLog(smooth=0.0)
+    >>> for lr, loss in zip([1e-3, 1e-2, 1e-1, 1.0, 10.0], [2.0, 1.5, 1.0, 0.5, 0.8]):
+    ...     _ = log.add(lr, loss)
+    >>> result = log.result("minimum")
+    >>> round(result.suggestion.lr_max, 12), result.informative, result.edge
+    (0.1, True, None)
     """
 
     suggestion: Suggestion
@@ -242,6 +276,10 @@ class RangeTestLog:
     network's outputs passes each batch's ``spread`` and the number of ``classes`` too (see
     :func:`suggest`), and the reading then looks for a collapse.
 
+    Args:
+        smooth: the factor of the loss's exponential moving average, in [0, 1) (default
+            0.98, fastai's; 0: no smoothing).
+
     >>> log = RangeTestLog(smooth=0.0)
     >>> [log.add(lr, loss) for lr, loss in [(1e-3, 2.0), (1e-2, 1.0), (1e-1, 5.0)]]
     [True, True, False]
@@ -301,6 +339,12 @@ def cycle_batches(batches: Iterable[T], *, name: str = "batches") -> Iterator[T]
     ``ValueError("lr_find's <name> yielded no batches")`` when a pass yields nothing
     (``name`` is the caller's argument name), instead of looping for ever.
 
+    Args:
+        batches: a re-iterable of batches (a list, a torch ``DataLoader``, a
+            ``tf.data.Dataset``); a one-shot iterator (a generator) raises the
+            ``ValueError`` once it is spent.
+        name: the argument name the error names (default ``"batches"``).
+
     >>> from itertools import islice
     >>> list(islice(cycle_batches([1, 2]), 5))
     [1, 2, 1, 2, 1]
@@ -346,7 +390,10 @@ def suggest(
     :math:`i` that shows a divergence or a collapse (:attr:`Suggestion.cut`), where, with
     :math:`s` the smoothed and :math:`\ell` the raw losses, :math:`m_i = \min_{j<i} s_j`:
 
-    - **diverged**: :math:`m_i > 0` and :math:`s_i > \max(s_0,\ 1.1\, m_i)` (``RISE``): the
+    - **diverged**: :math:`i \ge 5` (``MIN_POINTS``: earlier rises are a noisy start),
+      :math:`m_i > 0` and :math:`s_j > \max(s_0,\ 1.1\, m_i)` (``RISE``) for
+      :math:`j = i, i+1, i+2` (``PERSIST``, or to the last point; one noisy batch is no
+      divergence): the
       loss rose above where it started, and clearly above its best. Adversarial losses
       flatten near chance instead of exploding, so they rarely reach ``4 x``; a network
       worse than before training is the sign that the lr is too large, and what follows
@@ -384,6 +431,16 @@ def suggest(
     A reading of fewer than 5 points is returned too; :func:`curve_problem` says when a
     curve carries no information. ``lrs`` must be positive, finite and strictly increasing,
     and as long as ``losses`` (and ``spread``, finite and >= 0; ``classes`` >= 2).
+
+    Args:
+        lrs: the lr of each batch of the test (> 0, finite, strictly increasing).
+        losses: each batch's raw training loss, as many as ``lrs`` (NaN/inf cut the curve).
+        method: ``"paper"`` (default), ``"minimum"``, ``"steepest"`` or ``"valley"``.
+        smooth: the factor of the losses' exponential moving average, in [0, 1) (default
+            0.98, fastai's; 0: the raw losses).
+        spread: each batch's spread of the predictions (nats, >= 0), as many as ``lrs``, to
+            find a collapse; ``None`` (default): no collapse check.
+        classes: the number of classes the network predicts (>= 2); required with ``spread``.
 
     >>> lrs = [10 ** (k / 2 - 6) for k in range(11)]  # 1e-6 .. 1e-1
     >>> losses = [1.0, 1.0, 1.0, 0.8, 0.5, 0.3, 0.2, 0.1, 0.3, 0.9, 5.0]
@@ -437,6 +494,14 @@ def curve_problem(
     collapse, the same three checks run on the points it reads (*"... at once"*, naming
     the lr and the evidence). ``spread`` and ``classes`` and the other inputs are checked
     as :func:`suggest` checks them.
+
+    Args:
+        lrs: the lr of each batch of the test (> 0, finite, strictly increasing).
+        losses: each batch's raw training loss, as many as ``lrs``.
+        smooth: the factor of the losses' exponential moving average, in [0, 1) (default
+            0.98).
+        spread: each batch's spread of the predictions (nats, >= 0), or ``None`` (default).
+        classes: the number of classes the network predicts (>= 2); required with ``spread``.
 
     >>> lrs = [10 ** (k / 4 - 6) for k in range(20)]
     >>> curve_problem(lrs, [1.0] * 20, smooth=0.0).split(":")[0]
@@ -504,7 +569,10 @@ def _reading_cut(
     chance = -math.inf if classes is None else CHANCE * math.log(classes)
     best, gain = math.inf, 0.0
     for i, s in enumerate(smoothed):
-        if 0 < best < math.inf and s > smoothed[0] and s > RISE * best:
+        above = [x > max(smoothed[0], RISE * best) for x in smoothed[i : i + PERSIST]]
+        # (To the end, when fewer points are left. A rise at the first MIN_POINTS is a noisy
+        # start, a trained network's batches or a debiased average of few losses: it is read.)
+        if i >= MIN_POINTS and 0 < best < math.inf and all(above):
             return _cut_at(
                 i, xs, smoothed, "diverged",
                 f"its smoothed value {s:.3g} rose above its start {smoothed[0]:.3g} and "

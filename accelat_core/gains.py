@@ -47,7 +47,8 @@ def gain_of(gain: str, weights: Sequence[float], sign: float, values: Sequence[f
     itself, so that it is exact."""
     if gain == "endpoint":
         return sign * (values[-1] - values[0])
-    return sum(map(mul, weights, values))
+    total: float = sum(map(mul, weights, values))
+    return total
 
 
 def noise_sigma(weights: Sequence[float], noise: float) -> float:
@@ -68,12 +69,30 @@ def binomial_sigma(weights: Sequence[float], values: Sequence[float], samples: i
     return math.sqrt(var / samples)
 
 
+def check_threshold(
+    min_gain: float,
+    z: float,
+    weights: Sequence[float],
+    *,
+    noise: float | None = None,
+    samples: int | None = None,
+) -> None:
+    """Raise ``ValueError`` when ``min_gain + z * sigma_g`` could overflow (with ``samples``
+    every :math:`\\sigma_i \\le 1/2`)."""
+    norm = noise_sigma(weights, 1.0)
+    bound = noise if noise is not None else 0.5 if samples else 0.0
+    if not math.isfinite(abs(min_gain) + abs(z) * bound * norm):
+        raise ValueError(
+            f"min_gain + z * sigma_g overflows (min_gain={min_gain!r}, {z=!r}, {noise=!r}): "
+            f"keep |min_gain| + |z| * noise * {norm:.6g} below 1.8e308"
+        )
+
+
 def threshold(
     min_gain: float,
     z: float,
     weights: Sequence[float],
     values: Sequence[float],
-    *,
     noise: float | None = None,
     samples: int | None = None,
 ) -> float:

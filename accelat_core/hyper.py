@@ -14,6 +14,11 @@ class Hyper(NamedTuple):
     ``momentum`` is ``None`` when the policy does not drive momentum; an adapter then
     leaves the optimizer's momentum alone.
 
+    Attributes:
+        lr: the learning rate for the unit (>= 0).
+        momentum: the momentum for the unit, in [0, 1] (SGD's ``momentum``, Adam's
+            ``beta_1`` / optax's ``b1``), or ``None`` (default) when the policy does not drive it.
+
     >>> Hyper(0.1, 0.9).lr
     0.1
     """

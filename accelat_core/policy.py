@@ -15,9 +15,10 @@ dataclass.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from accelat_core._validate import MAX_STEPS, integer, saved
+from accelat_core.decisions import Decision
 from accelat_core.hyper import Hyper
 
 #: Version of the ``state_dict`` layout. ``load_state_dict`` refuses newer versions.
@@ -97,10 +98,16 @@ class Policy(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{self.policy_name}({args})"
 
-    @staticmethod
-    def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
-        """A config saved by an older version, in this version's argument names."""
-        return config
+    #: Arguments renamed since an older version, old name -> new name.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A config saved by an older version, in this version's argument names
+        (:attr:`renamed`; a config holding both names is left as it is, to be refused)."""
+        if not any(old in config and new not in config for old, new in cls.renamed.items()):
+            return config
+        return {cls.renamed.get(k, k): x for k, x in config.items()}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -152,6 +159,24 @@ class Policy(ABC):
         self._set_state(state_dict["state"])
 
 
+class MetricPolicy(Policy):
+    """Base of the metric-driven policies (AccelAT, Plateau): a state machine whose whole state
+    is one dataclass, ``_state``, with the metrics it accepted and the decisions it took."""
+
+    needs_metric = True
+    _state: Any
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """The decisions taken so far (a copy), oldest first."""
+        return list(self._state.decisions)
+
+    @property
+    def evaluations(self) -> int:
+        """How many metrics have been accepted so far."""
+        return int(self._state.evaluations)
+
+
 class Schedule(Policy):
     """A fixed-shape policy: the hyperparameters are a pure function ``at(t)`` of the clock.
 
@@ -199,7 +224,8 @@ def upgraded(config: Any, name: str | None = None) -> Any:
         return [upgraded(c) for c in config]
     if not isinstance(config, dict):
         return config
-    cls = _CLASSES.get(config.get("policy", name))  # type: ignore[arg-type]
+    named = config.get("policy", name)
+    cls = _CLASSES.get(named) if isinstance(named, str) else None
     config = {k: upgraded(c) for k, c in config.items()}
     return config if cls is None else cls.upgrade_config(config)
 

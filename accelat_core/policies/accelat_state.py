@@ -1,4 +1,5 @@
-"""AccelAT's state: one dataclass, its JSON form, and the check of a saved one.
+"""AccelAT's state: one dataclass, what a bad metric does to it, its JSON form, and the check
+of a saved one.
 
 A saved state is checked in full before it is used: every field's type and range, and what
 the rule makes impossible (a history longer than the gain reads, a last decision that is not
@@ -12,10 +13,11 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from accelat_core._validate import MAX_STEPS, integer, real, saved, saved_list
+from accelat_core._validate import MAX_STEPS, integer, metric_value, real, saved, saved_list
 from accelat_core.decisions import Decision, saved_decisions
 from accelat_core.policy import expect_keys
 
@@ -27,11 +29,16 @@ class AccelATState:
     """Everything :class:`~accelat_core.AccelAT` remembers; ``state_dict()['state']`` is this
     as JSON.
 
-    ``history``: the newest accepted metrics, as many as the gain reads; ``evaluations``: the
-    metrics accepted (the newest has index ``evaluations - 1``); ``last_drop``: the evaluation
-    of the last decision; ``at_floor``: decisions taken with the lr already at ``min_lr``;
-    ``skipped``: step-call indices of ignored NaN/inf metrics; ``anneal_start``: the
-    evaluation after which the anneal started, ``anneal_length`` its evaluations.
+    Attributes:
+        lr: the lr the rule holds (the anneal starts from it).
+        history: the newest accepted metrics, as many as the gain reads.
+        evaluations: the metrics accepted; the newest has index ``evaluations - 1``.
+        last_drop: the evaluation of the last decision (None before any).
+        at_floor: the decisions taken with the lr already at ``min_lr``.
+        skipped: the step-call indices of NaN/inf metrics that were ignored.
+        decisions: every decision that found too little gain, oldest first.
+        anneal_start: the evaluation after which the anneal started (None before it).
+        anneal_length: the anneal's evaluations (0 before it).
     """
 
     lr: float
@@ -43,6 +50,37 @@ class AccelATState:
     decisions: list[Decision] = field(default_factory=list)
     anneal_start: int | None = None
     anneal_length: int = 0
+
+    def anneal_step(self) -> int | None:
+        """The evaluations since the anneal started (0 at its start), or None before it."""
+        return None if self.anneal_start is None else self.evaluations - 1 - self.anneal_start
+
+
+def admit(state: AccelATState, metric: Any, nan_policy: str) -> float | None:
+    """A metric that is not a finite float: as a float, or None when it is skipped
+    (``nan_policy="skip"``, its call index recorded in ``state.skipped``), or refused."""
+    call = state.evaluations + len(state.skipped)
+    value = metric_value("AccelAT", metric, call)
+    if math.isfinite(value):
+        return value
+    _skip_or_refuse(
+        state, nan_policy, f"metric must be finite, got {metric!r} at evaluation {call}"
+    )
+    return None
+
+
+def overflow(state: AccelATState, gain: float, values: list[float], nan_policy: str) -> None:
+    """A finite metric whose gain overflows (its values span more than the float range):
+    skipped, or refused with the state as it was."""
+    call = state.evaluations + len(state.skipped)
+    problem = f"the gain at evaluation {call} overflows to {gain!r}: the values {values!r} span"
+    _skip_or_refuse(state, nan_policy, f"{problem} more than the float range")
+
+
+def _skip_or_refuse(state: AccelATState, nan_policy: str, problem: str) -> None:
+    if nan_policy != "skip":
+        raise ValueError(f"{problem} (pass nan_policy='skip' to ignore such evaluations)")
+    state.skipped.append(state.evaluations + len(state.skipped))
 
 
 def state_json(state: AccelATState, *, anneal: bool) -> dict[str, Any]:

@@ -14,6 +14,9 @@ from accelat_core.policy import Schedule
 class Constant(Schedule):
     """``lr(t) = lr`` for every t.
 
+    Args:
+        lr: the learning rate at every step (> 0).
+
     >>> Constant(0.01).at(1000)
     Hyper(lr=0.01, momentum=None)
     """

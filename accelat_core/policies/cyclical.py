@@ -36,6 +36,20 @@ class Cyclical(Schedule):
     step_size_down, mode, gamma, cycle_momentum=momentum is not None, base_momentum=low,
     max_momentum=high)``.
 
+    Args:
+        lr_min: the bottom of the triangle, torch's ``base_lr`` (> 0, <= ``lr_max``).
+        lr_max: its top, torch's ``max_lr`` (> 0).
+        step_size_up: the steps from ``lr_min`` up to ``lr_max`` (>= 1), in the caller's unit
+            (normally batches: torch's ``CyclicLR`` is stepped once per batch).
+        step_size_down: the steps back down (>= 1; default ``None``: ``step_size_up``).
+        mode: ``"triangular"`` (default), ``"triangular2"`` (each cycle's height halves) or
+            ``"exp_range"`` (the height is scaled by ``gamma ** t``).
+        gamma: the per-step scale of ``"exp_range"``, in (0, 1] (default 1.0); ignored by
+            the other modes.
+        momentum: ``(low, high)``, with 0 <= low <= high <= 1, the momentum cycles between,
+            opposite the lr (default ``(0.8, 0.9)``, torch's ``base_momentum`` /
+            ``max_momentum``), or ``None`` to leave the optimizer's momentum alone.
+
     >>> round(Cyclical(0.01, 0.1, step_size_up=10).at(5).lr, 12)
     0.055
     """

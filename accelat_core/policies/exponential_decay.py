@@ -24,6 +24,15 @@ class ExponentialDecay(Schedule):
     rather than underflow to 0. Equals ``keras.optimizers.schedules.ExponentialDecay(lr,
     decay_steps, rate, staircase)`` (which, on TensorFlow, returns 0 there instead).
 
+    Args:
+        lr: the lr at ``t = 0``, Keras' ``initial_learning_rate`` (> 0).
+        rate: the factor applied every ``decay_steps`` steps, Keras' ``decay_rate``, in (0, 1]
+            (1: a constant).
+        decay_steps: the steps over which the lr falls by ``rate`` (>= 1, default 1), in the
+            caller's unit (Keras counts optimizer updates).
+        staircase: ``True`` to decay at whole multiples of ``decay_steps`` only (a step
+            function); ``False`` (default) decays smoothly.
+
     >>> ExponentialDecay(0.1, rate=0.5, decay_steps=10).at(20).lr
     0.025
     """

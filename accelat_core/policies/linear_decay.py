@@ -16,7 +16,12 @@ class LinearDecay(Schedule):
 
     ``t`` counts steps of the caller's clock; the value holds at ``lr_end`` from
     ``t = total_steps`` on. ``lr_end`` may exceed ``lr_start`` (a linear ramp up). Both
-    must be > 0: only :class:`WarmRestarts` may emit a zero learning rate.
+    must be > 0 (a fall to 0 is :class:`~accelat_core.Anneal`'s ``lr_end=0``).
+
+    Args:
+        lr_start: the lr at ``t = 0`` (> 0).
+        lr_end: the lr from ``t = total_steps`` on (> 0; above ``lr_start`` for a ramp up).
+        total_steps: the steps of the line (>= 1), in the caller's unit (batches or epochs).
 
     >>> LinearDecay(0.1, 0.01, total_steps=10).at(5).lr
     0.055

@@ -43,6 +43,22 @@ class OneCycle(Schedule):
     <= 0.5 with three phases, where torch's phases would overlap and leave
     ``[floor, lr_max]``.
 
+    Args:
+        lr_max: the peak lr, torch's ``max_lr`` (> 0).
+        total_steps: the steps of the whole cycle (>= 1), in the caller's unit (normally
+            batches: torch's ``OneCycleLR`` is stepped once per batch).
+        pct_start: the fraction of ``total_steps`` spent rising to ``lr_max``, in [0, 1]
+            (in [0, 0.5] with ``three_phase``; default 0.3).
+        div_factor: the lr starts at ``initial = lr_max / div_factor`` (>= 1, default 25).
+        final_div_factor: the lr ends at ``initial / final_div_factor`` (>= 1, default 1e4).
+        three_phase: ``True`` to come back down to ``initial`` symmetrically before the final
+            fall to ``floor``; ``False`` (default): two phases.
+        anneal: ``"cos"`` (default) or ``"linear"``: the shape of each phase, torch's
+            ``anneal_strategy``.
+        momentum: ``(low, high)``, with 0 <= low <= high <= 1, the momentum moves between,
+            opposite the lr (default ``(0.85, 0.95)``, torch's ``base_momentum`` /
+            ``max_momentum``), or ``None`` to leave the optimizer's momentum alone.
+
     >>> OneCycle(0.1, total_steps=100).at(29).lr
     0.1
     """

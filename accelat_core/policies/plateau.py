@@ -13,18 +13,26 @@ from accelat_core._validate import MAX_STEPS, choice, integer, metric_value, pos
 from accelat_core.config import register
 from accelat_core.decisions import Decision, saved_decisions
 from accelat_core.hyper import Hyper
-from accelat_core.policy import Policy, expect_keys
+from accelat_core.policy import MetricPolicy, expect_keys
 
 
 @dataclass
 class PlateauState:
     """Everything Plateau remembers; ``state_dict()['state']`` is this as JSON.
 
-    ``best`` is the best metric so far, torch's "worse than anything" (``inf`` for
-    ``mode="min"``, ``-inf`` for ``"max"``) until the first one, and ``None`` in JSON then.
-    ``num_bad_epochs`` counts the evaluations since ``best`` last improved (0 during a
-    cooldown), ``cooldown_counter`` the cooldown evaluations left, ``evaluations`` the
-    metrics accepted; ``decisions`` lists every reduction, as AccelAT's do.
+    Attributes:
+        lr: the current lr, in [``min_lr``, ``lr_max``].
+        best: the best metric so far; torch's "worse than anything" (``inf`` for
+            ``mode="min"``, ``-inf`` for ``"max"``) until the first one, and ``None`` in
+            JSON then.
+        num_bad_epochs: the evaluations since ``best`` last improved (0 during a cooldown),
+            torch's attribute of that name.
+        cooldown_counter: the cooldown evaluations left (0: none), as torch's.
+        evaluations: the metrics accepted so far.
+        decisions: every reduction, oldest first, as AccelAT records its decisions.
+
+    >>> PlateauState(lr=0.1, best=math.inf).num_bad_epochs
+    0
     """
 
     lr: float
@@ -36,7 +44,7 @@ class PlateauState:
 
 
 @register
-class Plateau(Policy):
+class Plateau(MetricPolicy):
     r"""Multiply the lr by ``factor`` once the metric has not improved for ``patience`` evaluations.
 
     One ``step(metric)`` per evaluation (normally once per epoch); the returned lr applies
@@ -63,6 +71,22 @@ class Plateau(Policy):
     the value and the evaluation index, and changes nothing. The lr starts at ``lr_max``;
     momentum is not driven (``None``); :attr:`should_stop` is always False.
 
+    Args:
+        lr_max: the lr it starts at (> 0); torch's ``ReduceLROnPlateau`` reads it from the
+            optimizer.
+        mode: ``"min"`` (default: a loss, lower is better) or ``"max"`` (an accuracy).
+        factor: the cut, :math:`lr' = lr \cdot \text{factor}`, in (0, 1) (default 0.1).
+        patience: the evaluations without improvement tolerated: a reduction comes at the
+            ``patience + 1``-th in a row (an integer >= 0, default 10).
+        threshold: the improvement that counts (>= 0, default 1e-4): a fraction of ``best``
+            (``"rel"``; then < 1 for ``mode="min"``) or in the metric's units (``"abs"``).
+        threshold_mode: ``"rel"`` (default) or ``"abs"``.
+        cooldown: the evaluations after a reduction in which nothing counts as bad (an
+            integer >= 0, default 0).
+        min_lr: the floor, in [0, ``lr_max``] (default 0).
+        eps: the smallest change of lr applied: a reduction by ``eps`` or less is not kept
+            (>= 0, default 1e-8).
+
     >>> p = Plateau(lr_max=0.1, mode="max", factor=0.5, patience=1, threshold=0.01,
     ...             threshold_mode="abs")
     >>> [p.step(acc).lr for acc in [0.5, 0.6, 0.605, 0.6, 0.7]]
@@ -70,8 +94,6 @@ class Plateau(Policy):
     >>> p.decisions  # 0.6 - 0.6: no gain over the best at evaluation 3
     [Decision(evaluation=3, gain=0.0, old_lr=0.1, new_lr=0.05)]
     """
-
-    needs_metric = True
 
     def __init__(
         self,
@@ -148,17 +170,6 @@ class Plateau(Policy):
         """The lr a reduction leaves: ``max(old * factor, min_lr)``, or ``old`` within eps."""
         new = max(old * self._factor, self._min_lr)
         return new if old - new > self._eps else old
-
-    # -- public views of the state ----------------------------------------------------
-    @property
-    def decisions(self) -> list[Decision]:
-        """The reductions decided so far (a copy), oldest first."""
-        return list(self._state.decisions)
-
-    @property
-    def evaluations(self) -> int:
-        """How many metrics have been accepted so far."""
-        return self._state.evaluations
 
     # -- description and state --------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

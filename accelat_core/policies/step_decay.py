@@ -22,6 +22,13 @@ class StepDecay(Schedule):
     ``milestones`` are strictly increasing positive integers (none: a constant);
     ``factor`` is in (0, 1].
 
+    Args:
+        lr: the lr before the first milestone (> 0).
+        milestones: the steps at which the lr is multiplied by ``factor``: strictly
+            increasing integers >= 1, in the caller's unit (torch's ``MultiStepLR`` counts
+            epochs); empty for a constant.
+        factor: the multiplier at each milestone, torch's ``gamma``, in (0, 1] (default 0.1).
+
     >>> [StepDecay(0.5, milestones=[10, 20], factor=0.5).at(t).lr for t in (9, 10, 20)]
     [0.5, 0.25, 0.125]
     """

@@ -43,6 +43,19 @@ class WarmRestarts(Schedule):
     exactly at a restart step (``period=1, t_mul=3`` at step 1); here, as in torch, the
     restart happens at its step.
 
+    Args:
+        lr_max: the first period's peak, torch's base lr (> 0).
+        period: the first period's length, torch's ``T_0`` (>= 1; may be fractional), in
+            the caller's unit (batches or epochs).
+        lr_min: the floor each period falls to, torch's ``eta_min`` (>= 0, <= ``lr_max``;
+            default 0).
+        period_mult: each period's length over the one before, torch's ``T_mult``, in
+            [1, 1000] (default 1: equal periods).
+        peak_decay: each restart's amplitude ``lr_max - lr_min`` over the one before, Keras'
+            ``m_mul``, in (0, 1] (default 1: every peak at ``lr_max``).
+        shape: ``"cosine"`` (default), ``"linear"`` or ``"trapezoid"``: the fall within a
+            period.
+
     >>> round(WarmRestarts(0.1, period=10, lr_min=0.01, shape="linear").at(15).lr, 12)
     0.055
     """

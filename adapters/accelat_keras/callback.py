@@ -59,12 +59,22 @@ class PolicyCallback(keras.callbacks.Callback):
 
     Args:
         policy: any ``accelat_core`` policy; it decides every value.
-        monitor: the ``logs`` key a metric-driven policy reads; ignored otherwise.
-        interval: ``"epoch"`` or ``"batch"``: what one policy step is.
+        monitor: the ``logs`` key a metric-driven policy reads (default
+            ``"val_accuracy"``); ignored otherwise.
+        interval: ``"epoch"`` (default) or ``"batch"``: what one policy step is.
         mode: ``None`` (default) or ``"min"`` / ``"max"``. Only a check: the policy
             decides what counts as an improvement, so a ``mode`` that disagrees with a
             metric-driven policy's own ``mode`` is an error, and ``mode`` with a policy
             that reads no metric is an error too.
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    >>> callback = PolicyCallback(accelat_core.StepDecay(0.1, milestones=[2], factor=0.5))
+    >>> history = model.fit(np.zeros((4, 2)), np.zeros(4), epochs=3, callbacks=[callback],
+    ...                     verbose=0)
+    >>> [round(lr, 6) for lr in history.history["learning_rate"]]  # one step per epoch
+    [0.1, 0.1, 0.05]
     """
 
     def __init__(

@@ -48,6 +48,35 @@ def lr_find(
     touched. Afterwards every model variable (weights and non-trainable state) and every
     optimizer variable (slots, iteration counter, learning rate) holds exactly its value
     from before the call; the compiled metrics are reset.
+
+    Args:
+        model: a compiled ``keras.Model`` whose optimizer has a float ``learning_rate``.
+        x: the inputs (an array), or with ``y=None`` an iterable of ``(inputs, targets)``
+            batches, as ``fit`` takes them.
+        y: the targets (an array as long as ``x``), or ``None`` (default).
+        start_lr: the lr of the first batch (> 0, default 1e-7).
+        end_lr: the lr of the last batch (> ``start_lr``, default 10).
+        num_steps: the most batches the test trains on (>= 2, default 100).
+        batch_size: the batch size with arrays (>= 1, default 32); ignored with ``y=None``.
+        mode: ``"exp"`` (default) or ``"linear"``: how the lr grows
+            (:class:`accelat_core.RangeTest`).
+        method: how :func:`accelat_core.suggest` reads the curve: ``"paper"`` (default),
+            ``"minimum"``, ``"steepest"`` or ``"valley"``.
+        smooth: the factor of the loss's exponential moving average, in [0, 1) (default
+            0.98).
+
+    >>> keras.utils.set_random_seed(0)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    >>> model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> y = (x[:, 0] > 0).astype("int32")
+    >>> weights = model.get_weights()
+    >>> result = lr_find(model, x, y, num_steps=30, batch_size=8, method="minimum")
+    >>> result.suggestion.lr_min < result.suggestion.lr_max, len(result.lrs) <= 30
+    (True, True)
+    >>> all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))  # restored
+    True
     """
     log = RangeTestLog(smooth)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

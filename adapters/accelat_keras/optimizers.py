@@ -59,8 +59,22 @@ class VariableMomentum:
 class SGD(VariableMomentum, keras.optimizers.SGD):
     """``keras.optimizers.SGD`` with ``momentum`` held in a variable (same arguments).
 
-    The momentum buffers are always created (even when ``momentum=0`` at the start),
-    because a schedule may raise it later.
+    ``m = momentum * m - learning_rate * g``; ``w += m`` (Nesterov: ``w += momentum * m -
+    learning_rate * g``), Keras' rule. The momentum buffers are always created (even when
+    ``momentum=0`` at the start), because a schedule may raise it later.
+
+    Args:
+        learning_rate: a float (default 0.01; ``PolicyCallback`` needs one, which it
+            overwrites) or a ``LearningRateSchedule`` such as ``PolicySchedule``.
+        momentum: in [0, 1] (default 0.0), held in ``momentum_variable``: the value a
+            policy's momentum is written to, read by the compiled update at every batch.
+        nesterov: ``True`` for Nesterov momentum (default ``False``).
+        weight_decay: decoupled weight decay (default ``None``: none).
+        {keras_arguments}
+
+    >>> opt = SGD(learning_rate=0.1, momentum=0.9)
+    >>> isinstance(opt.momentum, keras.Variable), round(float(opt.momentum), 6)
+    (True, 0.9)
     """
 
     @property
@@ -96,7 +110,26 @@ class SGD(VariableMomentum, keras.optimizers.SGD):
 
 @keras.saving.register_keras_serializable(package="accelat")
 class Adam(VariableMomentum, keras.optimizers.Adam):
-    """``keras.optimizers.Adam`` with ``beta_1`` (its momentum) held in a variable."""
+    """``keras.optimizers.Adam`` with ``beta_1`` (its momentum) held in a variable.
+
+    Keras' Adam update, with the bias correction ``1 - beta_1 ** t`` computed from the
+    current ``beta_1``, as PyTorch's Adam does when a scheduler cycles ``betas[0]``.
+
+    Args:
+        learning_rate: a float (default 0.001; ``PolicyCallback`` needs one, which it
+            overwrites) or a ``LearningRateSchedule`` such as ``PolicySchedule``.
+        beta_1: the first moment's decay rate, in [0, 1] (default 0.9), held in
+            ``momentum_variable``: the value a policy's momentum is written to.
+        beta_2: the second moment's decay rate (default 0.999).
+        epsilon: added to the denominator for numerical stability (default 1e-7).
+        amsgrad: ``True`` for the AMSGrad variant (default ``False``).
+        weight_decay: decoupled weight decay (default ``None``: none).
+        {keras_arguments}
+
+    >>> opt = Adam(learning_rate=1e-3, beta_1=0.95)
+    >>> isinstance(opt.beta_1, keras.Variable), round(float(opt.beta_1), 6)
+    (True, 0.95)
+    """
 
     @property
     def beta_1(self) -> keras.Variable:
@@ -114,5 +147,45 @@ class Adam(VariableMomentum, keras.optimizers.Adam):
 class AdamW(Adam, keras.optimizers.AdamW):
     """``keras.optimizers.AdamW`` with ``beta_1`` (its momentum) held in a variable.
 
-    The variable-backed ``beta_1`` comes from :class:`Adam`; the update is Keras' AdamW.
+    The variable-backed ``beta_1`` comes from :class:`Adam`; the update is Keras' AdamW:
+    Adam's, then ``w -= learning_rate * weight_decay * w``.
+
+    Args:
+        learning_rate: a float (default 0.001; ``PolicyCallback`` needs one, which it
+            overwrites) or a ``LearningRateSchedule`` such as ``PolicySchedule``.
+        weight_decay: the decoupled weight decay (default 0.004).
+        beta_1: the first moment's decay rate, in [0, 1] (default 0.9), held in
+            ``momentum_variable``: the value a policy's momentum is written to.
+        beta_2: the second moment's decay rate (default 0.999).
+        epsilon: added to the denominator for numerical stability (default 1e-7).
+        amsgrad: ``True`` for the AMSGrad variant (default ``False``).
+        {keras_arguments}
+
+    >>> opt = AdamW(learning_rate=1e-3, weight_decay=0.01, beta_1=0.85)
+    >>> round(float(opt.beta_1), 6), opt.weight_decay
+    (0.85, 0.01)
     """
+
+
+#: The arguments every Keras optimizer takes, written once for the three classes above (Keras'
+#: own docstrings share theirs the same way, through ``{{base_optimizer_keyword_args}}``).
+_KERAS_ARGUMENTS = """clipnorm: clip each weight's gradient to this norm (default ``None``: no
+            clipping).
+        clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]`` (default ``None``).
+        global_clipnorm: clip all the gradients together to this global norm (default
+            ``None``). At most one of the three clips may be set.
+        use_ema: ``True`` to keep an exponential moving average of the weights (default
+            ``False``).
+        ema_momentum: that average's momentum, in [0, 1] (default 0.99), with ``use_ema``.
+        ema_overwrite_frequency: the updates between overwriting the weights with their
+            average, with ``use_ema`` (default ``None``: once, at the end of ``fit``).
+        loss_scale_factor: a constant the loss is multiplied by and the gradients divided by,
+            against underflow in mixed precision (default ``None``).
+        gradient_accumulation_steps: update every this many batches (>= 2) with the averaged
+            gradients (default ``None``: every batch).
+        name: the optimizer's name (default ``None``: from the class's).
+        **kwargs: Keras' deprecated ``decay`` (ignored, with a warning); any other is an
+            error."""
+
+for _optimizer in (SGD, Adam, AdamW):
+    _optimizer.__doc__ = (_optimizer.__doc__ or "").replace("{keras_arguments}", _KERAS_ARGUMENTS)

@@ -38,6 +38,10 @@ class PolicySchedule(keras.optimizers.schedules.LearningRateSchedule):
     ``step`` is the optimizer's ``iterations``: the number of updates already applied, so
     update ``k`` (from 0) uses ``policy.at(k).lr``, the same value ``PolicyCallback(policy,
     interval="batch")`` would set. The policy object is only read, never stepped.
+
+    >>> lr = PolicySchedule(accelat_core.StepDecay(0.1, milestones=[2], factor=0.5), steps=4)
+    >>> [round(float(lr(k)), 6) for k in range(6)]  # k: the optimizer's iterations
+    [0.1, 0.1, 0.05, 0.05, 0.05, 0.05]
     """
 
     def __init__(self, policy: Policy, steps: int | None = None) -> None:

@@ -63,6 +63,14 @@ class Controller:
         policy: any ``accelat_core`` policy; it decides every value. A fixed shape works
             too (``step(opt_state)``), though :func:`accelat_optax.schedule` evaluates it
             inside the jitted update for free.
+
+    >>> from accelat_core import Plateau
+    >>> controller = Controller(Plateau(0.1, factor=0.5, patience=0))
+    >>> opt_state = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1).init(jnp.zeros(2))
+    >>> for loss in [1.0, 1.0]:  # once per evaluation
+    ...     opt_state = controller.step(opt_state, loss)
+    >>> round(float(opt_state.hyperparams["learning_rate"]), 6), controller.lr
+    (0.05, 0.05)
     """
 
     def __init__(self, policy: Policy) -> None:

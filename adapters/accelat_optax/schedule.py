@@ -50,6 +50,13 @@ def momentum_schedule(policy: Policy, steps: int | None = None) -> optax.Schedul
     Pass it as ``momentum`` to ``optax.sgd`` or as ``b1`` to the Adam family, inside
     ``optax.inject_hyperparams``. A policy that emits no momentum at some step is an error.
 
+    Args:
+        policy: a fixed-shape policy (an ``accelat_core.Schedule``) that emits a momentum at
+            every step (``OneCycle``, ``Cyclical``), only read.
+        steps: the last step tabulated; after it the value holds. Defaults to
+            ``policy.horizon`` and is required for an unending shape (a cycle): pass the
+            number of updates you will run.
+
     >>> from accelat_core import OneCycle
     >>> mu = momentum_schedule(OneCycle(0.1, total_steps=10, momentum=(0.85, 0.95)))
     >>> round(float(mu(0)), 6), round(float(mu(9)), 6)

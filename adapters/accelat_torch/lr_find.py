@@ -61,6 +61,38 @@ def lr_find(
     the first group's. Momentum is not touched. Afterwards every parameter, buffer and
     optimizer state tensor, the param groups' values and the model's train/eval mode are
     restored exactly.
+
+    Args:
+        model: the ``nn.Module`` to train.
+        optimizer: its ``torch.optim.Optimizer``; its lr is replaced during the test only.
+        loss_fn: ``loss_fn(outputs, targets)``, e.g. ``torch.nn.functional.cross_entropy``;
+            may be ``None`` with ``batch_loss``.
+        loader: any iterable of batches (a ``DataLoader``), cycled when shorter than
+            ``num_steps``.
+        start_lr: the lr of the first batch (> 0, default 1e-7).
+        end_lr: the lr of the last batch (> ``start_lr``, default 10).
+        num_steps: the most batches the test trains on (>= 2, default 100).
+        mode: ``"exp"`` (default) or ``"linear"``: how the lr grows
+            (:class:`accelat_core.RangeTest`).
+        batch_loss: ``batch_loss(model, batch)``, the loss or ``(loss, logits)``, in place
+            of the default ``loss_fn(model(inputs), targets)`` (default ``None``).
+        method: how :func:`accelat_core.suggest` reads the curve: ``"paper"`` (default),
+            ``"minimum"``, ``"steepest"`` or ``"valley"``.
+        smooth: the factor of the loss's exponential moving average, in [0, 1) (default
+            0.98).
+
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Linear(4, 2)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x = torch.randn(64, 4)
+    >>> loader = [(x[i : i + 8], (x[i : i + 8, 0] > 0).long()) for i in range(0, 64, 8)]
+    >>> weight = model.weight.detach().clone()
+    >>> loss_fn = torch.nn.functional.cross_entropy
+    >>> result = lr_find(model, optimizer, loss_fn, loader, num_steps=30, method="minimum")
+    >>> result.suggestion.lr_min <= result.suggestion.lr_max, len(result.lrs) <= 30
+    (True, True)
+    >>> torch.equal(model.weight, weight), optimizer.param_groups[0]["lr"]  # restored
+    (True, 0.1)
     """
     if batch_loss is None:
         if loss_fn is None:

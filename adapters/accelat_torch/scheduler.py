@@ -83,6 +83,17 @@ class PolicyScheduler(LRScheduler):
     floats, one per group. A param group added to the optimizer after construction is an
     error at the next ``step``, raised before the policy moves.
 
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values;
+            its groups' lrs (the first > 0) fix their ratios, its lr itself is replaced.
+        policy: any ``accelat_core`` policy (a fixed shape here; a metric-driven one belongs
+            in :class:`PlateauPolicyScheduler`); it decides every value.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits to
+            ``momentum`` / ``betas[0]``; ``False``: never touch momentum.
+        sync_metric: for a metric-driven policy, whether ``step(metric)`` first averages the
+            metric over ``torch.distributed`` ranks: ``"auto"`` (default, when a process group
+            of more than one rank is up), ``True`` (requires one) or ``False``.
+
     >>> import torch
     >>> from accelat_core import OneCycle
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
@@ -158,13 +169,7 @@ class PolicyScheduler(LRScheduler):
                 raise _missing_metric(self.policy)
         elif self.needs_metric and metric.__class__ is not float:
             metric = _metric_value(metric, self.policy)
-        groups = self.optimizer.param_groups
-        stale = groups is not self._param_groups or len(groups) != len(self.base_lrs)
-        if stale:
-            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
-            # add_param_group makes one the scheduler has no ratio for (an error, raised
-            # here, before the policy moves).
-            self._bind()
+        stale = self._rebind_if_stale()
         if metric is not None and self.needs_metric:
             sync = self._sync
             if sync is None:
@@ -178,6 +183,17 @@ class PolicyScheduler(LRScheduler):
         if stale or h is not self._written:
             self._write(h)
         self.last_epoch += 1
+
+    def _rebind_if_stale(self) -> bool:
+        """Bind the optimizer's groups anew if they were replaced; whether they were."""
+        groups = self.optimizer.param_groups
+        stale = groups is not self._param_groups or len(groups) != len(self.base_lrs)
+        if stale:
+            # optimizer.load_state_dict (which accelerate also runs) makes new group dicts;
+            # add_param_group makes one the scheduler has no ratio for (an error, raised
+            # here, before the policy moves).
+            self._bind()
+        return stale
 
     def _write(self, h: Hyper) -> None:
         m = h.momentum
@@ -356,6 +372,18 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
     the count of the last whole interval between two evaluations. Without it the anneal moves
     once per evaluation. Both counts are in :meth:`state_dict`, so a resume mid-epoch is exact.
 
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values;
+            its groups' lrs (the first > 0) fix their ratios, its lr itself is replaced.
+        policy: a metric-driven ``accelat_core`` policy (``policy.needs_metric``: AccelAT,
+            Plateau, or a warmup or join holding one), stepped once per evaluation.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits to
+            ``momentum`` / ``betas[0]``; ``False``: never touch momentum.
+        sync_metric: whether ``step(metric)`` first averages the metric over
+            ``torch.distributed`` ranks: ``"auto"`` (default, when a process group of more
+            than one rank is up at the first ``step(metric)``), ``True`` (requires one) or
+            ``False``.
+
     >>> import torch
     >>> from accelat_core import AccelAT
     >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -405,10 +433,11 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
 
     def step_update(self) -> None:
         """One weight update was made: write the policy's value within the evaluation."""
+        stale = self._rebind_if_stale()
         self.updates += 1
         if self.updates_per_evaluation:
             h = self.policy.between(self.updates, self.updates_per_evaluation)
-            if h != self._written:
+            if stale or h != self._written:
                 self._write(h)
 
     def state_dict(self) -> dict[str, Any]:
@@ -446,6 +475,14 @@ def scheduler_for(
     For code that takes any policy, a config's say; the arguments are the classes' own.
     The optimizer's lr gives way to the policy's (group ratios kept): see
     :class:`PolicyScheduler`, which warns when the two are more than :data:`LR_MISMATCH` apart.
+
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` whose param groups get the policy's values.
+        policy: any ``accelat_core`` policy; it decides every value.
+        momentum: ``"auto"`` (default) or ``True``: write a momentum the policy emits;
+            ``False``: never touch momentum.
+        sync_metric: ``"auto"`` (default), ``True`` or ``False``: whether a metric is
+            averaged over ``torch.distributed`` ranks (see :class:`PlateauPolicyScheduler`).
 
     >>> import torch
     >>> from accelat_core import AccelAT, OneCycle

@@ -96,7 +96,8 @@ def _accelat(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
     noisy = rule.z and rule.samples
     noise: dict[str, Any] = {"samples": rule.samples, "z": rule.z} if noisy else {}
     anneal: dict[str, Any] = {}
-    if rule.anneal is not None:  # the anneal also ends by the budget, if the rule has not ended
+    if rule.anneal is not None and rule.stop_patience:  # it starts where the rule would stop,
+        # and ends by the budget if the rule has not ended it first
         anneal = {"anneal": rule.anneal, "anneal_shape": rule.anneal_shape, "budget": epochs}
     return AccelAT(
         lr_max,

@@ -219,7 +219,7 @@ class TrainConfig:
     )
     stop_patience: int = _opt(
         ANYTIME.stop_patience or 0, "AccelAT: stop (or anneal) after this many no-gain "
-        "decisions at lr_min (0: never)", type=NONNEGATIVE,
+        "decisions at lr_min (0: never stop, and so never anneal)", type=NONNEGATIVE,
     )  # fmt: skip
     anneal: float | None = _opt(
         ANYTIME.anneal, "AccelAT: where it would stop, anneal the lr to 0 over this fraction of "
@@ -288,11 +288,6 @@ class TrainConfig:
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
         if self.anneal is not None:
             real("anneal", self.anneal, lo=0.0, hi=100.0, lo_open=True)
-            if not self.stop_patience:
-                raise ValueError(
-                    f"anneal needs stop_patience >= 1 (the decisions at lr_min that start it), "
-                    f"got anneal={self.anneal!r} with stop_patience={self.stop_patience!r}"
-                )
         self._validate_counts()
         if not isinstance(self.out, str) or not self.out.strip():
             raise ValueError(f"out must name a run directory, got {self.out!r}")
@@ -621,12 +616,15 @@ def _setting(config: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-#: Every field's default, for a config.json written before the field existed.
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+#: Every field's value for a config.json written before the field existed: its default, or,
+#: where the default brought a new behaviour (AccelAT's anneal), the behaviour before it.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | {"anneal": None}
 
 
 def _shown(config: Mapping[str, Any], key: str) -> str:
     value, used = config.get(key), _setting(config, key)
+    if key not in config:
+        return f"{used!r} (no {key} in its config.json)"
     return f"{value!r}" if value == used else f"{value!r} ({used!r} for its budget)"
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from accelat_core import LRFindResult, RangeTestLog, curve_problem, suggest
-from accelat_core.finder import CHANCE, EDGE_FRACTION, FLAT, RISE, _cut, smooth_losses
+from accelat_core.finder import CHANCE, EDGE_FRACTION, FLAT, PERSIST, RISE, _cut, smooth_losses
 
 LN10 = math.log(10)
 
@@ -137,19 +137,17 @@ def test_a_network_that_starts_flat_at_chance_has_not_collapsed() -> None:
     )
 
 
-def test_a_divergence_at_the_first_points_is_refused_naming_its_lr() -> None:
-    # The loss rises above its start at once, then falls to chance: the fall is never read.
+def test_a_divergence_after_a_noisy_start_is_cut_and_the_fall_after_it_not_read() -> None:
+    # From the fifth point on, a rise above the start and 1.1x the best that holds for three
+    # points is a divergence: the fall to chance after it is never read. Rises before the
+    # fifth point, or for one point, are a noisy start and are read.
     lrs = grid(30)
-    losses = [3.0, 3.6] + [2.4] * 28
+    losses = [3.0, 2.9, 2.8, 2.8, 2.9, 3.6, 3.7, 3.8] + [2.4] * 22
     s = suggest(lrs, losses, "minimum", smooth=0.0)
-    assert (s.cut.reason, s.cut.index, s.index) == ("diverged", 1, 0)
-    assert curve_problem(lrs, losses, smooth=0.0) == (
-        f"the loss diverged at once, at lr {lrs[1]:.3g} (its smoothed value 3.6 rose above its "
-        "start 3 and 1.1x its best 3): only 1 of 30 points come before it (at least 5 are "
-        "needed); start the range test at a lower start_lr."
-    )
-    with pytest.raises(ValueError, match="never falls"):
-        suggest(lrs, losses, "paper", smooth=0.0)
+    assert (s.cut.reason, s.cut.index, s.index) == ("diverged", 5, 2)
+    assert s.cut.lower_lr == lrs[8]
+    assert suggest(lrs, [3.0, 3.6, 3.7, 3.8] + [2.4] * 26, "minimum", smooth=0.0).cut is None
+    assert suggest(lrs, [3.0] * 5 + [3.6] + [2.4] * 24, "minimum", smooth=0.0).cut is None
 
 
 def test_a_collapse_from_the_start_is_refused_naming_its_lr() -> None:
@@ -181,7 +179,7 @@ def test_losing_the_spread_a_network_started_with_is_not_a_collapse() -> None:
 
 def test_a_plateau_before_the_cut_is_named_with_the_cut() -> None:
     lrs = grid(30)
-    losses = [3.0] * 10 + [4.0] + [2.3] * 19  # flat, a spike, then a fall to chance
+    losses = [3.0] * 10 + [4.0] * 3 + [2.3] * 17  # flat, a spike, then a fall to chance
     problem = curve_problem(lrs, losses, smooth=0.0)
     assert problem.startswith(
         f"the loss never left its plateau before lr {lrs[10]:.3g} (the loss diverged: its "
@@ -192,12 +190,16 @@ def test_a_plateau_before_the_cut_is_named_with_the_cut() -> None:
 
 def test_each_bound_is_inclusive_on_the_side_it_names() -> None:
     lrs = grid(8)
-    # RISE: exactly 1.1x the best (above the start) is not yet a divergence; a hair more is.
+    # RISE: exactly 1.1x the best (above the start) is not yet a divergence; a hair more is,
+    # held for PERSIST (3) points (or to the last); one such point alone is not.
+    assert PERSIST == 3
     at = RISE * 1.0
     base = [1.05, 1.0, 1.0, 1.0, 1.0]
-    assert suggest(lrs, [*base, at, 0.5, 0.5], "minimum", 0.0).cut is None
+    assert suggest(lrs, [*base, at, at, at], "minimum", 0.0).cut is None
     above = math.nextafter(at, 2.0)
-    assert suggest(lrs, [*base, above, 0.5, 0.5], "minimum", 0.0).cut.index == 5
+    assert suggest(lrs, [*base, above, above, above], "minimum", 0.0).cut.index == 5
+    assert suggest(lrs, [*base, above, 0.5, above], "minimum", 0.0).cut.index == 7
+    assert suggest(lrs, [*base, above, above, 0.5], "minimum", 0.0).cut is None
     # ... nor is anything at or below the start, however far above the best.
     assert suggest(lrs, [3.0, 1.0, 1.0, 1.0, 1.0, 3.0, 0.5, 0.5], "minimum", 0.0).cut is None
     # CHANCE and FLAT: a loss of exactly 1.1 ln C and a spread of exactly 0.2 of the gain are

@@ -62,8 +62,9 @@ def test_the_anneal_moves_every_update_as_the_closed_form_stepped_per_update() -
     assert sched.should_stop and opt.param_groups[0]["lr"] == 0.0
 
 
-@pytest.mark.parametrize("split", [1, 3])  # updates into the epoch when the run is saved
-def test_resume_mid_epoch_of_the_anneal_is_exact(split) -> None:
+@pytest.mark.parametrize("split", [0, 1, 3])  # updates into the epoch when the run is saved
+@pytest.mark.parametrize("optimizer_last", [False, True])  # its load_state_dict after ours
+def test_resume_mid_epoch_of_the_anneal_is_exact(split, optimizer_last) -> None:
     metrics = falling(30)
     start = first_stop(metrics)
     whole, opt = make()
@@ -79,6 +80,8 @@ def test_resume_mid_epoch_of_the_anneal_is_exact(split) -> None:
     saved = json.loads(json.dumps(first.state_dict()))
     resumed, opt2 = make()
     resumed.load_state_dict(saved)
+    if optimizer_last:  # new param-group dicts: a trainer restoring the scheduler first
+        opt2.load_state_dict(opt1.state_dict())
     for _ in range(UPDATES - split):
         got.append(opt2.param_groups[0]["lr"])
         opt2.step()

@@ -82,7 +82,7 @@ def test_plot_policy_in_python_is_bounded_too(tmp_path):
         (["--seeds", "0,0"], "argument --seeds: '0,0' names seed 0 twice"),
         (["--budgets", "0"], "argument --budgets: '0' must be >= 1"),
         (["--policies", "constant,step", "--baseline", "onecycle"],
-         "--baseline onecycle is not one of --policies (constant, step)"),
+         "--baseline 'onecycle' is not among the policies (constant, step)"),
     ],
 )  # fmt: skip
 def test_compare_refuses_what_it_cannot_compare_before_training(

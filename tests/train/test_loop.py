@@ -280,12 +280,13 @@ def test_fixed_shape_policy_steps_per_update_and_logs_the_last_used_lr(tmp_path)
 def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
     from accelat_core import AccelAT
 
-    cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1, method="natural", replays=None)
+    cfg = _tiny_cfg(tmp_path, policy="accelat", epochs=4, window=1, method="natural", replays=None,
+                    anneal=None)  # the anneal, stepped per update, has its own tests  # fmt: skip
     assert (cfg.monitor, cfg.accelat_z, cfg.stop_patience) == ("train_adv_acc", 1.0, 2)
     rows = _rows(train(cfg, quiet=True))
     # 100 training images in batches of 32: 4 batches, so 128 sampled images per epoch.
     replay = AccelAT(
-        0.05, 0.05 * 1e-3, min_gain=0.005, factor=0.5, window=1, samples=128, z=1.0,
+        0.05, 0.05 / 8, min_gain=0.005, factor=0.5, window=1, samples=128, z=1.0,
         stop_patience=2,
     )  # fmt: skip
     assert [row["monitor_value"] for row in rows] == [row["train_adv_acc"] for row in rows]

@@ -89,9 +89,9 @@ def test_compare_on_the_command_line_refuses_a_changed_eps_naming_the_field(tmp_
     assert main(["compare", *flags, "--eps", "0.1"]) == 0
     before = _snapshot(out)
     assert main(["compare", *flags, "--eps", "0.05"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("accelat compare: error: ")
-    assert f"{out / 'constant' / 'seed0'} (eps: saved 0.1, requested 0.05" in err
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the note on the baseline
+    assert error.startswith("accelat compare: error: ")
+    assert f"{out / 'constant' / 'seed0'} (eps: saved 0.1, requested 0.05" in error
     assert _snapshot(out) == before
 
 
@@ -207,7 +207,8 @@ def test_a_digits_config_on_an_image_folder_finds_its_own_lr_and_says_so(tmp_pat
     write_folder(tmp_path / "images", size=(8, 8), train=50, test=4)
     again = tmp_path / "folder"
     argv = ["train", "--config", str(first / "config.json"), "--dataset", "folder",
-            "--data-dir", str(tmp_path / "images"), "--out", str(again)]  # fmt: skip
+            "--data-dir", str(tmp_path / "images"), "--eval-size", "12",  # its test set's size
+            "--out", str(again)]  # fmt: skip
     with pytest.warns(UserWarning) as warned:
         assert main(argv) == 0
     said = [str(w.message) for w in warned if "recorded lr_max" in str(w.message)]
@@ -262,8 +263,21 @@ def _same_weights(a: Path, b: Path) -> None:
 
 
 def _extension_cfg(out: Path, **kw) -> TrainConfig:
+    kw = {"anneal": None, **kw}  # AccelAT's anneal ends by the budget (the test below)
     return _base(policy="accelat", lr_max=0.05, train_size=80, monitor_every=1,
                  ema_epochs=1.0, out=str(out), **kw)  # fmt: skip
+
+
+def test_an_accelat_run_with_its_anneal_is_not_extended_and_the_refusal_says_why(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_extension_cfg(out, epochs=2, anneal=0.3), quiet=True)
+    before = _snapshot(out)
+    assert main(["train", "--config", str(out / "config.json"), "--epochs", "4", "--resume",
+                 "--out", str(out), "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "its policy would change (budget: 2 -> 4); AccelAT's anneal ends by the budget: " in err
+    assert "a run trained with --anneal none can be extended" in err
+    assert _snapshot(out) == before
 
 
 def test_a_finished_accelat_run_extended_equals_the_uninterrupted_run(tmp_path, capsys):
@@ -337,7 +351,12 @@ def test_a_field_added_after_a_run_was_made_counts_as_its_default() -> None:
 
     saved = TrainConfig(eps=0.1).to_json()
     del saved["anneal"], saved["early_stop"]  # as a config.json written before they existed
-    assert TrainConfig(eps=0.1).differences(saved) == []
-    assert TrainConfig(eps=0.1, anneal=0.3, stop_patience=2).differences(saved) == [
-        "anneal: saved None, requested 0.3"
+    # A missing early_stop is its default (0: off), the behaviour before it existed; a missing
+    # anneal is no anneal, the behaviour before its default (0.3) existed.
+    assert TrainConfig(eps=0.1, anneal=None).differences(saved) == []
+    assert TrainConfig(eps=0.1).differences(saved) == [
+        "anneal: saved None (no anneal in its config.json), requested 0.3"
+    ]
+    assert TrainConfig(eps=0.1, anneal=None, early_stop=3).differences(saved) == [
+        "early_stop: saved 0 (no early_stop in its config.json), requested 3"
     ]

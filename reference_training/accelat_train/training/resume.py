@@ -53,13 +53,14 @@ _WORDS = {
     "epochs": ("epochs=", "--epochs "),
     "window": ("window=", "--window "),
     "policy_config": ("policy_config", "--policy-config"),
+    "no_anneal": ("anneal=None", "--anneal none"),
 }
 
 
 def refusal(message: str) -> RunDirError:
     """A :class:`RunDirError` of ``message``, whose ``$resume``, ``$restart``, ``$out``,
-    ``${epochs}``, ``${window}`` and ``$policy_config`` are said in Python's words (its
-    text) and in the command line's (its ``flags``)."""
+    ``${epochs}``, ``${window}``, ``$policy_config`` and ``$no_anneal`` are said in Python's
+    words (its text) and in the command line's (its ``flags``)."""
     template = Template(message)
     python = template.safe_substitute({k: v[0] for k, v in _WORDS.items()})
     return RunDirError(python, template.safe_substitute({k: v[1] for k, v in _WORDS.items()}))
@@ -197,6 +198,9 @@ def _check_new_budget(
         keep = (
             f"; pass ${{window}}{before['window']} to keep the run's window"
             if "window" in changed
+            else "; AccelAT's anneal ends by the budget: a run trained with $no_anneal can be "
+            "extended"
+            if "budget" in changed
             else ""
         )
         raise refusal(
