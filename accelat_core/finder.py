@@ -447,10 +447,10 @@ def suggest(
     >>> s = suggest(lrs, losses, method="paper", smooth=0.0)
     >>> s.index, s.min_index, s.lr_max == lrs[7] / 10, s.lr_min == lrs[3]
     (7, 3, True, True)
-    >>> spike = [3.0, 2.9, 2.8, 2.7, 4.5, 4.0, 2.4, 2.3, 2.3, 2.3, 2.3]  # then a fall to ln 10
+    >>> spike = [3.0, 2.9, 2.8, 2.7, 2.6, 4.5, 4.4, 4.0, 2.4, 2.3, 2.3]  # then a fall to ln 10
     >>> s = suggest(lrs, spike, method="minimum", smooth=0.0)
     >>> s.index, s.cut.reason, s.cut.index
-    (3, 'diverged', 4)
+    (4, 'diverged', 5)
     """
     choice("method", method, METHODS)
     xs, ys, beta = _checked_curve(lrs, losses, smooth)
@@ -508,7 +508,7 @@ def curve_problem(
     'the loss never left its plateau'
     >>> print(curve_problem(lrs, [1.0 - 0.04 * k for k in range(20)], smooth=0.0))
     None
-    >>> curve_problem(lrs, [3.0, 3.5] + [2.3] * 18, smooth=0.0).split(",")[0]
+    >>> curve_problem(lrs, [3.0, 2.9] + [50.0] * 18, smooth=0.0).split(":")[0]
     'the loss diverged at once'
     """
     xs, ys, beta = _checked_curve(lrs, losses, smooth)
