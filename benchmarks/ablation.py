@@ -4,7 +4,7 @@ Run: ``python -m benchmarks.ablation --setting digits --seeds 0,1,2,3,4 --jobs 2
 [--grid levers] [--epochs 40]``. Development seeds only: every default is chosen here.
 
 A grid is a list of comparison arms (``policy[:field=value...]``, see
-``accelat_train.compare.arm_config``): the baseline (``step:ema_epochs=0``, no averaging), the
+``accelat_train.compare.arm_changes``): the baseline (``step:ema_epochs=0``, no averaging), the
 peers, and AccelAT with one lever changed at a time (averaging horizon and warm-up, the stop's
 lr floor and patience, the window, the optimizer it drives), all on the same seeds and the same
 per-seed lr finder result, so one target (0.95 x the best arm's mean final robust validation

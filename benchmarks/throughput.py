@@ -3,8 +3,7 @@
 Run: ``python -m benchmarks.throughput --device cuda`` (or ``--device cpu``, slow).
 
 For every model x method x batch size it builds the pipeline's own ``Method`` object
-(``accelat_train.adversarial.methods.METHODS`` via
-``accelat_train.training.build.make_method``) and times
+(its record's, ``accelat_train.registry.METHODS[method].make``) and times
 ``train_batch`` on a fixed synthetic batch (CIFAR-shaped, 3 x 32 x 32; the data's content
 does not change the cost), after ``warmup`` untimed calls. On CUDA each call is timed with
 CUDA events; on CPU with ``time.perf_counter``. The figure is the median over ``repeats`` calls.
@@ -29,9 +28,9 @@ from pathlib import Path
 
 import torch
 
+from accelat_train import registry
 from accelat_train.config import TrainConfig
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.training.build import make_method
 
 METHODS = ("natural", "free", "fgsm-rs", "pgd")
 MODELS = ("resnet20", "preact18")
@@ -122,9 +121,10 @@ def measure(
     )
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device.type == "cuda" else None
     generator = torch.Generator(device=device).manual_seed(seed)
-    runner = make_method(
-        cfg, amp=amp if device.type == "cuda" else None, scaler=scaler, generator=generator
-    )
+    runner = registry.METHODS[cfg.method].make(
+        cfg.eps, replays=cfg.replays, pgd_steps=cfg.pgd_steps,
+        amp=amp if device.type == "cuda" else None, scaler=scaler, generator=generator,
+    )  # fmt: skip
     x = torch.rand(
         batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed)
     )

@@ -33,7 +33,9 @@ from accelat_train import TrainConfig
 from accelat_train.data import stream
 from accelat_train.run_dir import RunDir
 from accelat_train.training.build import Setup, build
+from accelat_train.training.distributed import DistInfo
 from accelat_train.training.listeners import listeners
+from accelat_train.training.plan import RunPlan, plan_run
 from accelat_train.training.trainer import Trainer
 
 #: The benchmark's run: digits, the small CNN, Free AT m=4, batches of 128, step schedule.
@@ -53,8 +55,8 @@ def hand_free_at(
     eps * sign(its gradient), the lr ``schedule.at(t)`` set before update ``t``;
     ``after_step(t, model)`` after each update. Per epoch: the lr of its last update, the
     mean training loss and accuracy, summed in the trainer's order."""
-    cfg, model, opt = setup.cfg, setup.model, setup.optimizer
-    eps, replays, per_epoch = cfg.eps, setup.method.replays, setup.batches_per_epoch
+    model, opt = setup.model, setup.optimizer
+    eps, replays, per_epoch = setup.method.eps, setup.method.replays, setup.batches_per_epoch
     delta, t, epochs_out = None, 0, []
     for epoch in range(epochs):
         model.train()
@@ -88,14 +90,16 @@ def hand_free_at(
 
 
 def step_schedule(setup: Setup, epochs: int) -> Policy:
-    """Free AT's step schedule over ``epochs`` epochs of ``setup``'s updates."""
-    return StepDecay.free_at(float(setup.cfg.lr_max), epochs * setup.updates_per_epoch)
+    """Free AT's step schedule over ``epochs`` epochs of ``setup``'s updates, from the lr
+    ``setup``'s SGD was built with (the config's ``lr_max``)."""
+    lr_max = float(setup.optimizer.param_groups[0]["lr"])
+    return StepDecay.free_at(lr_max, epochs * setup.updates_per_epoch)
 
 
-def trainer_epochs(setup: Setup, epochs: int, folder: str) -> None:
-    """The trainer's ``train_epoch`` with its default listeners, ``epochs`` times."""
-    trainer = Trainer(setup.cfg, setup, RunDir(folder), float(setup.cfg.lr_max))
-    trainer.events = listeners(trainer, [], quiet=True)
+def trainer_epochs(plan: RunPlan, epochs: int) -> None:
+    """The trainer's ``train_epoch`` on ``plan`` with its default listeners, ``epochs`` times."""
+    trainer = Trainer(plan)
+    trainer.events = listeners(plan, [], quiet=True)
     for epoch in range(1, epochs + 1):
         trainer.train_epoch(epoch)
 
@@ -105,11 +109,13 @@ def passes_per_second(side: str, epochs: int) -> float:
     "hand"); training passes per second (the epochs alone)."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        setup = build(TrainConfig(**CONFIG, epochs=epochs, out=folder))  # type: ignore[arg-type]
+        cfg = TrainConfig(**CONFIG, epochs=epochs, out=folder)  # type: ignore[arg-type]
+        plan = plan_run(cfg, RunDir(folder), DistInfo()) if side == "trainer" else None
+        setup = build(cfg) if plan is None else plan.setup
         images = sum(len(y) for _, y in stream(setup.loader, 0, setup.batches_per_epoch * epochs))
         start = time.perf_counter()
-        if side == "trainer":
-            trainer_epochs(setup, epochs, folder)
+        if plan is not None:
+            trainer_epochs(plan, epochs)
         else:
             hand_free_at(setup, step_schedule(setup, epochs), epochs)
         seconds = time.perf_counter() - start

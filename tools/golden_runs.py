@@ -48,6 +48,8 @@ TRAIN_RUNS: dict[str, tuple[list[str], bool]] = {
              "--lr-max", "0.05"], False),
     "resumed": ([*RECORDED, "--method", "free", "--replays", "2", "--policy", "restarts",
                  "--lr-max", "0.05"], True),
+    "early-stop": (["--method", "free", "--replays", "2", "--policy", "accelat", "--lr-max",
+                    "0.05", "--window", "1", "--early-stop", "1", "--log", "csv"], True),
 }  # fmt: skip
 
 COMPARE = ["--method", "free", "--replays", "2", "--policies", "step,accelat", "--seeds", "0,1",
@@ -173,8 +175,8 @@ def _train_with_nan(spec: str, argv: list[str]) -> int:
     """``accelat train ARGV`` with NaN weights from minibatch ``epoch:batch`` on (a listener)."""
     import torch
 
+    from accelat_train.callbacks.callback import Callback
     from accelat_train.cli import EXIT_DIVERGED, build_parser, config_from_args
-    from accelat_train.training.events import Callback
     from accelat_train.training.loop import TrainingDiverged, train
 
     epoch, batch = (int(v) for v in spec.split(":"))

@@ -29,6 +29,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler, ReduceLROnPlateau
 
 from accelat_core import Hyper, Policy
+from accelat_core.decisions import Decision
 from accelat_torch.distributed import mean_over_ranks, should_sync
 
 #: Version of :meth:`PolicyScheduler.state_dict`'s layout.
@@ -358,6 +359,12 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
     the frameworks call (``step``, ``get_last_lr``, ``state_dict``, ``load_state_dict``)
     is :class:`PolicyScheduler`'s, first in the MRO. The policy decides every value.
 
+    **What it decided.** After each ``step(metrics)``, :attr:`last_decision` is the decision
+    that step took (a :class:`~accelat_core.decisions.Decision`: the evaluation, the gain, the
+    old and the new lr; ``new_lr == old_lr`` when the lr already sat at its floor), or None
+    when it took none, or the policy records none (a composite). It is not part of the
+    state: None after construction and after :meth:`load_state_dict`.
+
     **Within an evaluation** (timm's ``step_update``): call :meth:`step_update` after every
     ``optimizer.step()`` and a policy whose lr moves between evaluations (AccelAT's final
     anneal, ``anneal=``) is followed update by update: the scheduler counts the updates since
@@ -397,6 +404,7 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
     ) -> None:
         self.updates = 0  # weight updates since the last step(metric)
         self.updates_per_evaluation = 0  # those of the last whole interval (0: none yet)
+        self.last_decision: Decision | None = None  # what the last step(metric) decided
         super().__init__(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
 
     def step(  # type: ignore[override]
@@ -413,7 +421,10 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
             if isinstance(epoch, bool) or not isinstance(epoch, int):
                 raise TypeError(f"epoch must be an int or None, got {epoch!r}")
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        before = len(_decisions(self.policy))
         super().step(metrics)
+        decisions = _decisions(self.policy)
+        self.last_decision = decisions[-1] if len(decisions) > before else None
         if epoch is not None:
             self.last_epoch = epoch
         if self.updates:
@@ -443,6 +454,7 @@ class PlateauPolicyScheduler(PolicyScheduler, ReduceLROnPlateau):
                 raise ValueError(f"state_dict[{key!r}] must be an integer >= 0, got {value!r}")
         base = {k: v for k, v in state_dict.items() if k not in counts}
         super().load_state_dict(base)
+        self.last_decision = None
         self.updates, self.updates_per_evaluation = (
             counts["updates"],
             counts["updates_per_evaluation"],
@@ -482,6 +494,11 @@ def scheduler_for(
     """
     cls = PlateauPolicyScheduler if getattr(policy, "needs_metric", False) else PolicyScheduler
     return cls(optimizer, policy, momentum=momentum, sync_metric=sync_metric)
+
+
+def _decisions(policy: Policy) -> list[Decision]:
+    """The decisions ``policy`` has recorded (none for one that records none)."""
+    return list(getattr(policy, "decisions", None) or [])
 
 
 def _warn_if_far(optimizer_lr: float, policy: Policy) -> None:

@@ -2,11 +2,14 @@
 accelat_core policies through accelat_torch, with a command line ``accelat``.
 
 The layout, top down: ``cli`` and ``flags`` (the command line), ``compare`` (several runs
-side by side), ``training/`` (the loop, its events and listeners, and what a run is built
-from), ``trained`` (``load_run``), ``reporting/`` (reports, comparisons, tables, figures),
+side by side), ``training/`` (the run resolved once, then the loop), ``callbacks/`` (what
+listens to the loop: checkpoints, averaging, early stopping, progress, loggers, ...),
+``trained`` (``load_run``), ``reporting/`` (reports, comparisons, tables, figures),
 ``config`` (``TrainConfig``, the one source of flags), ``adversarial/`` (attacks, training
 methods, robust evaluation), ``data/``, ``models/``, ``run_dir`` (a run's folder),
-``catalogue`` (what each ``--policy`` means), ``checkpoint`` (atomic, weights-only files).
+``registry`` (one record per method, attack, dataset, network, logger and optimizer),
+``catalogue`` (what each ``--policy`` means), ``checkpoint`` (weights-only checkpoint files),
+``atomic_writes`` (files written whole or not at all), ``deprecations`` (moved names).
 
 >>> from accelat_train import TrainConfig, load_run, train
 >>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, out="runs/a")
@@ -20,10 +23,10 @@ from accelat_core import __version__
 
 if TYPE_CHECKING:
     from accelat_train.adversarial.methods import METHODS, BatchStats, Method
+    from accelat_train.callbacks.callback import Callback
+    from accelat_train.callbacks.early_stopping import EarlyStopping
     from accelat_train.config import TrainConfig
     from accelat_train.trained import Run, load_run
-    from accelat_train.training.early_stopping import EarlyStopping
-    from accelat_train.training.events import Callback
     from accelat_train.training.fit import fit
     from accelat_train.training.loop import TrainingDiverged, train
 
@@ -36,8 +39,8 @@ _LAZY = {
     "TrainConfig": "accelat_train.config",
     "Run": "accelat_train.trained",
     "load_run": "accelat_train.trained",
-    "Callback": "accelat_train.training.events",
-    "EarlyStopping": "accelat_train.training.early_stopping",
+    "Callback": "accelat_train.callbacks.callback",
+    "EarlyStopping": "accelat_train.callbacks.early_stopping",
     "fit": "accelat_train.training.fit",
     "TrainingDiverged": "accelat_train.training.loop",
     "train": "accelat_train.training.loop",

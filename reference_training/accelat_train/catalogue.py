@@ -42,6 +42,7 @@ from accelat_core import (
     WarmRestarts,
 )
 from accelat_core.policies.accelat import ANYTIME
+from accelat_train.parsers import lr_min_value
 
 #: Where the decaying fixed shapes end: lr_max / 1000.
 FLOOR_RATIO = 1e-3
@@ -65,7 +66,7 @@ class Rule:
     window: int | None = None  # None: default_window(epochs)
     min_gain: float = ANYTIME.min_gain
     factor: float = ANYTIME.factor
-    lr_min: float | None = None  # None: lr_max * ANYTIME.min_lr_ratio
+    lr_min: float | str | None = None  # a value, or "lr_max/N"; None: lr_max * ANYTIME.min_lr_ratio
     z: float = ANYTIME.z
     samples: int | None = None
     stop_patience: int = ANYTIME.stop_patience or 0  # 0: never stop
@@ -123,7 +124,11 @@ def _plateau(lr_max: float, _total: int, epochs: int, rule: Rule) -> Policy:
 
 
 def _floor(lr_max: float, rule: Rule) -> float:
-    return lr_max * ANYTIME.min_lr_ratio if rule.lr_min is None else min(rule.lr_min, lr_max)
+    """The rule's lowest lr: ``lr_min`` (``lr_max/N`` resolved against ``lr_max``), at most
+    ``lr_max``."""
+    if rule.lr_min is None:
+        return lr_max * ANYTIME.min_lr_ratio
+    return min(lr_min_value(rule.lr_min, lr_max), lr_max)
 
 
 def _restarts(lr_max: float, total: int, _epochs: int, _rule: Rule) -> Policy:
@@ -187,3 +192,7 @@ _ENTRIES = (
 #: Every policy by name, in the order ``--help`` lists them.
 CATALOGUE: dict[str, Entry] = {entry.name: entry for entry in _ENTRIES}
 POLICY_NAMES = tuple(CATALOGUE)
+
+#: The arm ``accelat compare`` measures the others against: Free AT's recipe, its step
+#: schedule without weight averaging.
+BASELINE = "step:ema_epochs=0"

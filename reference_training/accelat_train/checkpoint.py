@@ -1,10 +1,11 @@
-"""Atomic, ``weights_only``-loadable checkpoints of a training run.
+"""Atomic, ``weights_only``-loadable checkpoint files of a training run.
 
 A checkpoint is one ``torch.save`` of plain containers and tensors (no pickled classes), so
-:func:`load_checkpoint` can use ``torch.load(path, weights_only=True)``. It is written to a
-temporary file in the same directory, flushed, fsynced, renamed over the old one with
-``os.replace`` and the directory fsynced: a crash at any moment leaves either the old or the
-new checkpoint, never a partial one.
+:func:`load_checkpoint` can use ``torch.load(path, weights_only=True)``. It is written
+atomically (:func:`accelat_train.atomic_writes.atomic_write`): a crash at any moment leaves
+either the old or the new checkpoint, never a partial one. What a run's ``checkpoint.pt``
+holds beyond the weights every checkpoint holds (:data:`WEIGHTS`) is
+:mod:`accelat_train.training.run_checkpoint`'s.
 
 >>> save_checkpoint("run/checkpoint.pt", {"epoch": 3})  # doctest: +SKIP
 >>> load_checkpoint("run/checkpoint.pt")["epoch"]  # doctest: +SKIP
@@ -13,15 +14,15 @@ new checkpoint, never a partial one.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import reprlib
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
+
+from accelat_train import atomic_writes
+from accelat_train.deprecations import moved
 
 #: Version of the checkpoint layout; a newer one is refused.
 CHECKPOINT_FORMAT = 1
@@ -33,39 +34,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, corrupt, foreign or too new."""
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write(f)`` on a temp file next to ``path``, then atomically move it to ``path``.
-
-    If ``write`` raises, the temp file is removed and ``path`` is left as it was. The file
-    gets mode 0644 (mkstemp's 0600 would hide reports and shared caches from other users).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Save ``state`` (tensors and plain containers only) atomically, tagged with kind/format."""
     payload = {"kind": CHECKPOINT_KIND, "format": CHECKPOINT_FORMAT, **state}
-    return atomic_write(path, lambda f: torch.save(payload, f))
+    return atomic_writes.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -149,12 +121,10 @@ WEIGHTS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
 }
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is; not possible on Windows.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+#: Moved to :mod:`accelat_train.atomic_writes` (deprecated here since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "atomic_write": ("accelat_train.atomic_writes:atomic_write",
+                     "accelat_train.atomic_writes.atomic_write"),
+    "atomic_write_text": ("accelat_train.atomic_writes:atomic_write_text",
+                          "accelat_train.atomic_writes.atomic_write_text"),
+})  # fmt: skip

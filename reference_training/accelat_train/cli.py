@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelat_train.choices import BASELINE
+from accelat_train.catalogue import BASELINE
 from accelat_train.extras import MissingExtra
 from accelat_train.flags import (
     as_flags,
@@ -50,7 +50,7 @@ from accelat_train.flags import (
 from accelat_train.output_path import check_output_path
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Callback
+    from accelat_train.callbacks.callback import Callback
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -62,7 +62,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
     if args.print_config:
-        print_config(cfg)
+        print_config(cfg.to_json())
         return 0
     import torch
 
@@ -87,11 +87,11 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     cfg = config_from_args(args, parser)
     if args.print_config:
-        print_config(cfg)
+        print_config(cfg.to_json())
         return 0
     from accelat_train.run_dir import RunDir
     from accelat_train.training.build import build
-    from accelat_train.training.lr_range import find_lr
+    from accelat_train.training.lr_finder import find_lr
 
     out = RunDir(args.out)
     out.create()
@@ -117,7 +117,7 @@ def cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     except ValueError as exc:
         parser.error(f"--{exc}")  # its message begins with the flag's name
     if args.print_config:
-        print_config(base)
+        print_config(base.to_json())
         return 0
     if args.baseline is None and BASELINE not in args.policies:
         print(f"note: the baseline {BASELINE} is not one of --policies, so no ratios to it are "
@@ -149,9 +149,9 @@ def cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from accelat_train.adversarial.evaluation import evaluate_test
     from accelat_train.checkpoint import CheckpointError
-    from accelat_train.choices import ATTACKS
     from accelat_train.config import check_device
     from accelat_train.extras import require
+    from accelat_train.registry import ATTACKS
     from accelat_train.trained import load_run
     from accelat_train.training.build import resolve_device
 

@@ -8,7 +8,7 @@ starts from its suggestion; its result is cached in ``<out>/lr_find_seed<seed>.j
 the setting it was made for, and a cache made for another setting is refused. Each arm trains
 into ``<out>/<arm>/seed<seed>``. A folder that already holds a run is reused only when the
 run's ``config.json`` is the config the comparison asks for
-(:func:`~accelat_train.config.run_differences`): then a finished run is not repeated and an
+(:meth:`~accelat_train.config.TrainConfig.differences`): then a finished run is not repeated and an
 unfinished one resumes, so an interrupted comparison continues where it stopped; a run of
 another config is refused before any training, naming the folder and every field that
 differs. ``compare.json`` and ``compare.png`` summarise them
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -34,14 +35,8 @@ from typing import Any
 
 import torch
 
-from accelat_train import choices
-from accelat_train.catalogue import CATALOGUE
-from accelat_train.config import (
-    TrainConfig,
-    finder_setting,
-    run_differences,
-    setting_differences,
-)
+from accelat_train.catalogue import BASELINE, CATALOGUE
+from accelat_train.config import TrainConfig, config_differences, finding_differences
 from accelat_train.reporting import plots
 from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
@@ -49,13 +44,8 @@ from accelat_train.reporting.summary import compare_summary
 from accelat_train.run_dir import RunDir, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
-from accelat_train.training.lr_range import find_lr
-from accelat_train.training.optimizers import optimizer_name
+from accelat_train.training.lr_finder import Finding, find_lr
 from accelat_train.training.resume import refusal
-
-#: The arm every other is compared with: Free AT's step schedule, without averaging (the
-#: recipe AccelAT sets out to accelerate); in the torch-free ``choices`` for ``--help``.
-BASELINE = choices.BASELINE
 
 
 def compare(
@@ -95,10 +85,13 @@ def compare(
     say = log or (lambda _line: None)
     if jobs > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-    arms = {spec: arm_config(base, spec) for spec in policies}
+    arms = {spec: dataclasses.replace(base, **arm_changes(spec)) for spec in policies}
     fixed = [spec for spec, cfg in arms.items() if CATALOGUE[cfg.policy].budget_shaped]
-    finders = [spec for spec, cfg in arms.items() if uses_finder(cfg)]
-    found = _lr_finds(base, seeds, finders, out, say, restart=restart)
+    finders = [spec for spec, cfg in arms.items() if cfg.uses_finder]
+    seeded = {seed: dataclasses.replace(base, seed=seed) for seed in seeds}
+    settings = {seed: cfg.finder_setting() for seed, cfg in seeded.items()}
+    found = _lr_finds(settings, lambda seed: find_lr(build(seeded[seed])), finders, out, say,
+                      restart=restart)  # fmt: skip
     largest = max(budgets) if budgets else base.epochs
     plan = {
         spec: [b for b in sorted(set(budgets or [largest])) if spec in fixed or b == largest]
@@ -116,9 +109,14 @@ def compare(
                 configs.append(
                     dataclasses.replace(arm, seed=seed, epochs=budget, out=str(folder), **shared)
                 )
-    tasks = [(cfg, quiet, threads, again) for cfg, again in _to_train(configs, restart)]
+    by_out = {cfg.out: cfg for cfg in configs}
+    tasks = [
+        (out, functools.partial(train, by_out[out], quiet=quiet, resume=not again,
+                                restart=again), threads)
+        for out, again in _to_train([(cfg.out, cfg.to_json()) for cfg in configs], restart)
+    ]  # fmt: skip
     done = (lambda path: after_run(Path(path))) if after_run else (lambda _path: None)
-    _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0].out}"), after=done)
+    _map(_train_one, tasks, jobs, before=lambda t: say(f"training {t[0]}"), after=done)
     summary = compare_summary(
         {spec: by_budget[largest] for spec, by_budget in runs.items()},
         target=target, baseline=baseline, fixed_shape=fixed,
@@ -171,24 +169,26 @@ def _slug(spec: str) -> str:
 
 
 def _lr_finds(
-    base: TrainConfig, seeds: Sequence[int], policies: Sequence[str], out: Path,
-    say: Callable[[str], None], *, restart: bool,
+    settings: dict[int, dict[str, Any]], find: Callable[[int], Finding],
+    policies: Sequence[str], out: Path, say: Callable[[str], None], *, restart: bool,
 ) -> dict[int, dict[str, Any]]:  # fmt: skip
     """The ``lr_max`` / ``lr_find`` fields of each seed's runs that read the finder: one
-    range test per seed, cached in ``<out>/lr_find_seed<seed>.json`` with the setting it was
-    made for. Every cache is checked before any test runs: one made for another setting is
-    refused, or with ``restart`` moved aside (its plot too) and made again."""
+    range test per seed (``find(seed)``), cached in ``<out>/lr_find_seed<seed>.json`` with
+    the setting it was made for (``settings[seed]``). Every cache is checked before any test
+    runs: one made for another setting is refused, or with ``restart`` moved aside (its plot
+    too) and made again."""
     if not policies:
-        return {seed: {} for seed in seeds}
-    configs = {seed: dataclasses.replace(base, seed=seed) for seed in seeds}
-    cached = {seed: _cached_finding(cfg, out, restart=restart) for seed, cfg in configs.items()}
+        return {seed: {} for seed in settings}
+    cached = {
+        seed: _cached_finding(setting, seed, out, restart=restart)
+        for seed, setting in settings.items()
+    }
     found = {}
-    for seed, cfg in configs.items():
+    for seed, setting in settings.items():
         shared = cached[seed]
         if shared is None:
-            finding = find_lr(build(cfg))
-            shared = {**finding.record(), "setting": finder_setting(cfg),
-                      "shared_by": list(policies)}  # fmt: skip
+            finding = find(seed)
+            shared = {**finding.record(), "setting": setting, "shared_by": list(policies)}
             finding.plot(_finder_file(out, seed, ".png"))
             write_json(_finder_file(out, seed, ".json"), shared)
         say(f"seed {seed}: lr finder suggests lr_max {shared['lr_max']:.4g}")
@@ -200,15 +200,17 @@ def _finder_file(out: Path, seed: int, suffix: str) -> Path:
     return out / f"lr_find_seed{seed}{suffix}"
 
 
-def _cached_finding(cfg: TrainConfig, out: Path, *, restart: bool) -> dict[str, Any] | None:
-    """The cached range test of ``cfg``'s seed, if any. One made for another setting is
+def _cached_finding(
+    setting: dict[str, Any], seed: int, out: Path, *, restart: bool
+) -> dict[str, Any] | None:
+    """The cached range test of ``seed``, if any. One made for another ``setting`` is
     refused, naming the file and every field that differs; with ``restart`` it is moved
     aside (``lr_find_seed<seed>.previous-N.json``, and its plot) and None returned."""
-    path = _finder_file(out, cfg.seed, ".json")
+    path = _finder_file(out, seed, ".json")
     if not path.is_file():
         return None
     shared = read_json(path)
-    differs = setting_differences(shared.get("setting"), cfg)
+    differs = finding_differences(shared.get("setting"), setting)
     if not differs and isinstance(shared.get("lr_max"), float):
         return shared
     if not restart:
@@ -218,15 +220,19 @@ def _cached_finding(cfg: TrainConfig, out: Path, *, restart: bool) -> dict[str, 
             "move it aside and run the range test again"
         )
     for suffix in (".json", ".png"):
-        earlier = _finder_file(out, cfg.seed, suffix)
+        earlier = _finder_file(out, seed, suffix)
         if earlier.exists():
             os.rename(earlier, aside_name(earlier, suffix))
     return None
 
 
-def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
-    """One arm of a comparison: ``policy[:field=value...]``, e.g. ``accelat:ema_epochs=2``
-    (each value parsed as its ``accelat train`` flag would be)."""
+def arm_changes(spec: str) -> dict[str, Any]:
+    """What one arm of a comparison changes in the base config: ``policy[:field=value...]``,
+    e.g. ``accelat:ema_epochs=2`` (each value parsed as its ``accelat train`` flag would be).
+
+    >>> arm_changes("accelat:ema_epochs=2")
+    {'policy': 'accelat', 'ema_epochs': 2.0}
+    """
     name, *pairs = spec.split(":")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     changes: dict[str, Any] = {"policy": name}
@@ -239,7 +245,7 @@ def arm_config(base: TrainConfig, spec: str) -> TrainConfig:
             changes[key] = parse(text)
         except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
             raise ValueError(f"arm {spec!r}: {key}={text!r}: {exc}") from None
-    return dataclasses.replace(base, **changes)
+    return changes
 
 
 def _bool(text: str) -> bool:
@@ -251,27 +257,25 @@ def _bool(text: str) -> bool:
 _FIELD_TYPES: dict[str, Any] = {"ema_warmup": _bool, "co_check": _bool, "nesterov": _bool}
 
 
-def uses_finder(cfg: TrainConfig) -> bool:
-    """Does this run start from the lr finder's suggestion?"""
-    return cfg.lr_max == "auto" and optimizer_name(cfg) == "sgd"
-
-
-def _to_train(configs: Sequence[TrainConfig], restart: bool) -> list[tuple[TrainConfig, bool]]:
-    """The runs still to train (or to resume), each with whether it starts over: a
-    finished run of the same config is reused. A folder holding a run of another config is
-    refused, before any training, in one error naming each such folder and every field that
-    differs; with ``restart`` it is trained again, the earlier run moved aside."""
+def _to_train(
+    wanted: Sequence[tuple[str, dict[str, Any]]], restart: bool
+) -> list[tuple[str, bool]]:
+    """The run folders still to train (or to resume), of the ``(folder, config as
+    config.json holds it)`` wanted, each with whether it starts over: a finished run of the
+    same config is reused. A folder holding a run of another config is refused, before any
+    training, in one error naming each such folder and every field that differs; with
+    ``restart`` it is trained again, the earlier run moved aside."""
     todo, refused = [], []
-    for cfg in configs:
-        run_dir = RunDir(cfg.out)
+    for out, config in wanted:
+        run_dir = RunDir(out)
         finished = run_dir.report.is_file()
         differs = []
         if run_dir.config.is_file():
-            differs = run_differences(cfg, run_dir.read_config(), evaluated=finished)
+            differs = config_differences(config, run_dir.read_config(), evaluated=finished)
         if differs and not restart:
             refused.append(f"{run_dir.path} ({'; '.join(differs)})")
         elif differs or not finished:
-            todo.append((cfg, bool(differs)))
+            todo.append((out, bool(differs)))
     if refused:
         raise refusal(
             f"{len(refused)} run folder(s) hold a run of other settings: "
@@ -281,13 +285,14 @@ def _to_train(configs: Sequence[TrainConfig], restart: bool) -> list[tuple[Train
     return todo
 
 
-def _train_one(task: tuple[TrainConfig, bool, int | None, bool]) -> str:
-    """Train, resume or (``restart``) start over a run; top level so a process pool can
-    pickle it."""
-    cfg, quiet, threads, restart = task
+def _train_one(task: tuple[str, Callable[[], Path], int | None]) -> str:
+    """Train, resume or start over a run (``(folder, run, threads)``: ``run`` is the call of
+    :func:`~accelat_train.training.loop.train`) with ``threads`` torch threads; top level so
+    a process pool can pickle it."""
+    _, run, threads = task
     if threads is not None:
         torch.set_num_threads(threads)
-    return str(train(cfg, quiet=quiet, resume=not restart, restart=restart))
+    return str(run())
 
 
 def _map(

@@ -1,9 +1,14 @@
 """``TrainConfig``: everything that defines a run, its validation, and the flags it makes.
 
 Each field carries its command-line help (and, where the flag is not a plain ``int``/``str``,
-its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.cli` derives
+its parser) in ``dataclasses.field(metadata=...)``, so :mod:`accelat_train.flags` derives
 every ``accelat train`` flag, its type, default and help from this one place: a new option is
-a new field here. The module imports no torch (``accelat --help`` reads it).
+a new field here. The names a field takes (methods, datasets, attacks, ...) are their
+records' (:mod:`accelat_train.registry`), read when a config is checked. A config also
+answers the questions asked of it: whether a saved run is the run it asks for
+(:meth:`TrainConfig.differences`), what the lr finder's result depends on
+(:meth:`TrainConfig.finder_setting`), the rule's knobs (:attr:`TrainConfig.rule`). The
+module imports no torch (``accelat --help`` reads it).
 
 >>> cfg = TrainConfig(dataset="digits", method="free", eps=0.1, epochs=2, lr_max=0.05)
 >>> cfg.validate(); cfg.num_replays
@@ -17,7 +22,7 @@ import dataclasses
 import json
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,17 +30,8 @@ from accelat_core import from_config
 from accelat_core._validate import choice, integer, real
 from accelat_core.policies.accelat import ANYTIME
 from accelat_core.policies.anneal import ANNEAL_SHAPES
-from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, default_window
-from accelat_train.choices import (
-    ATTACK_ALIASES,
-    ATTACK_NAMES,
-    DATASET_NAMES,
-    LOGGER_NAMES,
-    METHOD_NAMES,
-    MODEL_NAMES,
-    OPTIMIZER_NAMES,
-    canonical_attack,
-)
+from accelat_train.catalogue import CATALOGUE, LR_FREE_LR, POLICY_NAMES, Rule, default_window
+from accelat_train.deprecations import moved
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
 from accelat_train.parsers import (
     MAX_LR,
@@ -51,6 +47,7 @@ from accelat_train.parsers import (
     parse_lr_min,
     positive_or_none,
 )
+from accelat_train.registry import ATTACKS, DATASETS, LOGGERS, METHODS, MODELS, OPTIMIZERS
 
 MONITOR_NAMES = ("robust_val_acc", "val_acc", "train_adv_acc")
 #: ``dataset`` and ``model`` of a run whose data and model were given in Python (``fit``).
@@ -71,15 +68,17 @@ class TrainConfig:
     """Everything that defines a run; written resolved to ``config.json``.
 
     ``epochs`` are epoch-equivalents (one pass of gradient work over the training set each,
-    whatever the method); ``replays`` only applies to ``method="free"``
-    (None there means 4); ``lr_max`` is a float or ``"auto"`` (lr finder on the adversarial
-    loss); ``eval_every`` = 0 evaluates the test set only at the end.
+    whatever the method); ``replays`` only applies to a method that replays its minibatches
+    (``free``; None there means the method's own, 4); ``lr_max`` is a float or ``"auto"``
+    (lr finder on the adversarial loss); ``eval_every`` = 0 evaluates the test set only at
+    the end. The names a field takes (methods, datasets, ...) are their records'
+    (:mod:`accelat_train.registry`).
     """
 
     dataset: str = _opt(
-        "digits", f"the data to train on: {', '.join(DATASET_NAMES)}, or module:factory (your "
+        "digits", f"the data to train on: {', '.join(DATASETS)}, or module:factory (your "
         "function that returns the data)",
-        type=name_or_factory(DATASET_NAMES),
+        type=name_or_factory(DATASETS),
     )  # fmt: skip
     data_dir: str | None = _opt(
         None, "where the data lie: CIFAR's python batches or images, an image folder, or a "
@@ -90,13 +89,13 @@ class TrainConfig:
         False, "download CIFAR into --data-dir when it is not there", action="store_true"
     )
     model: str = _opt(
-        "cnn", f"the network: {', '.join(MODEL_NAMES)}, or module:factory (your function "
+        "cnn", f"the network: {', '.join(MODELS)}, or module:factory (your function "
         "that returns a torch.nn.Module)",
-        type=name_or_factory(MODEL_NAMES),
+        type=name_or_factory(MODELS),
     )  # fmt: skip
     method: str = _opt(
         "free", "how each minibatch's adversarial examples are made (the list below)",
-        choices=METHOD_NAMES,
+        choices=METHODS,
     )  # fmt: skip
     eps: float = _opt(
         8 / 255, "the attack radius: how far an attack may move each pixel (pixels span [0, 1])",
@@ -119,7 +118,7 @@ class TrainConfig:
     )  # fmt: skip
     optimizer: str | None = _opt(
         None, "the optimizer (default: the policy's own; SGD for the lr schedules)",
-        choices=OPTIMIZER_NAMES,
+        choices=OPTIMIZERS,
     )  # fmt: skip
     ema_epochs: float = _opt(
         2.0,
@@ -174,7 +173,7 @@ class TrainConfig:
     eval_every: int = _opt(0, "test evaluation every N epochs (0: at the end)", type=NONNEGATIVE)
     attacks: tuple[str, ...] = _opt(
         ("linfpgd",), "comma list of the test evaluation's attacks (the list below)",
-        type=names(ATTACK_NAMES, ATTACK_ALIASES), shown="linfpgd",
+        type=names(ATTACKS, ATTACKS.canonical), shown="linfpgd",
     )  # fmt: skip
     eval_steps: int = _opt(20, "steps of the test attacks", type=POSITIVE)
     eval_size: int | None = _opt(
@@ -244,7 +243,7 @@ class TrainConfig:
         "robust_val_acc", "early stopping: the accuracy it watches", choices=MONITOR_NAMES
     )
     log: tuple[str, ...] = _opt(
-        (), f"loggers the run also writes to: {', '.join(LOGGER_NAMES)}", flag=False
+        (), f"loggers the run also writes to: {', '.join(LOGGERS)}", flag=False
     )
     #: What the lr finder found for ``lr_max="auto"``: its record (``lr_max``, ``lr_min``,
     #: what it cost, the ``setting`` it was found for), reused for the same setting.
@@ -260,7 +259,7 @@ class TrainConfig:
         """Raise ``ValueError`` (or ``TypeError``) naming the field, its value and the allowed
         values. Runs once, when the config is made (a TrainConfig is frozen)."""
         for name, allowed in _CHOICES.items():
-            choice(name, getattr(self, name), allowed)
+            choice(name, getattr(self, name), tuple(allowed))
         for name, allowed in _CHOICES_OR_FACTORY.items():
             value = getattr(self, name)
             named = isinstance(value, str) and value in (*allowed, GIVEN)
@@ -271,10 +270,10 @@ class TrainConfig:
                 )
         for name in ("amp", "optimizer"):
             if getattr(self, name) is not None:
-                choice(name, getattr(self, name), _CHOICES_OPTIONAL[name])
-        if not self.attacks or any(canonical_attack(a) not in ATTACK_NAMES for a in self.attacks):
+                choice(name, getattr(self, name), tuple(_CHOICES_OPTIONAL[name]))
+        if not self.attacks or any(a not in ATTACKS for a in self.attacks):
             raise ValueError(
-                f"attacks must name some of {', '.join(ATTACK_NAMES)}, got {self.attacks!r}"
+                f"attacks must name some of {', '.join(ATTACKS)}, got {self.attacks!r}"
             )
         self._validate_records()
         if self.policy_config is None:
@@ -292,13 +291,7 @@ class TrainConfig:
         self._validate_counts()
         if not isinstance(self.out, str) or not self.out.strip():
             raise ValueError(f"out must name a run directory, got {self.out!r}")
-        if self.replays is not None and self.method != "free":
-            raise ValueError(
-                f"replays applies only to method 'free', got replays={self.replays!r} "
-                f"with method {self.method!r}"
-            )
-        if self.co_check and self.method != "fgsm-rs":
-            raise ValueError(f"co_check applies only to method 'fgsm-rs', got {self.method!r}")
+        self._validate_knobs()
         reads_validation = self.reads_metric and self.monitor != "train_adv_acc"
         if self.monitor_every != 1 and reads_validation:
             raise ValueError(
@@ -317,16 +310,29 @@ class TrainConfig:
     def _validate_records(self) -> None:
         """``log`` (logger names, each once) and ``lr_find`` (a finder record)."""
         if not isinstance(self.log, (tuple, list)) or any(
-            name not in LOGGER_NAMES or list(self.log).count(name) > 1 for name in self.log
+            name not in LOGGERS or list(self.log).count(name) > 1 for name in self.log
         ):
             raise ValueError(
-                f"log must name some of {', '.join(LOGGER_NAMES)}, each once, got {self.log!r}"
+                f"log must name some of {', '.join(LOGGERS)}, each once, got {self.log!r}"
             )
         if self.lr_find is not None and not _is_finding(self.lr_find):
             raise ValueError(
                 "lr_find must be an lr finder record (a JSON object with a positive lr_max), "
                 f"got {reprlib.repr(self.lr_find)}"
             )
+
+    def _validate_knobs(self) -> None:
+        """A method's own fields (its record's ``knobs``: ``replays``, ``co_check``) are left
+        at their defaults with any other method."""
+        own = METHODS[self.method].knobs
+        for knob in dict.fromkeys(k for entry in METHODS.values() for k in entry.knobs):
+            value = getattr(self, knob)
+            if knob not in own and value != _DEFAULTS[knob]:
+                owners = " or ".join(repr(n) for n, e in METHODS.items() if knob in e.knobs)
+                raise ValueError(
+                    f"{knob} applies only to method {owners}, got {knob}={value!r} "
+                    f"with method {self.method!r}"
+                )
 
     def _validate_counts(self) -> None:
         integer("seed", self.seed, lo=0, hi=MAX_SEED)
@@ -344,25 +350,92 @@ class TrainConfig:
         return CATALOGUE[self.policy].reads_metric
 
     @property
+    def optimizer_name(self) -> str:
+        """The optimizer the run trains with: ``optimizer``, else its policy's, else SGD."""
+        return resolved_optimizer(self.optimizer, self.policy, self.policy_config)
+
+    @property
+    def uses_finder(self) -> bool:
+        """Does the run start from the lr finder's suggestion (``lr_max="auto"`` with an
+        optimizer that reads an lr)?"""
+        return self.lr_max == "auto" and not OPTIMIZERS[self.optimizer_name].lr_free
+
+    @property
     def num_replays(self) -> int:
-        return (4 if self.replays is None else self.replays) if self.method == "free" else 1
+        """Weight updates per minibatch: ``replays`` (None: the method's own) for a method
+        that replays its minibatches, 1 for any other."""
+        entry = METHODS[self.method]
+        if "replays" not in entry.knobs:
+            return 1
+        return entry.replays if self.replays is None else self.replays
+
+    @property
+    def rule(self) -> Rule:
+        """The knobs of the metric-driven rules (AccelAT, plateau) this config sets
+        (:class:`~accelat_train.catalogue.Rule`; ``lr_min`` as given, ``lr_max/N`` too)."""
+        return Rule(
+            window=self.window, min_gain=self.min_gain, factor=self.accelat_factor,
+            lr_min=self.lr_min, z=self.accelat_z, stop_patience=self.stop_patience,
+            anneal=self.anneal, anneal_shape=self.anneal_shape,
+        )  # fmt: skip
+
+    # -- is a saved run the run this config asks for? --------------------------------------
+    def differences(
+        self, saved: Mapping[str, Any], *, evaluated: bool = False, new_budget: bool = False
+    ) -> list[str]:
+        """Every way in which this config asks for another run than the one ``saved`` (a run's
+        ``config.json``) holds, as ``"field: saved X, requested Y"``; empty when it is that run.
+
+        The one check of "may this saved run stand for this config", used by a resume
+        (``train(resume=True)``), by ``accelat compare`` before it reuses or resumes a run, and
+        so by the acceleration study. :data:`NOT_THE_RUN` never counts; :data:`EVALUATION`
+        counts only when the saved run's evaluation (its report) is to be reused
+        (``evaluated``); ``epochs`` does not count with ``new_budget`` (a run given a new
+        budget, checked elsewhere). ``lr_max`` is compared as asked (``"auto"``, or a number)
+        and, where both sides know it, as the lr it gave (the finder's record); ``window`` as
+        the window it gives (None: :func:`~accelat_train.catalogue.default_window` of the
+        budget).
+
+        >>> TrainConfig(eps=0.1).differences(TrainConfig(eps=0.05).to_json())
+        ['eps: saved 0.05, requested 0.1']
+        """
+        return config_differences(self.to_json(), saved, evaluated=evaluated, new_budget=new_budget)
+
+    def finder_setting(self) -> dict[str, Any]:
+        """What the lr finder's result depends on (:data:`FINDER_FIELDS`), as ``config.json``
+        writes it: the record of a range test keeps it (``lr_find["setting"]``)."""
+        resolved = self.to_json()
+        return {name: resolved[name] for name in FINDER_FIELDS}
+
+    def reused_lr_max(self) -> float | None:
+        """The lr_max this config's finder record (``lr_find``) holds when it was found for
+        this config's own setting (:meth:`finder_setting`) and the config asks for
+        ``"auto"``; else None."""
+        found = self.lr_find
+        if self.lr_max != "auto" or found is None:
+            return None
+        if finding_differences(found.get("setting"), self.finder_setting()):
+            return None
+        return float(found["lr_max"])
 
     def to_json(self) -> dict[str, Any]:
-        """The config as ``config.json`` holds it (Free AT's replays spelt out)."""
+        """The config as ``config.json`` holds it (the replays of a method that replays spelt
+        out)."""
         d = dataclasses.asdict(self)
         d["attacks"] = list(self.attacks)
         d["log"] = list(self.log)
-        d["replays"] = self.num_replays if self.method == "free" else None
+        d["replays"] = self.num_replays if "replays" in METHODS[self.method].knobs else None
         return d
 
 
-_CHOICES = {
-    "method": METHOD_NAMES, "monitor": MONITOR_NAMES, "early_stop_monitor": MONITOR_NAMES,
+#: Fields that take one of these names (the registries are read when a config is checked).
+_CHOICES: dict[str, Collection[str]] = {
+    "method": METHODS, "monitor": MONITOR_NAMES, "early_stop_monitor": MONITOR_NAMES,
     "anneal_shape": ANNEAL_SHAPES,
 }  # fmt: skip
 #: Fields that take one of their names or a user's ``module:factory``.
-_CHOICES_OR_FACTORY = {"dataset": DATASET_NAMES, "model": MODEL_NAMES}
-_CHOICES_OPTIONAL = {"amp": AMP_NAMES, "optimizer": OPTIMIZER_NAMES}
+_CHOICES_OR_FACTORY: dict[str, Collection[str]] = {"dataset": DATASETS, "model": MODELS}
+_CHOICES_OPTIONAL: dict[str, Collection[str]] = {"amp": AMP_NAMES, "optimizer": OPTIMIZERS}
 #: name -> (lo, hi, lo_open, hi_open)
 _REALS: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "eps": (0.0, 1.0, True, False),
@@ -393,19 +466,31 @@ def _is_finding(record: Any) -> bool:
     )
 
 
-def check_data_dir(dataset: str, data_dir: str | None) -> None:
-    """Raise ``ValueError`` naming ``data_dir`` when ``dataset`` does not read one (digits)
-    or needs one (folder). ``accelat train`` and ``accelat eval`` share it."""
-    if dataset == "digits" and data_dir is not None:
+def check_data_dir(dataset: str, data_dir: str | None, *, download: bool | None = None) -> None:
+    """Raise ``ValueError`` naming ``data_dir`` when ``dataset`` reads none (digits) or needs
+    one (folder), as its record says (:data:`~accelat_train.registry.DATASETS`); ``accelat
+    train``, ``accelat eval`` and ``load_run`` share it. The command line passes its
+    ``download`` and is answered in its own words: it also asks a dataset that downloads for
+    ``--data-dir`` or ``--download``; from Python, ``data_dir=None`` means the cache a
+    download filled."""
+    entry = DATASETS.get(dataset)  # None: a module:factory, which may take one
+    if entry is None:
+        return
+    if entry.data_dir == "refused" and data_dir is not None:
+        takers = [n for n, e in DATASETS.items() if e.data_dir != "refused"]
         raise ValueError(
-            "data_dir applies to cifar10 and cifar100, folder and module:factory datasets "
-            f"(digits ships with scikit-learn), got data_dir={data_dir!r} with dataset 'digits'"
+            f"data_dir applies to {', '.join(takers)} and module:factory datasets, got "
+            f"data_dir={data_dir!r} with dataset {dataset!r} ({entry.help})"
         )
-    if dataset == "folder" and data_dir is None:
+    flags = download is not None
+    if data_dir is None and entry.data_dir == "required":
         raise ValueError(
-            "dataset 'folder' needs data_dir: a directory holding train/<class>/* and "
-            "test/<class>/* images, or a .tar.gz of one"
+            f"--dataset {dataset} needs --data-dir: {entry.help}"
+            if flags
+            else f"dataset {dataset!r} needs data_dir: {entry.help}"
         )
+    if data_dir is None and entry.downloads and download is False:
+        raise ValueError(f"--dataset {dataset} needs --data-dir (or --download)")
 
 
 def check_device(device: object) -> None:
@@ -439,32 +524,24 @@ FINDER_FIELDS = (
 )  # fmt: skip
 
 
-def run_differences(
-    cfg: TrainConfig,
+def config_differences(
+    wanted: Mapping[str, Any],
     saved: Mapping[str, Any],
     *,
     evaluated: bool = False,
     new_budget: bool = False,
 ) -> list[str]:
-    """Every way in which ``cfg`` asks for another run than the one ``saved`` (a run's
-    ``config.json``) holds, as ``"field: saved X, requested Y"``; empty when it is that run.
+    """Every way in which the config ``wanted`` asks for another run than the one ``saved``
+    holds, both as ``config.json`` holds them (:meth:`TrainConfig.to_json`), as ``"field:
+    saved X, requested Y"``; empty when it is that run (:meth:`TrainConfig.differences`).
 
-    The one check of "may this saved run stand for this config", used by a resume
-    (``train(resume=True)``), by ``accelat compare`` before it reuses or resumes a run, and so
-    by the acceleration study. :data:`NOT_THE_RUN` never counts; :data:`EVALUATION` counts
-    only when the saved run's evaluation (its report) is to be reused (``evaluated``);
-    ``epochs`` does not count with ``new_budget`` (a run given a new budget, checked
-    elsewhere). ``lr_max`` is compared as asked (``"auto"``, or a number) and, where both
-    sides know it, as the lr it gave (the finder's record); ``window`` as the window it gives
-    (None: :func:`~accelat_train.catalogue.default_window` of the budget).
-
-    >>> run_differences(TrainConfig(eps=0.1), TrainConfig(eps=0.05).to_json())
+    >>> config_differences(TrainConfig(eps=0.1).to_json(), TrainConfig(eps=0.05).to_json())
     ['eps: saved 0.05, requested 0.1']
     """
     ignored = NOT_THE_RUN | (frozenset() if evaluated else EVALUATION)
     if new_budget:
         ignored |= {"epochs"}
-    mine, theirs = _asked(cfg.to_json()), _asked(saved)
+    mine, theirs = _asked(wanted), _asked(saved)
     diffs = [
         f"{key}: saved {_shown(theirs, key)}, requested {_shown(mine, key)}"
         for key in mine
@@ -486,17 +563,10 @@ def lr_used(config: Mapping[str, Any]) -> float | None:
     return found.get("lr_max") if isinstance(found, dict) else None
 
 
-def finder_setting(cfg: TrainConfig) -> dict[str, Any]:
-    """What the lr finder's result depends on (:data:`FINDER_FIELDS`), as ``config.json``
-    writes it: the record of a range test keeps it (``lr_find["setting"]``)."""
-    resolved = cfg.to_json()
-    return {name: resolved[name] for name in FINDER_FIELDS}
-
-
-def setting_differences(recorded: Any, cfg: TrainConfig) -> list[str]:
-    """How the setting a finder record was made for (``recorded``) differs from ``cfg``'s,
-    as ``"field: saved X, requested Y"``; empty when the record holds for ``cfg``."""
-    setting = finder_setting(cfg)
+def finding_differences(recorded: Any, setting: Mapping[str, Any]) -> list[str]:
+    """How the setting a finder record was made for (``recorded``) differs from ``setting``
+    (:meth:`TrainConfig.finder_setting`), as ``"field: saved X, requested Y"``; empty when
+    the record holds for it."""
     if not isinstance(recorded, dict):
         return ["it does not record the setting it was made for"]
     return [
@@ -504,15 +574,6 @@ def setting_differences(recorded: Any, cfg: TrainConfig) -> list[str]:
         for key, value in setting.items()
         if recorded.get(key) != value
     ]
-
-
-def found_lr_max(cfg: TrainConfig) -> float | None:
-    """The lr_max ``cfg``'s finder record (``lr_find``) holds when it was found for ``cfg``'s
-    own setting (:func:`finder_setting`) and ``cfg`` asks for ``"auto"``; else None."""
-    found = cfg.lr_find
-    if cfg.lr_max != "auto" or found is None or setting_differences(found.get("setting"), cfg):
-        return None
-    return float(found["lr_max"])
 
 
 def resolved_optimizer(optimizer: str | None, policy: str, policy_config: Any) -> str:
@@ -534,7 +595,8 @@ def _asked(config: Mapping[str, Any]) -> dict[str, Any]:
         config.get("optimizer"), str(config.get("policy")), config.get("policy_config")
     )
     was_found = isinstance(found, dict) and found.get("lr_max") == lr_max
-    if was_found or (optimizer != "sgd" and lr_max == LR_FREE_LR):
+    lr_free = optimizer in OPTIMIZERS and OPTIMIZERS[optimizer].lr_free
+    if was_found or (lr_free and lr_max == LR_FREE_LR):
         return {**config, "lr_max": "auto"}
     return dict(config)
 
@@ -564,3 +626,14 @@ def _shown(config: Mapping[str, Any], key: str) -> str:
     if key not in config:
         return f"{used!r} (no {key} in its config.json)"
     return f"{value!r}" if value == used else f"{value!r} ({used!r} for its budget)"
+
+
+#: Renamed (deprecated since 0.2, gone in 0.4): the config's own methods now.
+__getattr__ = moved(__name__, {
+    "run_differences": ("accelat_train.config:TrainConfig.differences",
+                        "TrainConfig.differences(saved)"),
+    "finder_setting": ("accelat_train.config:TrainConfig.finder_setting",
+                       "TrainConfig.finder_setting()"),
+    "found_lr_max": ("accelat_train.config:TrainConfig.reused_lr_max",
+                     "TrainConfig.reused_lr_max()"),
+})  # fmt: skip

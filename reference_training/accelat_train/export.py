@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from accelat_train.checkpoint import atomic_write, atomic_write_text
+from accelat_train.atomic_writes import atomic_write, atomic_write_text
 from accelat_train.output_path import check_output_path
 from accelat_train.trained import WHICH, Run, load_run
 

@@ -33,12 +33,16 @@ def is_factory_name(name: object) -> bool:
     return isinstance(name, str) and _PATTERN.fullmatch(name) is not None
 
 
-def call_factory(field: str, name: str, **kwargs: Any) -> Any:
-    """Import the module of ``name`` (``"module:attr"``), and return ``attr(**kwargs)``.
+def resolve(field: str, name: str, *, is_callable: bool = True) -> Any:
+    """What ``name`` (``"module:attr"``, ``attr`` dotted for an attribute of an attribute)
+    names, its module imported (the current folder searched too): a callable, unless
+    ``is_callable`` is False.
 
-    ``field`` ("model", "dataset") names the setting in errors: a ``ValueError`` when the module
-    cannot be imported, has no such attribute, the attribute is not callable, or it does not
-    accept ``kwargs``. An error raised inside the factory itself propagates unchanged.
+    ``field`` ("model", "dataset", "method", ...) names the setting in errors: a ``ValueError``
+    when the module cannot be imported, has no such attribute, or the attribute is not callable.
+
+    >>> resolve("number", "fractions:Fraction.from_float")(0.5)
+    Fraction(1, 2)
     """
     match = _PATTERN.fullmatch(name) if isinstance(name, str) else None
     if match is None:
@@ -56,10 +60,22 @@ def call_factory(field: str, name: str, **kwargs: Any) -> Any:
         if not hasattr(target, part):
             raise ValueError(f"{field} {name!r}: module {module_name!r} has no attribute {attr!r}")
         target = getattr(target, part)
-    if not callable(target):
+    if is_callable and not callable(target):
         raise ValueError(
             f"{field} {name!r}: {attr!r} is a {type(target).__name__}, not a callable factory"
         )
+    return target
+
+
+def call_factory(field: str, name: str, **kwargs: Any) -> Any:
+    """Import the module of ``name`` (``"module:attr"``), and return ``attr(**kwargs)``.
+
+    ``field`` ("model", "dataset") names the setting in errors: a ``ValueError`` when
+    :func:`resolve` refuses ``name`` or the factory does not accept ``kwargs``. An error raised
+    inside the factory itself propagates unchanged.
+    """
+    target = resolve(field, name)
+    attr = name.partition(":")[2]
     call = f"{attr}({', '.join(f'{k}=...' for k in kwargs)})"
     try:
         inspect.signature(target).bind(**kwargs)

@@ -30,16 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from accelat_core import __version__
-from accelat_train.catalogue import CATALOGUE
-from accelat_train.choices import (
-    ATTACK_ALIASES,
-    ATTACK_HELP,
-    ATTACK_NAMES,
-    BASELINE,
-    LOGGER_NAMES,
-    METHOD_HELP,
-)
-from accelat_train.config import TrainConfig, check_policy_config
+from accelat_train.catalogue import BASELINE, CATALOGUE
+from accelat_train.config import TrainConfig, check_data_dir, check_policy_config
 from accelat_train.extras import needs_extra
 from accelat_train.parsers import (
     MAX_PLOT_STEPS,
@@ -53,6 +45,7 @@ from accelat_train.parsers import (
     parse_eps,
     parse_lr_max,
 )
+from accelat_train.registry import ATTACKS, LOGGERS, METHODS
 
 #: The fields a range test reads (``accelat lr-find`` shows only these).
 LR_FIND_FIELDS = (
@@ -103,8 +96,8 @@ def _epilog(*parts: str, policy_flags: str = "--policy") -> str:
         "policies": _listing(
             f"policies ({policy_flags})", {n: e.help for n, e in CATALOGUE.items()}
         ),
-        "methods": _listing("methods (--method)", METHOD_HELP),
-        "attacks": _listing("attacks (--attacks)", ATTACK_HELP),
+        "methods": _listing("methods (--method)", METHODS.helps()),
+        "attacks": _listing("attacks (--attacks)", ATTACKS.helps()),
     }
     return "\n\n".join(lists[p] for p in parts)
 
@@ -207,8 +200,8 @@ def build_parser(config: dict[str, Any] | None = None) -> argparse.ArgumentParse
         "--restart", action="store_true",
         help="move the run in --out to a new folder OUT.previous-N and start over",
     )  # fmt: skip
-    own.add_argument("--log", type=_loggers, default=argparse.SUPPRESS,
-                     help="also log each epoch to these, a comma list: csv, tensorboard, wandb "
+    own.add_argument("--log", type=names(LOGGERS), default=argparse.SUPPRESS,
+                     help=f"also log each epoch to these, a comma list: {', '.join(LOGGERS)} "
                      "(default: none)")  # fmt: skip
 
     compare_lists = _epilog("policies", "methods", "attacks", policy_flags="--policies, --baseline")
@@ -285,7 +278,7 @@ def _eval_flags(e: argparse.ArgumentParser) -> None:
         "robust validation epoch (best.pt)",
     )  # fmt: skip
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    e.add_argument("--attacks", type=names(ATTACK_NAMES, ATTACK_ALIASES), default="linfpgd",
+    e.add_argument("--attacks", type=names(ATTACKS, ATTACKS.canonical), default="linfpgd",
                    help="the attacks to run, a comma list (the list below)")  # fmt: skip
     e.add_argument("--eps", type=_eps_list, help="the attack radii, a comma list like "
                    "2/255,8/255 (default: the eps the run trained at)")  # fmt: skip
@@ -380,10 +373,6 @@ def _arms(text: str) -> list[str]:
     return _once_each(text, arms, "arm")
 
 
-def _loggers(text: str) -> list[str]:
-    return names(LOGGER_NAMES)(text)
-
-
 # -- from flags and files to a config ------------------------------------------------------------
 def read_config_file(path: str) -> dict[str, Any]:
     """A ``--config`` file's fields: JSON, or YAML (``.yaml``/``.yml``, needs PyYAML); a
@@ -437,10 +426,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if not hasattr(args, "out") and not getattr(args, "print_config", False):
         parser.error("the following arguments are required: --out")
     check_data_dir_exists(args.data_dir, parser)
-    if args.dataset in ("cifar10", "cifar100") and args.data_dir is None and not args.download:
-        parser.error(f"--dataset {args.dataset} needs --data-dir (or --download)")
-    if args.dataset == "folder" and args.data_dir is None:
-        parser.error("--dataset folder needs --data-dir (an image folder or its .tar.gz)")
+    try:
+        check_data_dir(args.dataset, args.data_dir, download=args.download)
+    except ValueError as exc:
+        parser.error(as_flags(str(exc)))
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
@@ -485,6 +474,7 @@ def _read_policy_config(path: str, parser: argparse.ArgumentParser) -> dict[str,
     return config
 
 
-def print_config(cfg: TrainConfig) -> None:
-    """``--print-config``: the resolved config as JSON, as ``config.json`` would begin."""
-    print(json.dumps(cfg.to_json(), indent=2))
+def print_config(config: dict[str, Any]) -> None:
+    """``--print-config``: the resolved config (:meth:`TrainConfig.to_json`) as JSON, as
+    ``config.json`` would begin."""
+    print(json.dumps(config, indent=2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from fractions import Fraction
 
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
@@ -102,8 +102,9 @@ def lr_min_value(lr_min: float | str, lr_max: float) -> float:
     return min(float(lr_min), lr_max)
 
 
-def name_or_factory(allowed: tuple[str, ...]) -> Callable[[str], str]:
-    """A parser of one name from ``allowed`` or a ``module:factory`` name."""
+def name_or_factory(allowed: Collection[str]) -> Callable[[str], str]:
+    """A parser of one name from ``allowed`` (read at each parse: a registry) or a
+    ``module:factory`` name."""
 
     def parse(text: str) -> str:
         if text not in allowed and not is_factory_name(text):
@@ -117,17 +118,19 @@ def name_or_factory(allowed: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def names(
-    allowed: tuple[str, ...], aliases: dict[str, str] | None = None
+    allowed: Collection[str], canonical: Callable[[str], str] | None = None
 ) -> Callable[[str], list[str]]:
-    """A parser of comma lists drawn from ``allowed`` (an alias becomes the name it stands for)."""
+    """A parser of comma lists drawn from ``allowed`` (read at each parse: a registry);
+    ``canonical`` turns an alias into the name it stands for."""
 
     def parse(text: str) -> list[str]:
-        chosen = [(aliases or {}).get(t.strip(), t.strip()) for t in text.split(",") if t.strip()]
-        bad = [n for n in chosen if n not in allowed]
+        chosen = [(canonical or str)(t.strip()) for t in text.split(",") if t.strip()]
+        known = tuple(allowed)
+        bad = [n for n in chosen if n not in known]
         if bad or not chosen:
             raise argparse.ArgumentTypeError(
                 f"{text!r}: unknown {', '.join(bad) or 'empty list'}; "
-                f"choose from {', '.join(allowed)}"
+                f"choose from {', '.join(known)}"
             )
         return chosen
 

@@ -12,7 +12,7 @@ continued, or moved aside whole (:meth:`RunDir.move_aside`) to start over
 second process on the same folder fails at once, naming the folder and the holder's pid. The
 kernel drops the lock when its process dies, however it dies, so a killed run never blocks
 its ``--resume``. Once the lock is held, the temporary files a killed writer left behind
-(``.NAME.*.tmp``) are removed. Writes are atomic (:mod:`accelat_train.checkpoint`); a write
+(``.NAME.*.tmp``) are removed. Writes are atomic (:mod:`accelat_train.atomic_writes`); a write
 that fails (a full disk) raises :class:`RunDirError` naming the file and saying that the
 previous version is intact.
 
@@ -32,13 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from accelat_train.checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
+from accelat_train.atomic_writes import atomic_write_text
+from accelat_train.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 
 try:  # POSIX; elsewhere the folder is not locked
     import fcntl

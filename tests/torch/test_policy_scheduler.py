@@ -347,6 +347,29 @@ def test_should_stop_is_the_policy_verdict(make_sgd):
     assert seen[-1] and not seen[0]
 
 
+def test_last_decision_is_the_decision_each_step_took_and_none_otherwise(make_sgd):
+    sched = PlateauPolicyScheduler(make_sgd(), accelat())
+    reference = accelat()
+    assert sched.last_decision is None
+    for acc in ACCURACIES:
+        made = len(reference.decisions)
+        reference.step(acc)
+        sched.step(acc)
+        new = reference.decisions[made:]
+        assert sched.last_decision == (new[-1] if new else None)
+    assert reference.decisions  # the accuracies make it decide, at the floor too
+    state = sched.state_dict()
+    sched.load_state_dict(state)
+    assert sched.last_decision is None
+
+
+def test_last_decision_of_a_policy_that_records_none_is_none(make_sgd):
+    sched = PlateauPolicyScheduler(make_sgd(), join([(accelat(), None)]))
+    for acc in ACCURACIES[:5]:
+        sched.step(acc)
+        assert sched.last_decision is None
+
+
 # -- errors --------------------------------------------------------------------------------
 def test_metric_policy_stepped_without_metric_raises_naming_the_fix(make_sgd):
     sched = PlateauPolicyScheduler(make_sgd(), accelat())

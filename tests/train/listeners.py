@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from accelat_train.callbacks.callback import Callback
 from accelat_train.cli import main
-from accelat_train.training.events import Callback
 
 
 class NanAt(Callback):
@@ -55,7 +55,7 @@ class RankDump(Callback):
 
     def on_train_end(self, trainer, result):
         self.folder.mkdir(parents=True, exist_ok=True)
-        rank = trainer.info.rank
+        rank = trainer.rank
         dump = {"rank": rank, "lrs": self.lrs, "weights_sha256": weights_sha256(trainer.model)}
         (self.folder / f"rank{rank}_final.json").write_text(json.dumps(dump))
 

@@ -8,15 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from accelat_train.adversarial.attacks import (
-    FOOLBOX_NAMES,
-    clean_accuracy,
-    fgsm_rs,
-    foolbox_adversarial,
-    pgd,
-)
+from accelat_train.adversarial.attacks import clean_accuracy, fgsm_rs, pgd
+from accelat_train.adversarial.foolbox_attacks import foolbox_adversarial
 from accelat_train.adversarial.robust import robust_accuracy
 from accelat_train.models import NormalizedModel, build_model
+from accelat_train.registry import ATTACKS
+
+FOOLBOX_NAMES = tuple(n for n, e in ATTACKS.items() if "foolbox" in e.needs)
 
 torch.set_num_threads(1)
 

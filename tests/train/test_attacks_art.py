@@ -15,18 +15,16 @@ import pytest
 import torch
 from torch import nn
 
-import accelat_train.adversarial.attacks as attacks_module
+import accelat_train.adversarial.art_attacks as art_module
 import accelat_train.adversarial.robust as robust_module
-from accelat_train.adversarial.attacks import (
-    ART_NAMES,
-    ATTACK_NAMES,
-    FOOLBOX_NAMES,
-    check_in_ball,
-    clean_accuracy,
-    foolbox_adversarial,
-)
+from accelat_train.adversarial.attacks import check_in_ball, clean_accuracy
+from accelat_train.adversarial.foolbox_attacks import FoolboxAttack, foolbox_adversarial
 from accelat_train.adversarial.robust import describe_attack, evaluate, robust_accuracy, robust_mask
 from accelat_train.models import NormalizedModel
+from accelat_train.registry import ATTACKS
+
+FOOLBOX_NAMES = tuple(n for n, e in ATTACKS.items() if "foolbox" in e.needs)
+ART_NAMES = tuple(n for n, e in ATTACKS.items() if "art" in e.needs)
 
 torch.set_num_threads(1)
 
@@ -84,8 +82,8 @@ def four_class():
 @pytest.fixture
 def fast_suite(monkeypatch):
     """AutoAttack with fewer APGD iterations and Square queries, to keep the tests fast."""
-    monkeypatch.setattr(robust_module, "AUTOATTACK_ITERATIONS", 10)
-    monkeypatch.setattr(robust_module, "SQUARE_QUERIES", 300)
+    monkeypatch.setattr(art_module, "AUTOATTACK_ITERATIONS", 10)
+    monkeypatch.setattr(art_module, "SQUARE_QUERIES", 300)
 
 
 def test_apgd_ce_on_a_binary_linear_model_is_the_hand_computed_optimum(binary):
@@ -107,7 +105,7 @@ def test_autoattack_on_a_multiclass_linear_model_is_the_hand_computed_optimum(
     # Four classes: the cross-entropy no longer points at the weakest rival, but APGD-T
     # attacks each rival in turn, so the suite finds the optimum that APGD-CE can miss.
     # (APGD at the standard 100 iterations; Square cut to 50 queries, for time.)
-    monkeypatch.setattr(robust_module, "SQUARE_QUERIES", 50)
+    monkeypatch.setattr(art_module, "SQUARE_QUERIES", 50)
     model, x, y = four_class
     masks = {
         attack: robust_mask(model, x, y, attack, EPSILONS, steps=20)
@@ -143,7 +141,7 @@ def _fake_foolbox(shift: float):
         clipped = [x + shift for _ in epsilons]
         return clipped, clipped, torch.zeros(len(epsilons), len(x), dtype=torch.bool)
 
-    return lambda *args: attack
+    return lambda self, eps, steps: attack
 
 
 @pytest.mark.parametrize(
@@ -158,7 +156,7 @@ def test_a_foolbox_result_outside_the_ball_or_the_box_raises(monkeypatch, attack
     model, x, y = linear_model(2, 8)
     x = x * 0.5  # pixels in [0, 0.5]: +0.2 stays in [0, 1] and leaves only the ball
     x[0, 0, 0, 0] = 0.0  # and -0.05 leaves only the box
-    monkeypatch.setattr(attacks_module, "foolbox_attack", _fake_foolbox(shift))
+    monkeypatch.setattr(FoolboxAttack, "foolbox", _fake_foolbox(shift))
     with pytest.raises(RuntimeError, match=message):
         robust_mask(model, x, y, attack, 0.1)
     if attack != "linfpgd":
@@ -170,7 +168,7 @@ def test_a_foolbox_result_outside_the_ball_or_the_box_raises(monkeypatch, attack
 def test_an_art_result_outside_the_ball_raises(monkeypatch, four_class, attack):
     model, x, y = four_class
     monkeypatch.setattr(
-        robust_module, "_art_adversarial", lambda m, s, xb, yb, t: (xb + 0.15).clamp(0, 1)
+        art_module, "_art_adversarial", lambda m, s, xb, yb, t: (xb + 0.15).clamp(0, 1)
     )
     with pytest.raises(RuntimeError, match=rf"attack '{attack}' at eps=0.1 left the eps-ball"):
         robust_mask(model, x, y, attack, [0.2, 0.1])  # 0.2 passes, 0.1 does not
@@ -287,8 +285,15 @@ def test_without_art_the_error_names_the_eval_extra(monkeypatch, four_class):
 
 
 def test_names_and_descriptions():
-    assert ATTACK_NAMES == ("linfpgd", "fgsm", "deepfool", "apgd-ce", "apgd-dlr", "autoattack-art")
-    assert FOOLBOX_NAMES + ART_NAMES == ATTACK_NAMES
+    assert tuple(ATTACKS) == (
+        "linfpgd",
+        "fgsm",
+        "deepfool",
+        "apgd-ce",
+        "apgd-dlr",
+        "autoattack-art",
+    )
+    assert tuple(ATTACKS) == FOOLBOX_NAMES + ART_NAMES
     suite = describe_attack("autoattack")
     for part in ("APGD-CE", "APGD-T", "targeted DLR", "SquareAttack (5000 queries", "FAB"):
         assert part in suite

@@ -9,12 +9,8 @@ import pickle
 import pytest
 import torch
 
-from accelat_train.checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-)
+from accelat_train.atomic_writes import atomic_write_text
+from accelat_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from accelat_train.run_dir import RunDir, RunDirError
 
 

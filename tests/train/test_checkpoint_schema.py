@@ -1,5 +1,5 @@
 """A checkpoint is checked before any of it is used: its layout against one schema
-(:data:`accelat_train.training.checkpoints.SCHEMA`), its ``epoch`` and ``metrics_bytes``
+(:data:`accelat_train.training.run_checkpoint.SCHEMA`), its ``epoch`` and ``metrics_bytes``
 against its folder's ``metrics.jsonl``, its tensors against the run's network. A damaged one
 is refused as one error naming the file and what is wrong, and the folder is left exactly as
 it was: a resume never writes to a file it has not checked. JSON nested too deeply for
@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from accelat_train import TrainConfig, load_run, train
+from accelat_train.callbacks.record import RunState
 from accelat_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from accelat_train.cli import main
 from accelat_train.run_dir import RunDirError
-from accelat_train.training.checkpoints import SCHEMA
-from accelat_train.training.record import RunState
+from accelat_train.training.run_checkpoint import SCHEMA
 
 torch.set_num_threads(1)
 

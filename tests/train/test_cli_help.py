@@ -1,8 +1,8 @@
 """``accelat --help`` and ``--version``: fast (no torch imported), and every help text in words.
 
 Parsing must not import torch: the names and help lines come from torch-free modules
-(:mod:`accelat_train.choices`, the policy catalogue, the config), and the commands import
-what they run.
+(the records of :mod:`accelat_train.registry`, the policy catalogue, the config), and the
+commands import what they run.
 """
 
 from __future__ import annotations
@@ -105,12 +105,17 @@ def test_epochs_and_window_say_what_they_mean():
     assert "epochs" in actions["window"].help and "a tenth of --epochs" in actions["window"].help
 
 
-def test_the_torch_free_names_are_those_the_code_runs():
-    from accelat_train import choices
-    from accelat_train.adversarial.methods import METHODS
-    from accelat_train.models import _BUILDERS
-    from accelat_train.training.loggers import make_loggers
+def test_every_records_code_is_where_it_says():
+    from accelat_train import registry
+    from accelat_train.adversarial.methods import Method
+    from accelat_train.callbacks.loggers import make_loggers
 
-    assert tuple(METHODS) == choices.METHOD_NAMES
-    assert tuple(_BUILDERS) == choices.MODEL_NAMES
+    kinds = (registry.METHODS, registry.ATTACKS, registry.DATASETS, registry.MODELS,
+             registry.LOGGERS, registry.OPTIMIZERS)  # fmt: skip
+    for kind in kinds:
+        for name, entry in kind.items():
+            code = entry.load()
+            assert callable(code) or kind is registry.ATTACKS, (kind.kind, name)
+    assert all(issubclass(e.load(), Method) for e in registry.METHODS.values())
+    assert all(e.load().describe(3) for e in registry.ATTACKS.values())
     assert [type(x).__name__ for x in make_loggers(["csv"], "runs/x")] == ["CSVLogger"]

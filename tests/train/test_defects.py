@@ -108,7 +108,7 @@ def test_out_under_a_regular_file_fails_before_data_and_model_are_set_up(tmp_pat
     def no_build(*args, **kwargs):
         raise AssertionError("the data and model were set up before the folder was checked")
 
-    monkeypatch.setattr("accelat_train.training.loop.build", no_build)
+    monkeypatch.setattr("accelat_train.training.plan.build", no_build)
     cfg = dataclasses.replace(_tiny(tmp_path), out=str(tmp_path / "file" / "run"))
     with pytest.raises(RunDirError, match=rf"{tmp_path / 'file'} is a file, not a folder"):
         train(cfg)
@@ -241,7 +241,7 @@ def test_data_dir_with_digits_is_refused_not_ignored(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         main(["train", *TINY, "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert "--data-dir applies to cifar10 and cifar100" in capsys.readouterr().err
+    assert "--data-dir applies to cifar10, cifar100, folder" in capsys.readouterr().err
 
 
 def test_a_binary_policy_config_exits_2_naming_the_flag_and_the_file(tmp_path, capsys):

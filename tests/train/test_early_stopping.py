@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accelat_train import TrainConfig, TrainingDiverged, load_run, train
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.early_stopping import EarlyStopping
 from accelat_train.checkpoint import load_checkpoint
-from accelat_train.compare import arm_config
+from accelat_train.compare import arm_changes
 from accelat_train.reporting.summary import charged_passes
-from accelat_train.training.early_stopping import EarlyStopping
-from accelat_train.training.events import Callback
 from tests.train.listeners import NanAt
 
 torch.set_num_threads(1)
@@ -115,7 +115,7 @@ def test_the_config_refuses_early_stopping_on_a_metric_measured_only_at_the_end(
         TrainConfig(early_stop=3, monitor_every=0)
     # train_adv_acc is measured by training itself, every epoch
     TrainConfig(early_stop=3, early_stop_monitor="train_adv_acc", monitor_every=0)
-    assert arm_config(TrainConfig(), "constant:early_stop=4").early_stop == 4
+    assert arm_changes("constant:early_stop=4") == {"policy": "constant", "early_stop": 4}
 
 
 def test_an_early_stopped_run_is_charged_the_monitor_it_reads():

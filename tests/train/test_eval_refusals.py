@@ -75,7 +75,7 @@ def test_eval_refuses_a_data_dir_that_does_not_exist_as_train_does(run, capsys):
 def test_eval_refuses_a_data_dir_the_runs_data_set_does_not_read(run, tmp_path, capsys):
     code, _, err = _run(["eval", "--checkpoint", str(run), "--data-dir", str(tmp_path)], capsys)
     assert code == 2
-    assert "--data-dir applies to cifar10 and cifar100, folder and module:factory" in err
+    assert "--data-dir applies to cifar10, cifar100, folder and module:factory" in err
     assert "dataset 'digits'" in err
 
 

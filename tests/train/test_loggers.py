@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from accelat_train import TrainConfig, TrainingDiverged, train
-from accelat_train.training import loggers
-from accelat_train.training.events import Callback
-from accelat_train.training.loggers import CSVLogger, TensorBoardLogger, make_loggers
+from accelat_train.callbacks import loggers
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.loggers import CSVLogger, TensorBoardLogger, make_loggers
 from tests.train.listeners import NanAt
 
 pytestmark = pytest.mark.slow

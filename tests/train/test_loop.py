@@ -16,7 +16,7 @@ from accelat_train.config import TrainConfig
 from accelat_train.data import load_splits, stream
 from accelat_train.data.loader import DeviceLoader
 from accelat_train.models import NormalizedModel, build_model
-from accelat_train.training.build import make_method
+from accelat_train.registry import METHODS as METHOD_RECORDS
 from accelat_train.training.loop import train
 
 torch.set_num_threads(1)
@@ -117,7 +117,12 @@ def test_passes_per_batch_match_hand_count(digits_batch, method, per_image):
         build_model("cnn", 10, in_channels=1, image_size=8), splits.mean, splits.std
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    m = make_method(cfg, generator=torch.Generator().manual_seed(0))
+    m = METHOD_RECORDS[cfg.method].make(
+        cfg.eps,
+        replays=cfg.replays,
+        pgd_steps=cfg.pgd_steps,
+        generator=torch.Generator().manual_seed(0),
+    )
     stats = m.train_batch(model, optimizer, x, y)
     # free: 1 pass per image per replay; fgsm-rs / FGSM: attack + update; PGD-4: 4 + 1.
     assert stats.passes == per_image * len(y)
@@ -189,12 +194,13 @@ def test_default_restarts_are_three_doubling_cosine_cycles_down_to_a_thousandth(
 
 
 def test_default_plateau_is_the_core_plateau_with_accelats_rule():
-    from accelat_train.training.schedule import build_schedule
+    from accelat_train.training.run_schedule import RunSchedule, policy_for
 
     w = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([w], lr=1.0, momentum=0.9)
     cfg = TrainConfig(policy="plateau", epochs=20, lr_max=0.1)  # window = 20 // 10 = 2
-    schedule = build_schedule(cfg, optimizer, 0.1, total_steps=100)
+    policy = policy_for(cfg.policy, None, cfg.rule, 0.1, total_steps=100, epochs=cfg.epochs)
+    schedule = RunSchedule(policy, optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.1
     # best 0.5 at epoch 1; +0.004 is below the 0.005 threshold: 3 bad epochs > patience 2
     decisions = [schedule.after_epoch(m) for m in [0.5, 0.504, 0.5, 0.503]]
@@ -297,8 +303,8 @@ def test_accelat_steps_once_per_epoch_with_the_monitor(tmp_path):
 
 @pytest.mark.slow
 def test_catastrophic_overfitting_check_rolls_back_to_the_best_checkpoint(tmp_path, monkeypatch):
+    from accelat_train.callbacks import rollback
     from accelat_train.checkpoint import load_checkpoint
-    from accelat_train.training import rollback
 
     scripted = iter([0.9, 0.85, 0.4])  # the check batch's PGD accuracy: -45 points at epoch 3
     monkeypatch.setattr(rollback, "pgd_accuracy", lambda *a, **kw: next(scripted))

@@ -11,7 +11,7 @@ import torch
 
 from accelat_core.finder import CHANCE, LRFindResult, Suggestion, _cut, smooth_losses, suggest
 from accelat_train.config import TrainConfig
-from accelat_train.training import lr_range as lr_finder
+from accelat_train.training import lr_finder
 from accelat_train.training.build import build
 
 torch.set_num_threads(1)

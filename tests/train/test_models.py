@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from accelat_train.models import MODEL_NAMES, NormalizedModel, build_model
+from accelat_train.models import NormalizedModel, build_model
 from accelat_train.models.wideresnet import WideResNet
+from accelat_train.registry import MODELS
 
 torch.set_num_threads(1)
 
@@ -27,7 +28,7 @@ def built(name: str) -> nn.Module:
     return build_model(name, num_classes=7).eval()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", tuple(MODELS))
 def test_every_model_maps_cifar_images_to_class_logits(name):
     model = built(name)
     with torch.no_grad():

@@ -94,7 +94,7 @@ def test_eval_with_an_attack_whose_package_is_missing_names_the_extra(
 
 
 def test_the_library_raises_an_import_error_naming_the_extra(monkeypatch):
-    from accelat_train.training.loggers import make_loggers
+    from accelat_train.callbacks.loggers import make_loggers
 
     _hide(monkeypatch, "tensorboard")
     with pytest.raises(ImportError, match=r"pip install 'accelat\[tensorboard\]'"):

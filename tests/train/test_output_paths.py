@@ -39,7 +39,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr("accelat_train.export.export_run", work)
     monkeypatch.setattr("accelat_train.reporting.plots.plot_policy", work)
-    monkeypatch.setattr("accelat_train.training.loop.build", work)
+    monkeypatch.setattr("accelat_train.training.plan.build", work)
     monkeypatch.setattr("accelat_train.training.build.build", work)
 
 

@@ -6,7 +6,7 @@ import io
 from types import SimpleNamespace
 
 from accelat_train.adversarial.methods import BatchStats
-from accelat_train.training.progress import Progress, epoch_line
+from accelat_train.callbacks.progress import Progress, epoch_line
 
 ROW = {
     "epoch": 3, "lr": 0.05, "train_loss": 0.4357, "train_adv_acc": 0.8757, "val_acc": 0.91,
@@ -33,8 +33,8 @@ def test_epoch_line_names_the_monitor_and_the_decision():
 def _trainer(epochs=5, batches=4, stopped=None):
     """What Progress reads of a trainer."""
     return SimpleNamespace(
-        cfg=SimpleNamespace(epochs=epochs),
-        setup=SimpleNamespace(batches_per_epoch=batches),
+        epochs=epochs,
+        batches_per_epoch=batches,
         state=SimpleNamespace(last_lr=0.05, stopped=stopped),
     )
 

@@ -1,7 +1,7 @@
 """Configs and resumes you can trust: a saved run stands for a config only when it was made
 with that config (``accelat compare`` and ``demo`` reuse, resume or refuse by one check,
-:func:`accelat_train.config.run_differences`), the lr finder's result is kept apart from what
-the user asked and reused only for the setting it was found for, and a finished run whose
+:meth:`accelat_train.config.TrainConfig.differences`), the lr finder's result is kept apart
+from what the user asked and reused only for the setting it was found for, and a finished run whose
 schedule does not depend on its budget can be extended to the run it would have been.
 """
 
@@ -18,12 +18,7 @@ from accelat_train import TrainConfig, train
 from accelat_train.checkpoint import load_checkpoint
 from accelat_train.cli import main
 from accelat_train.compare import compare
-from accelat_train.config import (
-    finder_setting,
-    found_lr_max,
-    run_differences,
-    setting_differences,
-)
+from accelat_train.config import finding_differences
 from accelat_train.run_dir import RunDirError
 
 pytestmark = pytest.mark.slow
@@ -151,22 +146,22 @@ def test_compare_resumes_an_unfinished_run_of_its_config_and_refuses_one_of_anot
 # -- the one check ---------------------------------------------------------------------------
 def test_a_saved_run_differs_from_a_config_in_every_field_that_defines_the_run():
     saved = _base(lr_max=0.05).to_json()
-    assert run_differences(_base(lr_max=0.05), saved) == []
+    assert _base(lr_max=0.05).differences(saved) == []
     # where the files go and what machine runs it do not count
-    assert run_differences(_base(lr_max=0.05, out="elsewhere", device="auto"), saved) == []
+    assert _base(lr_max=0.05, out="elsewhere", device="auto").differences(saved) == []
     # the evaluation counts only when the saved evaluation is reused
     changed = _base(lr_max=0.05, eval_size=20, eps=0.05, seed=3)
-    assert run_differences(changed, saved) == [
+    assert changed.differences(saved) == [
         "eps: saved 0.1, requested 0.05", "seed: saved 0, requested 3",
     ]  # fmt: skip
-    assert "eval_size: saved 40, requested 20" in run_differences(changed, saved, evaluated=True)
-    assert run_differences(_base(lr_max=0.1), saved) == ["lr_max: saved 0.05, requested 0.1"]
+    assert "eval_size: saved 40, requested 20" in changed.differences(saved, evaluated=True)
+    assert _base(lr_max=0.1).differences(saved) == ["lr_max: saved 0.05, requested 0.1"]
 
 
 def test_a_window_is_compared_as_the_window_it_gives():
     saved = _base(policy="accelat", lr_max=0.05, epochs=20).to_json()  # window None: 2
-    assert run_differences(_base(policy="accelat", lr_max=0.05, epochs=20, window=2), saved) == []
-    assert run_differences(_base(policy="accelat", lr_max=0.05, epochs=20, window=1), saved) == [
+    assert _base(policy="accelat", lr_max=0.05, epochs=20, window=2).differences(saved) == []
+    assert _base(policy="accelat", lr_max=0.05, epochs=20, window=1).differences(saved) == [
         "window: saved None (2 for its budget), requested 1"
     ]
 
@@ -174,8 +169,8 @@ def test_a_window_is_compared_as_the_window_it_gives():
 def test_a_config_json_that_held_the_finders_lr_in_place_of_auto_asked_for_auto():
     record = {"lr_max": 0.0123, "setting": {}}
     old = {**_base().to_json(), "lr_max": 0.0123, "lr_find": record}
-    assert run_differences(_base(lr_find=record), old) == []
-    assert run_differences(_base(lr_find={**record, "lr_max": 0.02}), old) == [
+    assert _base(lr_find=record).differences(old) == []
+    assert _base(lr_find={**record, "lr_max": 0.02}).differences(old) == [
         "lr_max found by the lr finder: saved 0.0123, requested 0.02"
     ]
 
@@ -192,13 +187,13 @@ def test_a_runs_config_keeps_auto_and_the_finders_record_with_its_setting(tmp_pa
     cfg = _digits_run(out)
     saved = json.loads((out / "config.json").read_text())
     assert saved["lr_max"] == "auto"
-    assert saved["lr_find"]["setting"] == finder_setting(cfg)
+    assert saved["lr_find"]["setting"] == cfg.finder_setting()
     again = dataclasses.replace(cfg, lr_find=saved["lr_find"], out="elsewhere", eval_size=10)
-    assert found_lr_max(again) == saved["lr_find"]["lr_max"]
+    assert again.reused_lr_max() == saved["lr_find"]["lr_max"]
     # another network or data: the record does not hold
     other = dataclasses.replace(again, model="resnet20")
-    assert found_lr_max(other) is None
-    assert setting_differences(saved["lr_find"]["setting"], other) == [
+    assert other.reused_lr_max() is None
+    assert finding_differences(saved["lr_find"]["setting"], other.finder_setting()) == [
         "model: saved 'cnn', requested 'resnet20'"
     ]
 
@@ -352,16 +347,16 @@ def test_a_budget_below_the_epochs_a_run_has_trained_is_refused(tmp_path):
 
 
 def test_a_field_added_after_a_run_was_made_counts_as_its_default() -> None:
-    from accelat_train.config import TrainConfig, run_differences
+    from accelat_train.config import TrainConfig
 
     saved = TrainConfig(eps=0.1).to_json()
     del saved["anneal"], saved["early_stop"]  # as a config.json written before they existed
     # A missing early_stop is its default (0: off), the behaviour before it existed; a missing
     # anneal is no anneal, the behaviour before its default (0.3) existed.
-    assert run_differences(TrainConfig(eps=0.1, anneal=None), saved) == []
-    assert run_differences(TrainConfig(eps=0.1), saved) == [
+    assert TrainConfig(eps=0.1, anneal=None).differences(saved) == []
+    assert TrainConfig(eps=0.1).differences(saved) == [
         "anneal: saved None (no anneal in its config.json), requested 0.3"
     ]
-    assert run_differences(TrainConfig(eps=0.1, anneal=None, early_stop=3), saved) == [
+    assert TrainConfig(eps=0.1, anneal=None, early_stop=3).differences(saved) == [
         "early_stop: saved 0 (no early_stop in its config.json), requested 3"
     ]

@@ -96,7 +96,7 @@ def test_a_folder_holding_one_file_of_a_run_alone_is_refused_before_any_work(
     def no_build(*args, **kwargs):
         raise AssertionError("the run was set up before the folder was checked")
 
-    monkeypatch.setattr("accelat_train.training.loop.build", no_build)
+    monkeypatch.setattr("accelat_train.training.plan.build", no_build)
     with pytest.raises(RunDirError, match=rf"already holds a run \({kept}\)"):
         train(_cfg(out), quiet=True)
     assert (out / kept).read_bytes() == b"an earlier run's"

@@ -1,3 +1,4 @@
-"""Adversarial examples: the attacks (``attacks``: our PGD and FGSM-RS, Foolbox glue), the
-training methods built on them (``methods``), the evaluation attacks (``robust``: Foolbox and
-ART) and the per-epoch and final robust evaluations (``evaluation``)."""
+"""Adversarial examples: our fast torch attacks and what every attack shares (``attacks``),
+the training methods built on them (``methods``), the evaluation attacks (Foolbox's,
+``foolbox_attacks``; ART's, ``art_attacks``) and the robust evaluation by name (``robust``),
+and the per-epoch monitor and the final test evaluation (``evaluation``)."""

@@ -1,14 +1,17 @@
-"""L-infinity attacks: fast torch ones for training, Foolbox's, and the checks every attack's
-images pass. Evaluation by any of ``ATTACK_NAMES`` lives in :mod:`accelat_train.adversarial.robust`.
+"""L-infinity attacks: our fast torch ones for training and the monitor, and what every
+attack shares: the checks its images pass and the mode its model runs in. The evaluation's
+attacks (Foolbox's, :mod:`~accelat_train.adversarial.foolbox_attacks`, and ART's,
+:mod:`~accelat_train.adversarial.art_attacks`) run through
+:mod:`accelat_train.adversarial.robust`.
 
 All take and return images in [0, 1] (the :class:`~accelat_train.models.NormalizedModel` input)
 and never leave gradients on the model's parameters.
 
 - :func:`fgsm_rs`: FGSM with a random start (Wong et al. 2020): one gradient pass.
 - :func:`pgd`: Madry et al. PGD-k: k gradient passes.
-- :func:`foolbox_adversarial`: Foolbox 3 ``LinfPGD``, ``FGSM`` and ``LinfDeepFoolAttack``.
 - :func:`check_in_ball`: every adversarial image lies in the ε-ball around x and in [0, 1]
   (``BALL_TOLERANCE``).
+- :func:`attack_mode`: eval mode and frozen parameters while a library attacks.
 
 >>> x_adv = pgd(model, x, y, eps=8 / 255, steps=10)  # doctest: +SKIP
 """
@@ -16,24 +19,18 @@ and never leave gradients on the model's parameters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The names, aliases and help lines live in the torch-free ``choices`` (read by --help).
-from accelat_train.choices import ATTACK_ALIASES as ATTACK_ALIASES
-from accelat_train.choices import ATTACK_HELP as ATTACK_HELP
-from accelat_train.choices import ATTACK_NAMES, ATTACKS
-from accelat_train.choices import canonical_attack as canonical_attack
-from accelat_train.extras import needs_extra
-from accelat_train.models import NormalizedModel
+from accelat_train.deprecations import moved
+from accelat_train.registry import ATTACKS
 
-#: The attacks Foolbox runs and those IBM's ART runs (the names and help: ``choices``).
-FOOLBOX_NAMES = tuple(a.name for a in ATTACKS.values() if "foolbox" in a.needs)
-ART_NAMES = tuple(a.name for a in ATTACKS.values() if "art" in a.needs)
-
+#: An attack at work on one batch: ``run(xb, yb) -> [(x_adv, success) per ε]``, success where
+#: the prediction changed (:class:`accelat_train.adversarial.robust.Attack`).
+AttackRun = Callable[[torch.Tensor, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]
 
 # float32 rounding of x ± ε and of ART's projection x + clip(x' - x) is a few ulps of 1.0
 # (1.2e-7 each); anything past this is an attack that left the ε-ball or [0, 1].
@@ -120,9 +117,6 @@ def check_eps(eps: float) -> None:
         raise ValueError(f"eps must be a number in [0, 1] (pixels in [0, 1]), got {eps!r}")
 
 
-# ---------------------------------------------------------------------------------- Foolbox
-
-
 @contextlib.contextmanager
 def attack_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode, frozen parameters and no ``.grad`` for the duration, all restored afterwards.
@@ -151,60 +145,13 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def foolbox_attack(attack: str, eps: float, steps: int):  # type: ignore[no-untyped-def]
-    with needs_extra(f"the attack {attack!r}"):
-        import foolbox as fb
-
-    if attack == "linfpgd":
-        # Foolbox's default step (0.033ε) cannot leave the start region in a few steps.
-        return fb.attacks.LinfPGD(abs_stepsize=2.5 * eps / steps, steps=steps, random_start=True)
-    if attack == "fgsm":
-        return fb.attacks.FGSM()
-    return fb.attacks.LinfDeepFoolAttack(steps=steps)
-
-
-def foolbox_model(model: nn.Module, device: torch.device):  # type: ignore[no-untyped-def]
-    """Foolbox's view of ``model``: a NormalizedModel's network with its normalisation as
-    Foolbox's preprocessing, or any other model of [0, 1] images as it is."""
-    with needs_extra("Foolbox's attacks"):
-        import foolbox as fb
-
-    if not isinstance(model, NormalizedModel):
-        return fb.PyTorchModel(model, bounds=(0, 1), device=device)
-    preprocessing = dict(mean=model.mean.flatten(), std=model.std.flatten(), axis=-3)
-    return fb.PyTorchModel(model.net, bounds=(0, 1), preprocessing=preprocessing, device=device)
-
-
-def check_attack(attack: str, steps: int, names: tuple[str, ...] = ATTACK_NAMES) -> None:
-    if canonical_attack(attack) not in names:
-        raise ValueError(f"attack must be one of {names}, got {attack!r}")
+def check_attack(attack: str, steps: int) -> None:
+    """Raise ``ValueError`` unless ``attack`` names a registered attack (or an alias of one)
+    and ``steps`` is a positive int."""
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {tuple(ATTACKS)}, got {attack!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-
-
-def foolbox_adversarial(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    attack: str,
-    eps: float,
-    *,
-    steps: int = 20,
-) -> torch.Tensor:
-    """Foolbox ``attack`` (one of ``FOOLBOX_NAMES``) against the current model, in eval mode.
-
-    Returns the adversarial images clipped to the ε-ball and [0, 1]. ``steps`` is PGD's number
-    of steps (step 2.5ε/steps, random start) or DeepFool's iteration limit; FGSM ignores it.
-    """
-    check_attack(attack, steps, FOOLBOX_NAMES)
-    check_eps(eps)
-    with attack_mode(model):
-        fmodel = foolbox_model(model, x.device)
-        _, clipped, _ = foolbox_attack(attack, eps, steps)(
-            fmodel, x.detach(), y.long(), epsilons=[eps]
-        )
-    check_in_ball(attack, eps, x, clipped[0])
-    return clipped[0].detach()
 
 
 def check_in_ball(attack: str, eps: float, x: torch.Tensor, x_adv: torch.Tensor) -> None:
@@ -235,9 +182,6 @@ def check_in_ball(attack: str, eps: float, x: torch.Tensor, x_adv: torch.Tensor)
         )
 
 
-# ---------------------------------------------------------------------------------- ART
-
-
 def clean_accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000
 ) -> float:
@@ -255,3 +199,22 @@ def clean_accuracy(
     finally:
         model.train(was_training)
     return correct / len(x)
+
+
+def _named(needs: str) -> tuple[str, ...]:
+    return tuple(n for n, e in ATTACKS.items() if needs in e.needs)
+
+
+_FOOLBOX = "accelat_train.adversarial.foolbox_attacks"
+#: Names that became the records' or moved (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "ATTACK_NAMES": (lambda: tuple(ATTACKS), "tuple(accelat_train.registry.ATTACKS)"),
+    "ATTACK_HELP": (ATTACKS.helps, "accelat_train.registry.ATTACKS.helps()"),
+    "ATTACK_ALIASES": (lambda: {a: n for n, e in ATTACKS.items() for a in e.aliases},
+                       "accelat_train.registry.ATTACKS.canonical"),
+    "canonical_attack": (lambda: ATTACKS.canonical, "accelat_train.registry.ATTACKS.canonical"),
+    "FOOLBOX_NAMES": (lambda: _named("foolbox"), "the ATTACKS records that need foolbox"),
+    "ART_NAMES": (lambda: _named("art"), "the ATTACKS records that need art"),
+    "foolbox_adversarial": (f"{_FOOLBOX}:foolbox_adversarial", f"{_FOOLBOX}.foolbox_adversarial"),
+    "foolbox_model": (f"{_FOOLBOX}:foolbox_model", f"{_FOOLBOX}.foolbox_model"),
+})  # fmt: skip

@@ -13,6 +13,7 @@ on a fixed subset of the test set.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -114,6 +115,33 @@ class Monitor:
             model, self.mon_x, self.mon_y, self.eps, self.steps,
             seed=epoch_seed(self.seed, epoch, 2),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TestEvaluation:
+    """A run's test evaluation: its fixed subset of the test set (``x``, ``y``: images in
+    [0, 1] on the run's device, :func:`eval_subset`), the ``attacks`` at ``eps`` with
+    ``steps`` each, and every how many epochs it also runs during training (``every``; 0:
+    only at the end)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    attacks: tuple[str, ...]
+    eps: float
+    steps: int
+    every: int = 0
+
+    def run(self, model: nn.Module) -> dict[str, Any]:
+        """:func:`evaluate_test` of ``model`` (drawing on torch's random generator)."""
+        return evaluate_test(model, self.x, self.y, self.attacks, self.eps, steps=self.steps)
+
+    def run_seeded(self, model: nn.Module) -> dict[str, Any]:
+        """:meth:`run` from a fixed random state (as ``accelat eval``'s), so that the same
+        weights get the same figures; torch's generators are left as they were."""
+        device = self.x.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(0)
+            return self.run(model)
 
 
 def evaluate_test(

@@ -7,27 +7,33 @@ pass, counted by a forward hook on the network for every forward run with autogr
 they run). A forward alone (an evaluation) is 1/3 pass; :mod:`accelat_train.adversarial.evaluation`
 counts those.
 
-To add a method: subclass :class:`Method`, set ``name``, define ``_adversarial`` (or
-``_train`` for one that updates more than once per batch), add it to :data:`METHODS`, and
-its name and help line to :data:`accelat_train.choices.METHODS`.
+To add a method: subclass :class:`Method` in a module of your own, define ``_adversarial``
+(or ``_train`` for one that updates more than once per batch), and give it a record,
+:class:`~accelat_train.registry.MethodEntry`: its name, help line, the lr finder's attack and
+what a minibatch costs (:data:`accelat_train.registry.METHODS`, or ``METHODS.register`` for
+your own). :data:`METHODS` here is what each name builds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from accelat_train import registry
 from accelat_train.adversarial import attacks
-
-# The names and help lines live in the torch-free ``choices`` (read by --help).
-from accelat_train.choices import METHOD_HELP as METHOD_HELP
-from accelat_train.choices import METHOD_NAMES as METHOD_NAMES
+from accelat_train.adversarial.foolbox_attacks import (
+    DEEPFOOL,
+    FGSM,
+    LINF_PGD,
+    FoolboxAttack,
+)
+from accelat_train.deprecations import moved
 
 
 class BatchStats(NamedTuple):
@@ -58,7 +64,6 @@ class Method:
     starts) comes from ``generator``, which the loop reseeds per epoch.
     """
 
-    name = ""
     replays = 1
 
     def __init__(
@@ -152,8 +157,6 @@ class Method:
 class NaturalMethod(Method):
     """Plain training on clean images: 1 pass per image."""
 
-    name = "natural"
-
     def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -166,8 +169,6 @@ class FreeMethod(Method):
     ``clip(x + delta, 0, 1)``. ``delta`` is one persistent buffer the size of the batch,
     carried from minibatch to minibatch (a smaller last batch uses its first rows).
     """
-
-    name = "free"
 
     def __init__(self, eps: float, *, replays: int = 4, **kwargs: Any) -> None:
         super().__init__(eps, **kwargs)
@@ -209,8 +210,6 @@ class FgsmRsMethod(Method):
     """ "Fast is better than free" (Wong et al. 2020): FGSM from a uniform random start,
     step ``1.25 eps``, projected; 2 passes per image."""
 
-    name = "fgsm-rs"
-
     def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast(x):
             return attacks.fgsm_rs(unwrap(model), x, y, self.eps, generator=self.generator)
@@ -220,8 +219,6 @@ class PgdMethod(Method):
     """Madry et al. PGD-k training: random start, ``k = pgd_steps`` steps of ``2.5 eps / k``;
     ``k + 1`` passes per image."""
 
-    name = "pgd"
-
     def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast(x):
             return attacks.pgd(
@@ -230,40 +227,50 @@ class PgdMethod(Method):
 
 
 class FoolboxMethod(Method):
-    """Each minibatch attacked by a Foolbox attack against the current model."""
+    """Each minibatch attacked by a Foolbox attack against the current model (20 steps)."""
 
-    attack = ""
+    attack: FoolboxAttack
+
+    def _steps(self) -> int:
+        return 20
 
     def _adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        steps = self.pgd_steps if self.attack == "linfpgd" else 20
-        x_adv = attacks.foolbox_adversarial(unwrap(model), x, y, self.attack, self.eps, steps=steps)
-        return x_adv.detach()
+        return self.attack.adversarial(unwrap(model), x, y, self.eps, self._steps()).detach()
 
 
 class FoolboxPgdMethod(FoolboxMethod):
-    name, attack = "foolbox-pgd", "linfpgd"
+    """Foolbox's LinfPGD with ``pgd_steps`` steps."""
+
+    attack = LINF_PGD
+
+    def _steps(self) -> int:
+        return self.pgd_steps
 
 
 class FoolboxFgsmMethod(FoolboxMethod):
-    name, attack = "foolbox-fgsm", "fgsm"
+    attack = FGSM
 
 
 class FoolboxDeepFoolMethod(FoolboxMethod):
-    name, attack = "foolbox-deepfool", "deepfool"
+    attack = DEEPFOOL
 
 
-METHODS: dict[str, type[Method]] = {
-    m.name: m
-    for m in (
-        FreeMethod,
-        FgsmRsMethod,
-        PgdMethod,
-        FoolboxPgdMethod,
-        FoolboxFgsmMethod,
-        FoolboxDeepFoolMethod,
-        NaturalMethod,
-    )
-}
+class _Builders(Mapping[str, Callable[..., Method]]):
+    """Each registered method's builder by name (its class, for the built-ins), read from
+    :data:`accelat_train.registry.METHODS` when used."""
+
+    def __getitem__(self, name: str) -> Callable[..., Method]:
+        return registry.METHODS[name].load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.METHODS)
+
+    def __len__(self) -> int:
+        return len(registry.METHODS)
+
+
+#: What each ``--method`` name builds (``METHODS["free"]`` is :class:`FreeMethod`).
+METHODS: Mapping[str, Callable[..., Method]] = _Builders()
 
 
 #: What a forward alone (an evaluation) costs, in passes: about a third of forward + backward.
@@ -312,3 +319,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 def network(model: nn.Module) -> nn.Module:
     inner = unwrap(model)
     return getattr(inner, "net", inner)
+
+
+#: Names that became the records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "METHOD_NAMES": (lambda: tuple(registry.METHODS), "tuple(accelat_train.registry.METHODS)"),
+    "METHOD_HELP": (registry.METHODS.helps, "accelat_train.registry.METHODS.helps()"),
+})  # fmt: skip

@@ -33,7 +33,7 @@ from typing import IO
 
 import numpy as np
 
-from accelat_train.checkpoint import atomic_write
+from accelat_train.atomic_writes import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.data.folder import (
     ARCHIVE_SUFFIXES,
@@ -109,6 +109,20 @@ def read_cifar(
     if any(part in first for part in _PICKLE_DIR.values()):
         return _read_pickles(name, walk_tar(source))
     return cached(name, source, cache, lambda: _decode_images(name, walk_tar(source)))
+
+
+def read_cifar10(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``cifar10`` dataset's reader: :func:`read_cifar` of CIFAR-10."""
+    return read_cifar("cifar10", data_dir, cache_dir=cache_dir, download=download)
+
+
+def read_cifar100(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``cifar100`` dataset's reader: :func:`read_cifar` of CIFAR-100."""
+    return read_cifar("cifar100", data_dir, cache_dir=cache_dir, download=download)
 
 
 def _layouts(name: str) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelat_train.checkpoint import atomic_write
+from accelat_train.atomic_writes import atomic_write
 from accelat_train.data.arrays import ArrayData, Decoded
 from accelat_train.extras import needs_extra
 
@@ -69,6 +69,16 @@ def read_image_folder(data_dir: str | Path, *, cache_dir: str | Path | None = No
     else:
         raise ValueError(f"dataset 'folder': '{root}' is not a directory or an archive; {LAYOUT}")
     return cached("folder", root, cache_directory(cache_dir), lambda: decode_images(files, what))
+
+
+def read_folder(
+    data_dir: str | Path | None, *, cache_dir: str | Path | None = None, download: bool = False
+) -> Decoded:
+    """The ``folder`` dataset's reader (its record: :data:`accelat_train.registry.DATASETS`):
+    :func:`read_image_folder` of ``data_dir``, which it needs; nothing is downloaded."""
+    if data_dir is None:
+        raise ValueError(f"dataset 'folder' needs data_dir: {LAYOUT}")
+    return read_image_folder(data_dir, cache_dir=cache_dir)
 
 
 def cache_directory(cache_dir: str | Path | None) -> Path:

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -89,6 +90,16 @@ class DeviceLoader:
             return self.num_samples // self.batch_size
         return -(-self.num_samples // self.batch_size)
 
+    def unsharded(self) -> DeviceLoader:
+        """The same loader over the whole data set, as rank 0 of 1 (itself outside DDP): the
+        same batches a loader built without ranks gives, on the tensors already on the
+        device (nothing is copied)."""
+        if self.world_size == 1:
+            return self
+        whole = copy.copy(self)
+        whole.rank, whole.world_size, whole.num_samples = 0, 1, len(self.y)
+        return whole
+
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` batches of epoch ``epoch`` (0-based) for this rank."""
         if not isinstance(epoch, int) or epoch < 0:
@@ -149,6 +160,8 @@ class Loader(Protocol):
 
     def __len__(self) -> int: ...
 
+    def unsharded(self) -> Loader: ...
+
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
@@ -204,6 +217,14 @@ class DatasetLoader:
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
+
+    def unsharded(self) -> DatasetLoader:
+        """The same loader over the whole data set, as rank 0 of 1 (itself outside DDP)."""
+        if self.world_size == 1:
+            return self
+        whole = copy.copy(self)
+        whole.rank, whole.world_size, whole.num_samples = 0, 1, len(self.dataset)
+        return whole
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` batches of epoch ``epoch`` (0-based) for this rank."""

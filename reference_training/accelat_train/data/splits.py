@@ -1,10 +1,12 @@
 """The datasets a run trains on, split into train / val / test as ``ArrayData`` (uint8 images).
 
-The datasets (``DATASET_NAMES``): ``digits`` (scikit-learn's embedded 8x8 digits, with a fixed
-train/test split), ``cifar10`` / ``cifar100`` (read from disk by :mod:`accelat_train.data.cifar`),
-``folder`` (any image folder ``train/<class>/*`` + ``test/<class>/*`` or a tarball of one, read by
-:mod:`accelat_train.data.folder`), and a user's ``"module:factory"``
-(:mod:`accelat_train.data.factory_dataset`). ``load_splits`` holds a stratified validation split
+The datasets are the records of :data:`accelat_train.registry.DATASETS`, each read by its own
+module: ``digits`` (scikit-learn's embedded 8x8 digits, with a fixed train/test split,
+:mod:`accelat_train.data.digits`), ``cifar10`` / ``cifar100`` (read from disk by
+:mod:`accelat_train.data.cifar`), ``folder`` (any image folder ``train/<class>/*`` +
+``test/<class>/*`` or a tarball of one, read by :mod:`accelat_train.data.folder`); besides
+them a user's ``"module:factory"`` (:mod:`accelat_train.data.factory_dataset`).
+``load_splits`` holds a stratified validation split
 out of the training set (and optionally a stratified training subset), and measures the
 per-channel mean and std of the training pixels. Batching and augmentation live in
 :mod:`accelat_train.data.loader`; augmentation (random crop and flip) is on for images of
@@ -28,30 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from accelat_train.choices import DATASET_NAMES as DATASET_NAMES
-from accelat_train.data.arrays import ArrayData, Decoded
-from accelat_train.data.cifar import read_cifar
+from accelat_train.data.arrays import ArrayData
 from accelat_train.data.factory_dataset import read_factory_dataset
-from accelat_train.data.folder import LAYOUT, read_image_folder
-from accelat_train.extras import needs_extra
 from accelat_train.factory import FACTORY_SYNTAX, is_factory_name
+from accelat_train.registry import DATASETS
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
 
-# Held out from the training set when val_size is None: a fixed count for the fixed datasets,
-# DEFAULT_VAL_FRACTION of the training images (rounded) for a folder or a factory's dataset.
-DEFAULT_VAL_SIZE = {"digits": 200, "cifar10": 1000, "cifar100": 1000}
+# Held out from the training set when val_size is None: the dataset record's ``val_size``, else
+# DEFAULT_VAL_FRACTION of the training images (rounded), as for a folder or a factory's dataset.
 DEFAULT_VAL_FRACTION = 0.1
 # Random crop (4 px padding) and flip only for images at least this large on each side: on 8x8
 # digits a 4 px shift moves half the picture out of view.
 AUGMENT_MIN_SIZE = 16
-
-# The digits train/test split is part of the benchmark's definition, so its seed is fixed and
-# independent of the run's seed.
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SPLIT_SEED = 20220101
 
 
 @dataclass(frozen=True)
@@ -80,11 +73,12 @@ def load_splits(
 ) -> Splits:
     """Load ``name`` and split it: val is held out of the training set, stratified by ``seed``.
 
-    ``name`` is one of ``DATASET_NAMES`` or a user's ``"module:factory"`` (see
+    ``name`` is a registered dataset or a user's ``"module:factory"`` (see
     :mod:`accelat_train.data.factory_dataset`; called with ``data_dir=`` when one is given).
     ``train_size`` then takes a stratified subset of what is left (None: all of it).
-    ``val_size`` None means ``DEFAULT_VAL_SIZE[name]``, or for ``folder`` and a factory
-    ``DEFAULT_VAL_FRACTION`` (10 %) of the training images; 0 gives an empty val split.
+    ``val_size`` None means the dataset record's ``val_size`` (200 for digits, 1000 for CIFAR),
+    or where it has none (``folder``, a factory) ``DEFAULT_VAL_FRACTION`` (10 %) of the
+    training images; 0 gives an empty val split.
     For CIFAR, ``data_dir`` None means ``cache_dir`` (where ``download=True`` puts the archive);
     ``folder`` needs ``data_dir``. Decoded image folders are cached in ``cache_dir``.
 
@@ -92,15 +86,20 @@ def load_splits(
     >>> splits.train.x.shape, splits.classes[:3]
     ((500, 8, 8, 1), ('0', '1', '2'))
     """
-    if name not in DATASET_NAMES and not is_factory_name(name):
+    entry = DATASETS.get(name)
+    if entry is None and not is_factory_name(name):
         raise ValueError(
-            f"dataset must be one of {DATASET_NAMES} or {FACTORY_SYNTAX}, got {name!r}"
+            f"dataset must be one of {tuple(DATASETS)} or {FACTORY_SYNTAX}, got {name!r}"
         )
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    train, test, classes = _read(name, data_dir, cache_dir=cache_dir, download=download)
+    if entry is None:
+        train, test, classes = read_factory_dataset(name, data_dir)
+    else:
+        train, test, classes = entry.load()(data_dir, cache_dir=cache_dir, download=download)
     if val_size is None:
-        val_size = DEFAULT_VAL_SIZE.get(name, round(DEFAULT_VAL_FRACTION * len(train)))
+        own = None if entry is None else entry.val_size
+        val_size = round(DEFAULT_VAL_FRACTION * len(train)) if own is None else own
     return split_validation(
         name, train, test, classes, val_size=val_size, train_size=train_size, seed=seed
     )
@@ -123,7 +122,7 @@ def split_validation(
     if not isinstance(val_size, int) or not 0 <= val_size < len(train):
         raise ValueError(f"val_size must be an int in [0, {len(train)}), got {val_size!r}")
     rng = np.random.default_rng(seed)
-    val_index, rest = _stratified_split(train.y, val_size, rng)
+    val_index, rest = stratified_split(train.y, val_size, rng)
     val = train.take(val_index) if val is None else val
     if train_size is not None:
         if not isinstance(train_size, int) or not 0 < train_size <= len(rest):
@@ -131,7 +130,7 @@ def split_validation(
                 f"train_size must be an int in [1, {len(rest)}] (training set minus "
                 f"{val_size} for val), got {train_size!r}"
             )
-        keep, _ = _stratified_split(train.y[rest], train_size, rng)
+        keep, _ = stratified_split(train.y[rest], train_size, rng)
         rest = rest[keep]
     train = train.take(rest)
     mean, std = _channel_stats(train.x)
@@ -139,35 +138,7 @@ def split_validation(
     return Splits(name, train, val, val if test is None else test, classes, mean, std, augment)
 
 
-def _read(
-    name: str, data_dir: str | Path | None, *, cache_dir: str | Path | None, download: bool
-) -> Decoded:
-    """(train, test, classes) of dataset ``name`` as stored, before any split."""
-    if name == "digits":
-        return _digits()
-    if name == "folder":
-        if data_dir is None:
-            raise ValueError(f"dataset 'folder' needs data_dir: {LAYOUT}")
-        return read_image_folder(data_dir, cache_dir=cache_dir)
-    if name in DATASET_NAMES:
-        return read_cifar(name, data_dir, cache_dir=cache_dir, download=download)
-    return read_factory_dataset(name, data_dir)
-
-
-def _digits() -> Decoded:
-    with needs_extra("the digits dataset"):
-        from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    # Values are 0..16; round(v * 255 / 16) keeps all 17 levels distinct in uint8.
-    x = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    data = ArrayData(x, bunch.target.astype(np.int64))
-    rng = np.random.default_rng(DIGITS_SPLIT_SEED)
-    test, train = _stratified_split(data.y, round(DIGITS_TEST_FRACTION * len(data)), rng)
-    return data.take(np.sort(train)), data.take(np.sort(test)), tuple(str(c) for c in range(10))
-
-
-def _stratified_split(
+def stratified_split(
     y: np.ndarray, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (picked, rest): ``k`` picked at random with each class in proportion (±1)."""

@@ -1,8 +1,9 @@
 """Image classifiers for CIFAR-sized (32x32) and digits-sized (8x8) inputs.
 
 Every network from :func:`build_model` expects NORMALISED input; wrap it in
-:class:`NormalizedModel` to train and attack on [0, 1] pixels. Besides the built-in
-``MODEL_NAMES``, ``build_model`` takes a user's own network as ``"module:factory"``.
+:class:`NormalizedModel` to train and attack on [0, 1] pixels. Besides the registered networks
+(:data:`accelat_train.registry.MODELS`, each in its own module here), ``build_model`` takes a
+user's own network as ``"module:factory"``.
 
 >>> net = build_model("resnet20", num_classes=10)
 >>> model = NormalizedModel(net, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
@@ -12,29 +13,16 @@ torch.Size([2, 10])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from accelat_train.choices import MODEL_NAMES
+from accelat_train.deprecations import moved
 from accelat_train.factory import FACTORY_SYNTAX, call_factory, is_factory_name
+from accelat_train.registry import MODELS
 
-from .cnn import SmallCNN
-from .mobilenetv2 import MobileNetV2
-from .preact import preact_resnet18
-from .resnet import init_weights, resnet20, resnet50
-from .wideresnet import wrn28_10, wrn34_10
-
-_BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
-    "cnn": SmallCNN,
-    "resnet20": resnet20,
-    "preact18": preact_resnet18,
-    "mobilenetv2": MobileNetV2,
-    "resnet50": resnet50,
-    "wrn28-10": wrn28_10,
-    "wrn34-10": wrn34_10,
-}
+from .resnet import init_weights
 
 
 def build_model(
@@ -42,7 +30,7 @@ def build_model(
 ) -> nn.Module:
     """The network ``name`` for ``in_channels`` x ``image_size``^2 input.
 
-    ``name`` is one of ``MODEL_NAMES``, or ``"module:factory"``: a user's network, built as
+    ``name`` is a registered network, or ``"module:factory"``: a user's network, built as
     ``factory(num_classes=..., in_channels=...)``, which must return an ``nn.Module`` that, like
     the built-ins, takes NORMALISED input (:class:`NormalizedModel` wraps it) and handles
     ``image_size``. The built-ins end in global average pooling, so any ``image_size`` >= 8
@@ -53,16 +41,17 @@ def build_model(
     >>> build_model("torch.nn:Identity", num_classes=10)  # a factory taking keywords it ignores
     Identity()
     """
-    if name not in _BUILDERS and not is_factory_name(name):
-        raise ValueError(f"model must be one of {MODEL_NAMES} or {FACTORY_SYNTAX}, got {name!r}")
+    if name not in MODELS and not is_factory_name(name):
+        raise ValueError(f"model must be one of {tuple(MODELS)} or {FACTORY_SYNTAX}, got {name!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
-    if name in _BUILDERS:
-        return _BUILDERS[name](num_classes, in_channels)
+    if name in MODELS:
+        built: nn.Module = MODELS[name].load()(num_classes, in_channels)
+        return built
     net = call_factory("model", name, num_classes=num_classes, in_channels=in_channels)
     if not isinstance(net, nn.Module):
         raise ValueError(f"model {name!r}: returned a {type(net).__name__}, not a torch.nn.Module")
@@ -93,4 +82,10 @@ class NormalizedModel(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-__all__ = ["MODEL_NAMES", "NormalizedModel", "build_model", "init_weights"]
+__all__ = ["NormalizedModel", "build_model", "init_weights"]
+
+
+#: A name that became the model records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "MODEL_NAMES": (lambda: tuple(MODELS), "tuple(accelat_train.registry.MODELS)"),
+})  # fmt: skip

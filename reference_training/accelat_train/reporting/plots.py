@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accelat_core import Policy, Schedule
-from accelat_train.checkpoint import atomic_write
+from accelat_train.atomic_writes import atomic_write
 from accelat_train.extras import needs_extra
 from accelat_train.output_path import check_output_path
 from accelat_train.parsers import MAX_PLOT_STEPS

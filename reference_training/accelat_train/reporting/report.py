@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from accelat_train.checkpoint import atomic_write_text
+from accelat_train.atomic_writes import atomic_write_text
 from accelat_train.reporting import plots
 from accelat_train.run_dir import RunDir, RunDirError, read_json
 

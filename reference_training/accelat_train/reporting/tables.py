@@ -1,5 +1,6 @@
-"""The Markdown tables of a comparison (``report.compare_summary``'s dict): the main table,
-every pass counted, and the per-seed values.
+"""The Markdown tables of a comparison (the dict of
+:func:`accelat_train.reporting.summary.compare_summary`): the main table, every pass counted,
+the per-seed values and the budget sweep's frontier.
 
 >>> print(format_seeds({"policies": {"step": {"seeds": [
 ...     {"seed": 0, "passes_to_target": 1500, "final_robust_acc": 0.5}]}}}))

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
+from accelat_train.callbacks.callback import Callback
 from accelat_train.config import GIVEN, TrainConfig
 from accelat_train.data.given import given_splits
 from accelat_train.trained import Run, load_run
-from accelat_train.training.events import Callback
 from accelat_train.training.loop import train as train_run
 
 

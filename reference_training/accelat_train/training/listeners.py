@@ -1,58 +1,42 @@
-"""The listeners every run has, in the order they hear each event, and the report writer.
+"""The listeners every run has, in the order they hear each event
+(:mod:`accelat_train.callbacks` holds them):
 
-- :class:`~accelat_train.training.averaging.Averaging` (``--ema-epochs``): the weight
+- :class:`~accelat_train.callbacks.averaging.Averaging` (``--ema-epochs``): the weight
   average, updated after every optimizer step; the model the run evaluates;
-- :class:`~accelat_train.training.rollback.OverfitRollback` (``--co-check``): it may roll
+- :class:`~accelat_train.callbacks.rollback.OverfitRollback` (``--co-check``): it may roll
   back and stop at an epoch's end;
 - the caller's ``callbacks``, in their order;
-- :class:`~accelat_train.training.early_stopping.EarlyStopping` (``--early-stop``): it may
+- :class:`~accelat_train.callbacks.early_stopping.EarlyStopping` (``--early-stop``): it may
   stop the run and restore ``best.pt`` at an epoch's end (after the caller's listeners, so
   that one of them may set the metric it reads);
-- :class:`~accelat_train.training.progress.Progress`: bars and one line per epoch;
-- :class:`~accelat_train.training.checkpoints.CheckpointSaver`: ``metrics.jsonl``,
+- :class:`~accelat_train.callbacks.progress.Progress`: bars and one line per epoch;
+- :class:`~accelat_train.callbacks.metrics_log.MetricsLog` and
+  :class:`~accelat_train.callbacks.checkpoint_saver.CheckpointSaver`: ``metrics.jsonl``,
   ``best.pt``, ``checkpoint.pt``: last at an epoch's end, so that whatever a listener did
   to the epoch (a stop, its own state) is in the checkpoint;
-- :class:`RunReport`: ``report.json`` and ``curves.png`` after the final evaluation.
+- :class:`~accelat_train.callbacks.run_report.RunReport`: ``report.json`` and ``curves.png``
+  after the final evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from accelat_train.reporting.report import write_run_report
-from accelat_train.training.averaging import Averaging
-from accelat_train.training.checkpoints import CheckpointSaver
-from accelat_train.training.early_stopping import EarlyStopping
-from accelat_train.training.events import Callback, Callbacks
-from accelat_train.training.progress import Progress
-from accelat_train.training.rollback import OverfitRollback
+from accelat_train.callbacks.callback import Callback, Callbacks
+from accelat_train.callbacks.checkpoint_saver import CheckpointSaver
+from accelat_train.callbacks.metrics_log import MetricsLog
+from accelat_train.callbacks.progress import Progress
+from accelat_train.callbacks.run_report import RunReport
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
+    from accelat_train.training.plan import RunPlan
 
 
-class RunReport(Callback):
-    """Writes ``report.json`` and ``curves.png`` once the final evaluation is done (rank 0)."""
-
-    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
-        if trainer.is_main:
-            write_run_report(trainer.run_dir.path, result)
-
-
-def listeners(trainer: Trainer, callbacks: Sequence[Callback], *, quiet: bool) -> Callbacks:
-    """The listeners of ``trainer``'s run, built in and the caller's, in order (the module
+def listeners(plan: RunPlan, callbacks: Sequence[Callback], *, quiet: bool) -> Callbacks:
+    """The listeners of ``plan``'s run, built in and the caller's, in order (the module
     docstring)."""
-    cfg, setup = trainer.cfg, trainer.setup
-    first: list[Callback] = []
-    if cfg.ema_epochs > 0:
-        first.append(Averaging.for_run(trainer))
-    if cfg.co_check:
-        batch = next(setup.loader.epoch(0))
-        first.append(OverfitRollback(batch, cfg.eps, cfg.seed))
-    stopping: list[Callback] = []
-    if cfg.early_stop:
-        stopping.append(EarlyStopping(cfg.early_stop, min_delta=cfg.early_stop_min_delta,
-                                      monitor=cfg.early_stop_monitor))  # fmt: skip
-    last = [Progress(quiet=quiet), CheckpointSaver(), RunReport()]
+    first = [c for c in (plan.averaging, plan.rollback) if c is not None]
+    stopping = [] if plan.early_stopping is None else [plan.early_stopping]
+    last = [Progress(quiet=quiet), MetricsLog(), CheckpointSaver(), RunReport()]
     return Callbacks([*first, *callbacks, *stopping, *last])

@@ -9,13 +9,15 @@ Units and conventions (they matter for comparing policies):
   updates per epoch.
 - **Gradient passes** are counted by :mod:`accelat_train.adversarial.methods`; under DDP
   the count is summed over ranks.
-- **Scheduler unit**: see :mod:`accelat_train.training.schedule`.
+- **Scheduler unit**: see :mod:`accelat_train.training.run_schedule`.
 
-Everything that is not the algorithm listens to the loop's events
-(:mod:`accelat_train.training.events`; the listeners and their order:
+The run is resolved once, before its first epoch (:func:`~accelat_train.training.plan.plan_run`:
+how it starts, its data and model, its lr_max, its schedule, what it evaluates), then trained
+(:func:`run_plan`). Everything that is not the algorithm listens to the loop's events
+(:mod:`accelat_train.callbacks`; the listeners and their order:
 :mod:`accelat_train.training.listeners`): the checkpoints and ``best.pt``, progress, the
-overfitting rollback, weight averaging, the report, and the caller's ``callbacks``. The run
-folder's layout is :class:`~accelat_train.run_dir.RunDir`'s.
+overfitting rollback, weight averaging, early stopping, the report, and the caller's
+``callbacks``. The run folder's layout is :class:`~accelat_train.run_dir.RunDir`'s.
 
 >>> from accelat_train import TrainConfig, train
 >>> train(TrainConfig(dataset="digits", eps=0.1, epochs=2, out="runs/a"))  # doctest: +SKIP
@@ -25,26 +27,23 @@ PosixPath('runs/a')
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from accelat_train.config import TrainConfig, finder_setting, found_lr_max, setting_differences
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.loggers import make_loggers
+from accelat_train.config import TrainConfig
 from accelat_train.data import Splits
 from accelat_train.run_dir import RunDir
 from accelat_train.training import distributed
-from accelat_train.training.build import build, resolve_device
-from accelat_train.training.events import Callback
+from accelat_train.training.build import resolve_device
 from accelat_train.training.listeners import listeners
-from accelat_train.training.loggers import make_loggers
-from accelat_train.training.lr_range import resolve_lr_max
-from accelat_train.training.resume import Opened, open_run
+from accelat_train.training.plan import RunPlan, plan_run
 from accelat_train.training.trainer import Trainer, TrainingDiverged
 
-__all__ = ["Trainer", "TrainingDiverged", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "run_plan", "train"]
 
 
 def train(
@@ -65,7 +64,7 @@ def train(
     a new ``epochs`` extends a run that does not depend on its budget), ``restart=True``
     moves it to a new folder ``OUT.previous-N`` and starts over, and without either it is
     refused (:mod:`accelat_train.training.resume`). The loggers ``cfg.log`` names
-    (:func:`~accelat_train.training.loggers.make_loggers`) and ``callbacks`` listen to the
+    (:func:`~accelat_train.callbacks.loggers.make_loggers`) and ``callbacks`` listen to the
     loop's events among the built-in listeners (after averaging and the rollback, before
     progress and the checkpoints: :mod:`accelat_train.training.listeners`), so that a
     checkpoint holds what they did. The folder is locked for the run's
@@ -84,10 +83,9 @@ def train(
     info = distributed.init_from_env(resolve_device(cfg.device).type)
     try:
         with run_dir.claimed() if info.is_main else contextlib.nullcontext(run_dir):
-            opened = open_run(cfg, run_dir, resume=resume, restart=restart, is_main=info.is_main)
-            distributed.barrier(info)  # every rank has looked before anything is written
-            _train(cfg, run_dir, info, callbacks, opened, quiet=quiet or not info.is_main,
-                   given=(model, data))  # fmt: skip
+            plan = plan_run(cfg, run_dir, info, resume=resume, restart=restart, model=model,
+                            data=data)  # fmt: skip
+            run_plan(plan, callbacks, quiet=quiet or not info.is_main)
         # Every rank waits for rank 0's test evaluation and report before any leaves.
         distributed.barrier(info)
         return run_dir.path
@@ -95,46 +93,18 @@ def train(
         distributed.shutdown(info)
 
 
-def _train(
-    cfg: TrainConfig,
-    run_dir: RunDir,
-    info: distributed.DistInfo,
-    callbacks: Sequence[Callback],
-    opened: Opened,
-    *,
-    quiet: bool,
-    given: tuple[torch.nn.Module | None, Splits | None],
-) -> None:
-    setup = build(cfg, dist_info=info, model=given[0], data=given[1])
-    lr_max, found = _lr_max(cfg, setup, run_dir, opened.lr_max)
-    trainer = Trainer(cfg, setup, run_dir, lr_max)
-    trainer.events = listeners(trainer, callbacks, quiet=quiet)
-    trainer.start(opened.checkpoint, found)
-    if opened.config is not None and info.is_main:
-        run_dir.write_config(opened.config)  # the run's new budget, once it is restored
-    trainer.events.on_train_begin(trainer)
+def run_plan(plan: RunPlan, callbacks: Sequence[Callback] = (), *, quiet: bool = False) -> None:
+    """Train the run ``plan`` resolved: train an epoch, measure, let the policy decide, until
+    the budget or a stop; then the final test. The listeners (built in, and ``callbacks``)
+    hear each step."""
+    trainer = Trainer(plan)
+    trainer.events = events = listeners(plan, callbacks, quiet=quiet)
+    trainer.start()
+    events.on_train_begin(trainer.view)
     for epoch in trainer.epochs():
         record = trainer.train_epoch(epoch)
         trainer.measure(record)
         trainer.decide(record)
-        trainer.events.on_epoch_end(trainer, record)
-    trainer.events.on_train_end(trainer, trainer.evaluate())
-
-
-def _lr_max(
-    cfg: TrainConfig, setup: Any, run_dir: RunDir, saved: float | None
-) -> tuple[float | None, dict[str, Any] | None]:
-    """The run's lr_max and the finder record it starts from: a resumed run's own, the
-    record ``cfg`` carries when it was found for this setting, or a new range test's."""
-    reused = found_lr_max(cfg) if saved is None else None
-    if cfg.lr_find is not None and reused is None and saved is None and cfg.lr_max == "auto":
-        differs = setting_differences(cfg.lr_find.get("setting"), cfg)
-        warnings.warn(
-            f"lr finder: the recorded lr_max {cfg.lr_find.get('lr_max')!r} does not hold for "
-            f"this run ({'; '.join(differs)}); running the range test again",
-            stacklevel=3,
-        )
-    lr_max, found = resolve_lr_max(cfg, setup, run_dir.lr_find_plot, saved=saved or reused)
-    if found is not None:
-        found = {**found, "setting": finder_setting(cfg)}
-    return lr_max, found if reused is None else cfg.lr_find
+        events.on_epoch_end(trainer.view, record)
+        distributed.barrier(trainer.info)  # every rank waits for rank 0's checkpoint
+    events.on_train_end(trainer.view, trainer.evaluate())

@@ -1,5 +1,5 @@
-"""The optimizers a run can train with: SGD (built in :mod:`accelat_train.training.build`),
-and the LR-free peers a user would pick instead of an lr schedule (``--optimizer``, or the
+"""The optimizers a run can train with (their records: :data:`accelat_train.registry.OPTIMIZERS`):
+SGD, and the LR-free peers a user would pick instead of an lr schedule (``--optimizer``, or the
 ``schedulefree`` / ``prodigy`` policies of the catalogue, which imply them).
 
 - ``schedulefree``: ``schedulefree.SGDScheduleFree`` (Defazio et al. 2024) at its defaults
@@ -16,8 +16,9 @@ Neither reads the lr finder (``--lr-max auto`` means their own lr 1.0), so none 
 passes are charged to them; the schedule writes their lr (momentum is not driven). Both come
 from the ``[peers]`` extra.
 
->>> optimizer_name(TrainConfig(policy="schedulefree")), optimizer_name(TrainConfig())
-('schedulefree', 'sgd')
+>>> sgd([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9, weight_decay=0.0,
+...     nesterov=False).defaults["momentum"]
+0.9
 """
 
 from __future__ import annotations
@@ -28,39 +29,42 @@ from typing import Any
 import torch
 from torch import nn
 
-from accelat_train.catalogue import LR_FREE_LR
-from accelat_train.config import TrainConfig, resolved_optimizer
 from accelat_train.extras import needs_extra
 
 
-def optimizer_name(cfg: TrainConfig) -> str:
-    """The optimizer a run trains with: ``cfg.optimizer``, else its policy's, else SGD."""
-    return resolved_optimizer(cfg.optimizer, cfg.policy, cfg.policy_config)
+def sgd(
+    params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float, nesterov: bool,
+    **_: Any,
+) -> torch.optim.Optimizer:  # fmt: skip
+    """``torch.optim.SGD``: the optimizer of the lr schedules."""
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+    )
 
 
-def make_optimizer(
-    name: str,
-    params: Iterable[Any],
-    *,
-    momentum: float,
-    weight_decay: float,
-    total_updates: int,
-    warmup: float = 0.05,
+def schedule_free(
+    params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
+    total_updates: int, warmup: float, **_: Any,
+) -> torch.optim.Optimizer:  # fmt: skip
+    """``schedulefree.SGDScheduleFree``, warmed up over ``warmup`` of the run's updates."""
+    with needs_extra("the optimizer 'schedulefree'"):
+        from schedulefree import SGDScheduleFree
+
+    return SGDScheduleFree(
+        params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        warmup_steps=int(warmup * total_updates),
+    )  # fmt: skip
+
+
+def prodigy(
+    params: Iterable[Any], *, lr: float, weight_decay: float, **_: Any
 ) -> torch.optim.Optimizer:
-    """The LR-free optimizer ``name`` (schedulefree or prodigy), built as its README says."""
-    if name == "schedulefree":
-        with needs_extra("the optimizer 'schedulefree'"):
-            from schedulefree import SGDScheduleFree
-
-        return SGDScheduleFree(
-            params, lr=LR_FREE_LR, momentum=momentum, weight_decay=weight_decay,
-            warmup_steps=int(warmup * total_updates),
-        )  # fmt: skip
+    """``prodigyopt.Prodigy`` with its README's settings for unstable starts."""
     with needs_extra("the optimizer 'prodigy'"):
         from prodigyopt import Prodigy
 
     return Prodigy(
-        params, lr=LR_FREE_LR, weight_decay=weight_decay, safeguard_warmup=True,
+        params, lr=lr, weight_decay=weight_decay, safeguard_warmup=True,
         use_bias_correction=True,
     )  # fmt: skip
 

@@ -9,9 +9,9 @@ and decides:
   ``RUN.previous-N`` (:meth:`~accelat_train.run_dir.RunDir.move_aside`; nothing is deleted,
   and one line names the folder), and the run starts afresh;
 - otherwise a run is continued only with ``resume=True``, and only a run of the same config
-  (:func:`~accelat_train.config.run_differences`) whose checkpoint holds the trainer's layout
-  and agrees with ``metrics.jsonl``
-  (:func:`~accelat_train.training.checkpoints.check_checkpoint`). A run killed before its
+  (:meth:`~accelat_train.config.TrainConfig.differences`) whose checkpoint holds the
+  trainer's layout and agrees with ``metrics.jsonl``
+  (:func:`~accelat_train.training.run_checkpoint.check_checkpoint`). A run killed before its
   first checkpoint (its config, the finder's plot, at most the first epoch's line and
   ``best.pt``) starts again: a resume cuts what came after its checkpoint anyway.
 
@@ -33,15 +33,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from string import Template
 from typing import Any
 
 from accelat_train.catalogue import CATALOGUE
-from accelat_train.config import TrainConfig, lr_used, resolved_optimizer, run_differences
+from accelat_train.config import TrainConfig, lr_used
+from accelat_train.registry import OPTIMIZERS
 from accelat_train.run_dir import RunDir, RunDirError
-from accelat_train.training.checkpoints import check_checkpoint
-from accelat_train.training.schedule import policy_for
+from accelat_train.training.run_checkpoint import check_checkpoint
+from accelat_train.training.run_schedule import policy_for
 
 #: How a refusal names the choices: (Python's words, the command line's).
 _WORDS = {
@@ -102,8 +104,17 @@ def open_run(
         )
     saved = run_dir.read_config()
     if cfg.epochs != saved.get("epochs"):
-        _check_new_budget(cfg, saved, run_dir)
-    differs = run_differences(cfg, saved, new_budget=True)
+
+        def policy_at(epochs: int) -> dict[str, Any]:
+            """The run's policy config for a budget of ``epochs``."""
+            steps = epochs * _updates_per_epoch(saved)
+            policy = policy_for(cfg.policy, cfg.policy_config, cfg.rule, 1.0,
+                                total_steps=steps, epochs=epochs)  # fmt: skip
+            return policy.get_config()
+
+        shaped = _shaped_by_budget(cfg.policy, cfg.policy_config, cfg.optimizer_name)
+        _check_new_budget(run_dir, saved, cfg.epochs, shaped, policy_at)
+    differs = cfg.differences(saved, new_budget=True)
     if differs:
         raise refusal(
             f"$resume: {run_dir.path} holds a run of another config ({'; '.join(differs)}); "
@@ -115,28 +126,32 @@ def open_run(
         raise refusal(
             f"{run_dir.path} holds {names} but no checkpoint.pt: it cannot be resumed; {again}"
         )
-    return _resumed(cfg, run_dir, saved)
+    needs_lr = cfg.policy_config is None and not OPTIMIZERS[cfg.optimizer_name].lr_free
+    opened = _resumed(run_dir, saved, cfg.epochs, needs_lr=needs_lr)
+    if cfg.epochs == saved["epochs"]:
+        return opened
+    extended = {**saved, "epochs": cfg.epochs, "window": cfg.window}
+    return dataclasses.replace(opened, config=extended)
 
 
-def _resumed(cfg: TrainConfig, run_dir: RunDir, saved: dict[str, Any]) -> Opened:
-    """The checkpoint, checked against its schema and its folder, and the lr it started from."""
+def _resumed(run_dir: RunDir, saved: dict[str, Any], epochs: int, *, needs_lr: bool) -> Opened:
+    """The checkpoint, checked against its schema, its folder and the budget ``epochs``, and
+    the lr it started from (which a run that ``needs_lr`` from the finder must have kept)."""
     checkpoint = run_dir.load_checkpoint()
     check_checkpoint(checkpoint, run_dir.checkpoint, run_dir.metrics)
-    if checkpoint["epoch"] > cfg.epochs:
+    if checkpoint["epoch"] > epochs:
         raise refusal(
-            f"${{epochs}}{cfg.epochs}: the run in {run_dir.path} has trained "
+            f"${{epochs}}{epochs}: the run in {run_dir.path} has trained "
             f"{checkpoint['epoch']} epochs already; give it a budget of at least that"
         )
     lr_max = lr_used(saved)
-    sgd = resolved_optimizer(cfg.optimizer, cfg.policy, cfg.policy_config) == "sgd"
-    if lr_max is None and sgd and cfg.policy_config is None:
+    if lr_max is None and needs_lr:
         raise refusal(
             f"{run_dir.config} asks for lr_max 'auto' but holds no lr_find record of the lr "
             "it found: the run cannot be resumed at its lr; pass $restart to move it aside "
             "and start over, or choose another $out"
         )
-    extended = {**saved, "epochs": cfg.epochs, "window": cfg.window}
-    return Opened(checkpoint, lr_max, extended if cfg.epochs != saved["epochs"] else None)
+    return Opened(checkpoint, lr_max)
 
 
 def _never_checkpointed(run_dir: RunDir, held: list[Any]) -> bool:
@@ -151,34 +166,37 @@ def _never_checkpointed(run_dir: RunDir, held: list[Any]) -> bool:
     return set(held) <= early and lines <= 1
 
 
-def _check_new_budget(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) -> None:
-    """Refuse a new budget for a run that depends on its budget, saying why and what to do
-    (the module docstring)."""
+def _updates_per_epoch(saved: dict[str, Any]) -> int:
+    updates = saved.get("updates_per_epoch")
+    return updates if isinstance(updates, int) and updates > 0 else 1
+
+
+def _check_new_budget(
+    run_dir: RunDir,
+    saved: dict[str, Any],
+    epochs: int,
+    shaped: str | None,
+    policy_at: Callable[[int], dict[str, Any]],
+) -> None:
+    """Refuse the budget ``epochs`` for the run ``saved`` when it depends on its budget
+    (``shaped`` says why) or its policy's config (``policy_at(budget)``) would change with
+    it, saying why and what to do (the module docstring)."""
     budget = saved.get("epochs")
-    lead = f"${{epochs}}{cfg.epochs}: the run in {run_dir.path} was trained for {budget} epochs"
-    new_run = (
-        f"start a new run with ${{epochs}}{cfg.epochs} (in another $out, or here with $restart)"
-    )
-    shaped = _shaped_by_budget(cfg)
+    lead = f"${{epochs}}{epochs}: the run in {run_dir.path} was trained for {budget} epochs"
+    new_run = f"start a new run with ${{epochs}}{epochs} (in another $out, or here with $restart)"
     if shaped:
         raise refusal(
             f"{lead} and {shaped}, so continuing it could not give the run a budget of "
-            f"{cfg.epochs} epochs gives; {new_run}, or give the shape you want with "
+            f"{epochs} epochs gives; {new_run}, or give the shape you want with "
             "$policy_config"
         )
     if not isinstance(budget, int) or budget < 1:
         raise refusal(f"{run_dir.config} holds no budget (epochs {budget!r}); {new_run}")
-    updates = saved.get("updates_per_epoch")
-    per_epoch = updates if isinstance(updates, int) and updates > 0 else 1
-    before = policy_for(
-        dataclasses.replace(cfg, epochs=budget), 1.0, total_steps=budget * per_epoch
-    )
-    after = policy_for(cfg, 1.0, total_steps=cfg.epochs * per_epoch)
-    old, new = before.get_config(), after.get_config()
-    changed = [k for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
+    before, after = policy_at(budget), policy_at(epochs)
+    changed = [k for k in sorted({*before, *after}) if before.get(k) != after.get(k)]
     if changed:
         keep = (
-            f"; pass ${{window}}{old['window']} to keep the run's window"
+            f"; pass ${{window}}{before['window']} to keep the run's window"
             if "window" in changed
             else "; AccelAT's anneal ends by the budget: a run trained with $no_anneal can be "
             "extended"
@@ -186,17 +204,18 @@ def _check_new_budget(cfg: TrainConfig, saved: dict[str, Any], run_dir: RunDir) 
             else ""
         )
         raise refusal(
-            f"{lead}, and with a budget of {cfg.epochs} its policy would change ("
-            + ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-            + f"){keep} (the result is then the run a budget of {cfg.epochs} epochs with it "
+            f"{lead}, and with a budget of {epochs} its policy would change ("
+            + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed)
+            + f"){keep} (the result is then the run a budget of {epochs} epochs with it "
             f"gives), or {new_run}"
         )
 
 
-def _shaped_by_budget(cfg: TrainConfig) -> str | None:
-    """Why ``cfg``'s run depends on its budget (None when it does not)."""
-    if cfg.policy_config is None and CATALOGUE[cfg.policy].budget_shaped:
-        return f"its policy {cfg.policy!r} is shaped by the budget (scaled to the run's length)"
-    if resolved_optimizer(cfg.optimizer, cfg.policy, cfg.policy_config) == "schedulefree":
-        return "its optimizer, schedule-free SGD, warms up over a fraction of the run's updates"
+def _shaped_by_budget(policy: str, policy_config: Any, optimizer: str) -> str | None:
+    """Why a run of ``policy`` (or ``policy_config``) and ``optimizer`` depends on its
+    budget (None when it does not)."""
+    if policy_config is None and CATALOGUE[policy].budget_shaped:
+        return f"its policy {policy!r} is shaped by the budget (scaled to the run's length)"
+    if OPTIMIZERS[optimizer].budget_shaped:
+        return f"its optimizer {optimizer!r} ({OPTIMIZERS[optimizer].help}) is shaped by the budget"
     return None

@@ -1,7 +1,8 @@
-"""The :class:`Trainer`: one run in progress, the steps of the loop, as listeners see it.
+"""The :class:`Trainer`: one run in progress, from its plan; the steps of the loop.
 
-The loop itself (:func:`accelat_train.training.loop.train`) calls these steps in order:
-``train_epoch``, ``measure``, ``decide``, and at the end ``evaluate``.
+The loop (:func:`accelat_train.training.loop.run_plan`) calls these steps in order:
+``start``, then per epoch ``train_epoch``, ``measure``, ``decide``, and at the end
+``evaluate``; the listeners hear each event through the trainer's :attr:`~Trainer.view`.
 """
 
 from __future__ import annotations
@@ -13,24 +14,15 @@ from typing import Any
 
 import torch
 
-from accelat_train.adversarial.evaluation import (
-    Monitor,
-    as_tensors,
-    epoch_seed,
-    eval_subset,
-    evaluate_test,
-)
+from accelat_train.adversarial.evaluation import epoch_seed
 from accelat_train.adversarial.methods import FORWARD_ONLY, NonFiniteLoss, PassCounter, network
+from accelat_train.callbacks.callback import Callbacks, RunView
+from accelat_train.callbacks.record import EpochRecord, RunState
 from accelat_train.checkpoint import load_weights
-from accelat_train.config import TrainConfig
 from accelat_train.data import stream
-from accelat_train.run_dir import RunDir
 from accelat_train.training import distributed, optimizers
-from accelat_train.training.build import Setup
-from accelat_train.training.checkpoints import restore
-from accelat_train.training.events import Callbacks
-from accelat_train.training.record import EpochRecord, RunState
-from accelat_train.training.schedule import build_schedule
+from accelat_train.training.plan import RunPlan
+from accelat_train.training.run_checkpoint import restore
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,76 +30,95 @@ class TrainingDiverged(RuntimeError):
 
 
 class Trainer:
-    """One run in progress: its config, setup, schedule and counters, as listeners see it.
+    """One run in progress: its plan (:class:`~accelat_train.training.plan.RunPlan`), its
+    counters (``state``) and its listeners (``events``, which hear it through ``view``).
 
     ``model`` is what trains (and what is saved for resume); ``evaluated`` is what the run
-    evaluates (the monitor, ``best.pt``, the final test): the same model, or the averaged
-    one when a listener (weight averaging) sets it.
+    evaluates (the monitor, ``best.pt``, the final test): the same model, or its average, as
+    the plan says.
     """
 
-    def __init__(
-        self, cfg: TrainConfig, setup: Setup, run_dir: RunDir, lr_max: float | None
-    ) -> None:
-        self.cfg, self.setup, self.run_dir, self.lr_max = cfg, setup, run_dir, lr_max
-        self.info = setup.dist
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan, setup = plan, plan.setup
+        self.setup, self.run_dir, self.info = setup, plan.run_dir, setup.dist
         self.model: torch.nn.Module = setup.model
-        self.evaluated: torch.nn.Module = setup.model
-        self.optimizer = setup.optimizer
+        self.evaluated: torch.nn.Module = plan.evaluated
+        self.optimizer, self.schedule = setup.optimizer, plan.schedule
         self.state = RunState()
         self.events = Callbacks([])
-        total = cfg.epochs * setup.updates_per_epoch
-        self.schedule = build_schedule(
-            cfg, setup.optimizer, lr_max, total_steps=total, samples=monitor_samples(setup)
-        )
-        self.monitor = Monitor(
-            as_tensors(setup.splits.val, setup.device), size=cfg.monitor_size,
-            steps=cfg.monitor_steps, eps=cfg.eps, seed=cfg.seed,
+        self.view = RunView(
+            self.state, self.run_dir, self.model, self.evaluated, plan.config, plan.epochs,
+            setup.batches_per_epoch, setup.updates_per_epoch, self.info.rank,
+            self.info.world_size, self,
         )  # fmt: skip
-        self.test = eval_subset(*as_tensors(setup.splits.test, setup.device), cfg.eval_size)
         self._remember_hyper()
+
+    @property
+    def lr(self) -> float:
+        """The lr the next weight update uses (the first param group's)."""
+        return float(self.optimizer.param_groups[0]["lr"])
 
     @property
     def is_main(self) -> bool:
         """Rank 0: the one process that writes files and prints."""
         return self.info.is_main
 
-    def stop(self, reason: str, message: str = "") -> None:
-        """End the run after the current epoch (``report.json``'s ``stopped`` says why)."""
-        if self.state.stopped is None:
-            self.state.stopped = {"epoch": self.state.epoch, "reason": reason, "message": message}
-
     def counting(self, model: torch.nn.Module | None = None) -> PassCounter:
         """Count ``model``'s passes (default: the training model's) outside training; a
         forward alone is 1/3 pass."""
         return PassCounter(network(model or self.model), forward_only=FORWARD_ONLY)
 
+    def checkpoint_state(self) -> dict[str, Any] | None:
+        """What ``checkpoint.pt`` holds now (:mod:`~accelat_train.training.run_checkpoint`),
+        on rank 0; None elsewhere. Every rank must call it: each rank's method state (Free
+        AT's perturbation is per shard) is gathered to rank 0."""
+        setup = self.setup
+        method_states = distributed.gather_objects(self.info, setup.method.state_dict())
+        if not self.is_main:
+            return None
+        averaged = self.evaluated is not self.model
+        return {
+            "model": self.model.state_dict(),
+            **({"evaluated": self.evaluated.state_dict()} if averaged else {}),
+            "optimizer": setup.optimizer.state_dict(),
+            "scheduler": self.schedule.state_json(),
+            "method": {"ranks": method_states},
+            "scaler": setup.scaler.state_dict() if setup.scaler is not None else {},
+            "rng": {"torch": torch.get_rng_state()},
+            "callbacks": self.events.state_dict(),
+            **self.state.as_checkpoint(),
+        }
+
     # -- the loop's steps ----------------------------------------------------------------
-    def start(self, checkpoint: dict[str, Any] | None, found: dict[str, Any] | None) -> None:
-        """Restore ``checkpoint`` (run state and listeners), or write a fresh run's config:
-        ``lr_max`` as asked, and ``found``, the finder's record it started from (or None)."""
-        if checkpoint is not None:
-            self.state = restore(checkpoint, self)
+    def start(self) -> None:
+        """Restore a resumed run's checkpoint (run state and listeners) and, with a new
+        budget, its ``config.json``; or write a fresh run's config and empty metrics."""
+        opened = self.plan.opened
+        if opened.checkpoint is not None:
+            restore(
+                opened.checkpoint, self.run_dir.checkpoint, self.setup,
+                evaluated=self.evaluated, schedule=self.schedule, listeners=self.events,
+            )  # fmt: skip
+            self.state.restore(opened.checkpoint)
             if self.is_main:
                 self.run_dir.truncate_metrics(self.state.metrics_bytes)
         elif self.is_main:
-            resolved = {**self.cfg.to_json(), "lr_find": found}
-            resolved["world_size"] = self.info.world_size
-            resolved["resolved_device"] = str(self.setup.device)
-            resolved["updates_per_epoch"] = self.setup.updates_per_epoch
-            self.run_dir.write_config(resolved)
+            self.run_dir.write_config(self.plan.fresh_config())
             self.run_dir.metrics.write_bytes(b"")
         distributed.barrier(self.info)
+        if opened.config is not None and self.is_main:
+            self.run_dir.write_config(opened.config)  # the run's new budget, once restored
 
     def epochs(self) -> Iterator[int]:
         """The epochs still to train: until the budget or a stop."""
-        while self.state.stopped is None and self.state.epoch < self.cfg.epochs:
+        while self.state.stopped is None and self.state.epoch < self.plan.epochs:
             yield self.state.epoch + 1
 
     def train_epoch(self, epoch: int) -> EpochRecord:
         """One epoch of training; its record (the training part)."""
         setup, state = self.setup, self.state
-        setup.method.generator.manual_seed(epoch_seed(self.cfg.seed, epoch, 1))
-        self.events.on_epoch_begin(self, epoch)
+        setup.method.generator.manual_seed(epoch_seed(self.plan.seed, epoch, 1))
+        self.events.on_epoch_begin(self.view, epoch)
         _sync(setup.device)
         t0 = time.perf_counter()
         optimizers.train_mode(setup.optimizer)
@@ -122,24 +133,24 @@ class Trainer:
             distributed.broadcast_buffers(self.info, module)
         with self.counting() as counted:
             optimizers.eval_mode(
-                setup.optimizer, setup.model, setup.loader.epoch(0), self.cfg.bn_refresh
+                setup.optimizer, setup.model, setup.loader.epoch(0), self.plan.bn_refresh
             )
         state.overhead_passes += counted.count
         return EpochRecord(
             epoch=epoch, lr=state.last_lr, momentum=state.last_momentum, passes=state.passes,
             seconds=round(state.seconds, 6), train_loss=loss_sum / n,
-            train_adv_acc=correct / n, monitor=self.cfg.monitor,
+            train_adv_acc=correct / n, monitor=self.plan.validation.metric,
         )  # fmt: skip
 
     def _train_batches(self, epoch: int) -> tuple[float, int, int, int]:
         """One epoch-equivalent's minibatches: ``(loss_sum, correct, n, passes)`` summed."""
-        setup = self.setup
+        setup, view = self.setup, self.view
         setup.model.train()
         setup.train_model.train()
         loss_sum, correct, n, passes = 0.0, 0, 0, 0
         batches = stream(setup.loader, self.state.consumed, setup.batches_per_epoch)
         for b, (x, y) in enumerate(batches, start=1):
-            self.events.on_train_batch_begin(self, b)
+            self.events.on_train_batch_begin(view, b)
             try:
                 stats = setup.method.train_batch(
                     setup.train_model, setup.optimizer, x, y, on_step=self._after_step
@@ -148,13 +159,13 @@ class Trainer:
                 raise self._diverged(exc, epoch, b) from None
             loss_sum, correct = loss_sum + stats.loss_sum, correct + stats.correct
             n, passes = n + stats.n, passes + stats.passes
-            self.events.on_train_batch_end(self, b, stats)
+            self.events.on_train_batch_end(view, b, stats)
         return loss_sum, correct, n, passes
 
     def _after_step(self) -> None:
         self._remember_hyper()
         self.schedule.after_update()
-        self.events.on_optimizer_step(self)
+        self.events.on_optimizer_step(self.view)
 
     def _remember_hyper(self) -> None:
         group = self.optimizer.param_groups[0]
@@ -163,28 +174,26 @@ class Trainer:
         self.state.last_momentum = None if momentum is None else float(momentum)
 
     def measure(self, record: EpochRecord) -> None:
-        """The validation monitor on the evaluated model (every ``monitor_every`` epochs
-        and at the last), and the ``--eval-every`` test."""
-        cfg, state = self.cfg, self.state
-        every = cfg.monitor_every
-        if (every and record.epoch % every == 0) or record.epoch == cfg.epochs:
+        """The validation monitor on the evaluated model (every ``validation.every`` epochs
+        and at the last), and the test evaluation of every ``test.every`` epochs."""
+        every, test, epochs = self.plan.validation.every, self.plan.test, self.plan.epochs
+        if (every and record.epoch % every == 0) or record.epoch == epochs:
             self.validate(record)
-        record.overhead_passes = state.overhead_passes
-        due = cfg.eval_every and record.epoch % cfg.eval_every == 0 and record.epoch < cfg.epochs
+        record.overhead_passes = self.state.overhead_passes
+        due = test.every and record.epoch % test.every == 0 and record.epoch < epochs
         if self.is_main and due:
-            result = evaluate_test(self.evaluated, *self.test, cfg.attacks, cfg.eps,
-                                   steps=cfg.eval_steps)  # fmt: skip
+            result = test.run(self.evaluated)
             record.test_clean_acc = result["clean_acc"]
             record.test_robust_acc = result["robust_acc"]
 
     def validate(self, record: EpochRecord) -> None:
         """Clean and robust validation accuracy of the evaluated model, passes counted."""
-        state = self.state
+        state, monitor = self.state, self.plan.validation.monitor
         with self.counting(self.evaluated) as counted:
-            record.val_acc = self.monitor.clean(self.evaluated)
+            record.val_acc = monitor.clean(self.evaluated)
         state.val_passes += counted.count
         with self.counting(self.evaluated) as robust:
-            record.robust_val_acc = self.monitor.robust(self.evaluated, record.epoch)
+            record.robust_val_acc = monitor.robust(self.evaluated, record.epoch)
         state.monitor_passes += counted.count + robust.count
         record.monitor_passes, record.val_passes = state.monitor_passes, state.val_passes
 
@@ -196,26 +205,28 @@ class Trainer:
             assert value is not None, "a metric-driven policy's monitor runs every epoch"
             record.decision = self.schedule.after_epoch(value)
         if self.schedule.should_stop:
-            self.stop("policy", f"{type(self.schedule.policy).__name__} found no further gain")
+            policy = type(self.schedule.policy).__name__
+            self.state.stop("policy", f"{policy} found no further gain")
         if self.state.stopped is not None and record.robust_val_acc is None:
             self.validate(record)
 
     def evaluate(self) -> dict[str, Any]:
-        """The final test evaluation of the last and the best weights (rank 0; {} elsewhere)."""
+        """The final test evaluation of the last and the best weights (rank 0; {} elsewhere),
+        each from a fixed random state, so that the same weights get the same figures."""
         if not self.is_main:
             return {}
-        result: dict[str, Any] = {"final": self._evaluate(self.evaluated), "best": None}
-        state = self.state
+        test, state = self.plan.test, self.state
+        result: dict[str, Any] = {"final": test.run_seeded(self.evaluated), "best": None}
         if state.best_epoch is not None:
             model = copy.deepcopy(self.evaluated)
             model.load_state_dict(load_weights(self.run_dir.best)["model"])
             result["best"] = {
                 "epoch": state.best_epoch,
                 "robust_val_acc": state.best_robust_val_acc,
-                "test": self._evaluate(model),
+                "test": test.run_seeded(model),
             }
         result["stopped"] = state.stopped or {
-            "epoch": state.epoch, "reason": "budget", "message": f"{self.cfg.epochs} epochs",
+            "epoch": state.epoch, "reason": "budget", "message": f"{self.plan.epochs} epochs",
         }  # fmt: skip
         result["rollback"] = state.rollback
         # The weights "final" evaluated: the last epoch's, or best.pt's once a stop restored it.
@@ -226,33 +237,14 @@ class Trainer:
         result["evaluated"] = "weights" if self.evaluated is self.model else "averaged weights"
         return result
 
-    def _evaluate(self, model: torch.nn.Module) -> dict[str, Any]:
-        """The test evaluation of ``model`` from a fixed random state (as ``accelat eval``'s),
-        so that the same weights get the same figures (the last and the restored best)."""
-        cfg, device = self.cfg, self.setup.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(0)
-            return evaluate_test(model, *self.test, cfg.attacks, cfg.eps, steps=cfg.eval_steps)
-
     def _diverged(self, exc: NonFiniteLoss, epoch: int, batch: int) -> TrainingDiverged:
         kept = self.run_dir.checkpoint_epoch()
         where = f"{self.run_dir.checkpoint} (epoch {kept})" if kept != "none yet" else kept
         return TrainingDiverged(
             f"loss is {exc.value} at epoch {epoch} batch {batch} "
-            f"(method {self.cfg.method}, lr {self.optimizer.param_groups[0]['lr']:.4g}); "
+            f"(method {self.plan.config['method']}, lr {self.lr:.4g}); "
             f"stopping; last good checkpoint: {where}"
         )
-
-
-def monitor_samples(setup: Setup) -> int:
-    """How many examples one value of the monitored metric averages over: the monitored
-    validation images, the validation split, or an epoch's distinct training images."""
-    cfg = setup.cfg
-    if cfg.monitor == "robust_val_acc":
-        return min(cfg.monitor_size, len(setup.splits.val.y))
-    if cfg.monitor == "val_acc":
-        return len(setup.splits.val.y)
-    return setup.batches_per_epoch * cfg.batch_size
 
 
 def _sync(device: torch.device) -> None:

@@ -80,6 +80,19 @@ class RunState:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in ckpt.items() if k in names})
 
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Become the state saved in ``ckpt`` (:meth:`from_checkpoint`), in place: whoever
+        holds this state sees the restored one."""
+        saved = RunState.from_checkpoint(ckpt)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(saved, f.name))
+
+    def stop(self, reason: str, message: str = "") -> None:
+        """End the run after the current epoch (``report.json``'s ``stopped`` says why); the
+        first stop stands."""
+        if self.stopped is None:
+            self.stopped = {"epoch": self.epoch, "reason": reason, "message": message}
+
     def as_checkpoint(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

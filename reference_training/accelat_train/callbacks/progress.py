@@ -18,13 +18,13 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from accelat_train.callbacks.callback import Callback
 from accelat_train.extras import needs_extra
-from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
     from accelat_train.adversarial.methods import BatchStats
-    from accelat_train.training.events import Trainer
-    from accelat_train.training.record import EpochRecord
+    from accelat_train.callbacks.callback import RunView
+    from accelat_train.callbacks.record import EpochRecord
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
@@ -54,17 +54,17 @@ class Progress(Callback):
         self._bar: Any = None
         self._sums = [0.0, 0, 0]  # loss sum, correct, n of the epoch so far
 
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_begin(self, trainer: RunView, epoch: int) -> None:
         self._sums = [0.0, 0, 0]
         if self.bars:
             with needs_extra("progress bars"):
                 from tqdm.auto import tqdm  # tqdm.auto probes for IPython: only on a terminal
 
-            total = trainer.setup.batches_per_epoch
-            desc = f"epoch {epoch}/{trainer.cfg.epochs}"
+            total = trainer.batches_per_epoch
+            desc = f"epoch {epoch}/{trainer.epochs}"
             self._bar = tqdm(desc=desc, total=total, file=self.stream)
 
-    def on_train_batch_end(self, trainer: Trainer, batch: int, stats: BatchStats) -> None:
+    def on_train_batch_end(self, trainer: RunView, batch: int, stats: BatchStats) -> None:
         if self._bar is None:
             return
         sums = self._sums
@@ -77,11 +77,11 @@ class Progress(Callback):
         )  # fmt: skip
         self._bar.update(1)
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        self.write(epoch_line(record.to_json(), trainer.cfg.epochs))
+        self.write(epoch_line(record.to_json(), trainer.epochs))
         stopped = trainer.state.stopped
         if stopped is not None and stopped["epoch"] == record.epoch:
             self.write(f"stopping after epoch {record.epoch}: {stopped['message']}")

@@ -41,17 +41,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accelat_train.checkpoint import atomic_write_text
-from accelat_train.choices import LOGGER_NAMES, LOGGERS
+from accelat_train.atomic_writes import atomic_write_text
+from accelat_train.callbacks.callback import Callback
+from accelat_train.callbacks.record import EpochRecord
+from accelat_train.deprecations import moved
 from accelat_train.extras import needs_extra, require
+from accelat_train.registry import LOGGERS
 from accelat_train.run_dir import RunDir
-from accelat_train.training.events import Callback
-from accelat_train.training.record import EpochRecord
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
+    from accelat_train.callbacks.callback import RunView
 
-#: The names ``make_loggers`` (and ``--log``) takes.
 #: The per-epoch scalars TensorBoard and W&B get (those that are not None).
 SCALARS = (
     "lr", "momentum", "train_loss", "train_adv_acc", "val_acc", "robust_val_acc", "passes",
@@ -115,12 +115,17 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    @classmethod
+    def in_run(cls, folder: Path) -> CSVLogger:
+        """The run's own: ``folder/metrics.csv`` (``--log csv``)."""
+        return cls(folder / "metrics.csv")
+
+    def on_train_begin(self, trainer: RunView) -> None:
         if trainer.is_main:
             # metrics.jsonl holds exactly the checkpoint's epochs: a crashed run's later rows go.
             atomic_write_text(self.path, _csv_text(trainer.run_dir.rows(), header=True))
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if trainer.is_main:
             with open(self.path, "a", encoding="utf-8", newline="") as f:
                 f.write(_csv_text([record.to_json()], header=False))
@@ -144,16 +149,21 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(self, log_dir: str | Path) -> None:
-        require(LOGGERS["tensorboard"].needs, "the tensorboard logger")
+        require(("tensorboard",), "the tensorboard logger")
         self.log_dir = Path(log_dir)
         self.writer: Any = None
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    @classmethod
+    def in_run(cls, folder: Path) -> TensorBoardLogger:
+        """The run's own: event files in ``folder/tensorboard/`` (``--log tensorboard``)."""
+        return cls(folder / "tensorboard")
+
+    def on_train_begin(self, trainer: RunView) -> None:
         self.close()  # a writer a raising train() left open
         if trainer.is_main:
             self.writer = _summary_writer(self.log_dir, purge_step=trainer.state.epoch + 1)
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if self.writer is None:
             return
         for tag, value in epoch_scalars(record.to_json()).items():
@@ -162,7 +172,7 @@ class TensorBoardLogger(Callback):
             self.writer.add_text("decision", decision_text(record.decision), record.epoch)
         self.writer.flush()
 
-    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+    def on_train_end(self, trainer: RunView, result: dict[str, Any]) -> None:
         if self.writer is None:
             return
         step = trainer.state.epoch
@@ -220,10 +230,15 @@ class WandbLogger(Callback):
     def __init__(
         self, project: str = "accelat", save_dir: str | Path | None = None, **init: Any
     ) -> None:
-        require(LOGGERS["wandb"].needs, "the wandb logger")
+        require(("wandb",), "the wandb logger")
         self.project, self.save_dir, self.init = project, save_dir, init
         self.run_id: str | None = None
         self.run: Any = None
+
+    @classmethod
+    def in_run(cls, folder: Path) -> WandbLogger:
+        """The run's own: a W&B run in ``folder/wandb/`` (``--log wandb``)."""
+        return cls(save_dir=folder)
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id}
@@ -231,7 +246,7 @@ class WandbLogger(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run_id = state.get("run_id")
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: RunView) -> None:
         self.finish(exit_code=1)  # a run a raising train() left open
         if not trainer.is_main:
             return
@@ -241,11 +256,11 @@ class WandbLogger(Callback):
         save_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=self.project, id=self.run_id, resume="allow", dir=str(save_dir),
-            name=trainer.run_dir.path.name, config=trainer.cfg.to_json(), **self.init,
+            name=trainer.run_dir.path.name, config=trainer.config, **self.init,
         )  # fmt: skip
         self.run_id = self.run.id  # W&B's own on a fresh run
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         if self.run is None:
             return
         values: dict[str, Any] = dict(epoch_scalars(record.to_json()))
@@ -253,7 +268,7 @@ class WandbLogger(Callback):
             values["decision"] = decision_text(record.decision)
         self.run.log(values, step=record.epoch)
 
-    def on_train_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+    def on_train_end(self, trainer: RunView, result: dict[str, Any]) -> None:
         if self.run is None:
             return
         self.run.summary.update(final_scalars(result))
@@ -269,8 +284,8 @@ class WandbLogger(Callback):
 
 # -- by name --------------------------------------------------------------------------------
 def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Callback]:
-    """The loggers ``names`` (of :data:`LOGGER_NAMES`) writing into the run folder:
-    ``RUN/metrics.csv``, ``RUN/tensorboard/``, ``RUN/wandb/``.
+    """The loggers ``names`` (registered ones, :data:`accelat_train.registry.LOGGERS`) writing
+    into the run folder: ``RUN/metrics.csv``, ``RUN/tensorboard/``, ``RUN/wandb/``.
 
     Raises ``ValueError`` naming an unknown logger and
     :class:`~accelat_train.extras.MissingExtra` (an ``ImportError``) naming the package a
@@ -280,24 +295,24 @@ def make_loggers(names: Sequence[str], run_dir: RunDir | str | Path) -> list[Cal
     PosixPath('runs/a/metrics.csv')
     """
     folder = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    unknown = [n for n in names if n not in LOGGER_NAMES]
+    unknown = [n for n in names if n not in LOGGERS]
     if unknown:
-        raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(LOGGER_NAMES)}")
+        raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(LOGGERS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"loggers must be named once each, got {', '.join(names)}")
-    make = {
-        "csv": lambda: CSVLogger(folder.path / "metrics.csv"),
-        "tensorboard": lambda: TensorBoardLogger(folder.path / "tensorboard"),
-        "wandb": lambda: WandbLogger(save_dir=folder.path),
-    }
-    return [make[name]() for name in names]
+    return [LOGGERS[name].load()(folder.path) for name in names]
 
 
 __all__ = [
-    "LOGGER_NAMES",
     "SCALARS",
     "CSVLogger",
     "TensorBoardLogger",
     "WandbLogger",
     "make_loggers",
 ]
+
+
+#: A name that became the logger records' (deprecated since 0.2, gone in 0.4).
+__getattr__ = moved(__name__, {
+    "LOGGER_NAMES": (lambda: tuple(LOGGERS), "tuple(accelat_train.registry.LOGGERS)"),
+})  # fmt: skip

@@ -14,8 +14,9 @@ BatchNorm statistics are averaged with the weights (``use_buffers=True``), so th
 model needs no extra forward passes: averaging costs no gradient passes.
 
 :class:`Averaging` is a listener of the training loop: it updates after every optimizer
-step and, from the start, makes the averaged model the trainer's ``evaluated`` model, so the
-monitor, ``best.pt``, the final test evaluation, ``load_run`` and ``accelat eval`` all use it.
+step. A run with ``--ema-epochs`` evaluates its :attr:`~Averaging.module` from the start (the
+run's plan says so, :mod:`accelat_train.training.plan`), so the monitor, ``best.pt``, the
+final test evaluation, ``load_run`` and ``accelat eval`` all use it.
 
 >>> import torch
 >>> net = torch.nn.Linear(1, 1, bias=False)
@@ -35,10 +36,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from accelat_train.training.events import Callback
+from accelat_train.callbacks.callback import Callback
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
+    from accelat_train.callbacks.callback import RunView
 
 #: The warm-up's power: d_n = 1 - (1 + n) ** -WARMUP_POWER (timm's ModelEmaV3 uses 3/4).
 WARMUP_POWER = 0.75
@@ -66,16 +67,7 @@ class Averaging(Callback):
             return self.decay
         return min(self.decay, 1.0 - (1.0 + n) ** -WARMUP_POWER)
 
-    @classmethod
-    def for_run(cls, trainer: Trainer) -> Averaging:
-        """The run's averaging (``--ema-epochs``), made the model ``trainer`` evaluates."""
-        horizon = trainer.cfg.ema_epochs * trainer.setup.updates_per_epoch
-        averaging = cls(trainer.model, horizon_updates=max(1.0, horizon),
-                        warmup=trainer.cfg.ema_warmup)  # fmt: skip
-        trainer.evaluated = averaging.module
-        return averaging
-
-    def on_optimizer_step(self, trainer: Trainer) -> None:
+    def on_optimizer_step(self, trainer: RunView) -> None:
         self.update(trainer.model)
 
     def update(self, model: nn.Module) -> None:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from accelat_train.adversarial.evaluation import epoch_seed, pgd_accuracy
+from accelat_train.callbacks.callback import Callback
 from accelat_train.checkpoint import load_weights
-from accelat_train.training.events import Callback
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
-    from accelat_train.training.record import EpochRecord
+    from accelat_train.callbacks.callback import RunView
+    from accelat_train.callbacks.record import EpochRecord
 
 #: Stop when PGD accuracy on the check batch drops by more than this from one epoch to the
 #: next (Wong et al. 2020 use 0.2).
@@ -46,7 +46,7 @@ class OverfitRollback(Callback):
         self.previous = acc
         return fired
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+    def on_epoch_end(self, trainer: RunView, record: EpochRecord) -> None:
         with trainer.counting() as counted:
             fired = self.fired(trainer.model, record.epoch)
         trainer.state.overhead_passes += counted.count

@@ -1,24 +1,18 @@
-"""Resume and best-checkpoint bookkeeping: the :class:`CheckpointSaver` listener, and
-:func:`restore`.
+"""A run's ``checkpoint.pt``: what it holds (:data:`SCHEMA`), the check a resume makes before
+using any of it (:func:`check_checkpoint`), and how it comes back into a run (:func:`restore`).
 
-After each epoch the saver appends the epoch's line to ``metrics.jsonl``, updates ``best.pt``
-and writes ``checkpoint.pt`` (rank 0), atomically. A checkpoint holds the training model,
-the evaluated model when it is another one (weight averaging), the optimizer, the schedule
-(JSON policy state), every rank's method state (Free AT's perturbation is per shard), the
-GradScaler, the torch RNG, every stateful listener's state and the
-:class:`~accelat_train.training.record.RunState` counters. ``metrics_bytes`` is the length of
-``metrics.jsonl`` then: a resumed run cuts lines written after the checkpoint, so the file
-never holds an epoch twice.
-
-``best.pt`` holds the evaluated weights of the epoch with the highest robust validation
-accuracy so far (a tie keeps the earlier epoch), with that ``epoch`` and ``robust_val_acc``,
-against robust overfitting (Rice et al. 2020). It is written before ``checkpoint.pt``: a run
-killed between the two redoes the epoch on resume and writes the same ``best.pt`` again.
+A checkpoint holds the training model, the evaluated model when it is another one (weight
+averaging), the optimizer, the schedule (JSON policy state), every rank's method state (Free
+AT's perturbation is per shard), the GradScaler, the torch RNG, every stateful listener's
+state and the :class:`~accelat_train.callbacks.record.RunState` counters
+(:meth:`~accelat_train.training.trainer.Trainer.checkpoint_state` makes one). Its
+``metrics_bytes`` is the length of ``metrics.jsonl`` then: a resumed run cuts lines written
+after the checkpoint, so the file never holds an epoch twice. The listener that writes it
+after every epoch is :class:`~accelat_train.callbacks.checkpoint_saver.CheckpointSaver`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -34,94 +28,66 @@ from accelat_train.checkpoint import (
     schema_fault,
 )
 from accelat_train.run_dir import RunDirError, parse_json
-from accelat_train.training import distributed
-from accelat_train.training.events import Callback
-from accelat_train.training.record import RunState
 
 if TYPE_CHECKING:
-    from accelat_train.training.events import Trainer
-    from accelat_train.training.record import EpochRecord
+    from accelat_train.callbacks.callback import Callbacks
+    from accelat_train.training.build import Setup
+    from accelat_train.training.run_schedule import RunSchedule
 
 
-class CheckpointSaver(Callback):
-    """Writes ``metrics.jsonl``, ``best.pt`` and ``checkpoint.pt`` after every epoch."""
-
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
-        state, run_dir = trainer.state, trainer.run_dir
-        # Each rank's method state (Free AT's perturbation is per shard) goes to rank 0.
-        method_states = distributed.gather_objects(trainer.info, trainer.setup.method.state_dict())
-        if trainer.is_main:
-            state.metrics_bytes = run_dir.append_metrics(
-                json.dumps(record.to_json(), allow_nan=False)
-            )
-            if state.improves(record.robust_val_acc):
-                state.best_epoch, state.best_robust_val_acc = record.epoch, record.robust_val_acc
-                best = {"model": trainer.evaluated.state_dict(), "epoch": record.epoch,
-                        "robust_val_acc": record.robust_val_acc}  # fmt: skip
-                run_dir.save_checkpoint(run_dir.best, best)
-            run_dir.save_checkpoint(run_dir.checkpoint, _checkpoint(trainer, method_states))
-        distributed.barrier(trainer.info)
-
-
-def _checkpoint(trainer: Trainer, method_states: list[Any]) -> dict[str, Any]:
-    setup = trainer.setup
-    averaged = trainer.evaluated is not trainer.model
-    return {
-        "model": trainer.model.state_dict(),
-        **({"evaluated": trainer.evaluated.state_dict()} if averaged else {}),
-        "optimizer": setup.optimizer.state_dict(),
-        "scheduler": trainer.schedule.state_json(),
-        "method": {"ranks": method_states},
-        "scaler": setup.scaler.state_dict() if setup.scaler is not None else {},
-        "rng": {"torch": torch.get_rng_state()},
-        "callbacks": trainer.events.state_dict(),
-        **trainer.state.as_checkpoint(),
-    }
-
-
-def restore(ckpt: dict[str, Any], trainer: Trainer) -> RunState:
-    """Load ``ckpt`` (checked by :func:`check_checkpoint`) into ``trainer``: models,
-    optimizer, schedule, method, listeners; its :class:`RunState`. Whatever does not fit this
-    run (weights of another shape, a schedule of another config) is refused as one
-    :class:`CheckpointError` naming the file, before the models are touched."""
-    setup, info, path = trainer.setup, trainer.info, trainer.run_dir.checkpoint
+def restore(
+    ckpt: dict[str, Any],
+    path: Path,
+    setup: Setup,
+    *,
+    evaluated: torch.nn.Module,
+    schedule: RunSchedule,
+    listeners: Callbacks,
+) -> None:
+    """Load ``ckpt`` (read from ``path``, checked by :func:`check_checkpoint`) into the run:
+    ``setup``'s model, optimizer, method and scaler, the ``evaluated`` model, the
+    ``schedule`` and the ``listeners`` (the run's counters are the caller's:
+    :meth:`RunState.restore`). Whatever does not fit this run (weights of another shape, a
+    schedule of another config) is refused as one :class:`CheckpointError` naming the file,
+    before the models are touched."""
+    info = setup.dist
     method_states = ckpt["method"]["ranks"]
     if len(method_states) != info.world_size:
         raise CheckpointError(
             f"checkpoint {path} was written by {len(method_states)} rank(s); "
             f"resume it with the same number of processes, not {info.world_size}"
         )
-    misfits = _misfits(ckpt, trainer)
+    misfits = _misfits(ckpt, {"model": setup.model, "evaluated": evaluated}, setup.optimizer)
     if misfits:
         raise CheckpointError(f"checkpoint {path} does not fit this run: " + "; ".join(misfits))
     try:
         # The schedule checks its whole state before it changes anything.
-        trainer.schedule.load_state_json(ckpt["scheduler"])
-        trainer.model.load_state_dict(ckpt["model"])
+        schedule.load_state_json(ckpt["scheduler"])
+        setup.model.load_state_dict(ckpt["model"])
         if "evaluated" in ckpt:
-            trainer.evaluated.load_state_dict(ckpt["evaluated"])
+            evaluated.load_state_dict(ckpt["evaluated"])
         setup.optimizer.load_state_dict(ckpt["optimizer"])
         setup.method.load_state_dict(method_states[info.rank])
         if setup.scaler is not None and ckpt.get("scaler"):
             setup.scaler.load_state_dict(ckpt["scaler"])
-        trainer.events.load_state_dict(ckpt.get("callbacks", {}))
+        listeners.load_state_dict(ckpt.get("callbacks", {}))
         torch.set_rng_state(ckpt["rng"]["torch"])
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint {path} does not fit this run: {str(exc).splitlines()[0][:300]}"
         ) from None
-    return RunState.from_checkpoint(ckpt)
 
 
-def _misfits(ckpt: dict[str, Any], trainer: Trainer) -> list[str]:
-    """How the checkpoint's tensors differ in name or shape from this run's: its models'
-    weights and the optimizer's per-parameter state."""
+def _misfits(
+    ckpt: dict[str, Any], models: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer
+) -> list[str]:
+    """How the checkpoint's tensors differ in name or shape from this run's: its ``models``'
+    weights (by checkpoint key) and ``optimizer``'s per-parameter state."""
     found = []
-    models = {"model": trainer.model, "evaluated": trainer.evaluated}
     for key, model in models.items():
         if key in ckpt:
             found += _shape_misfits(key, ckpt[key], model.state_dict())
-    params = [p for group in trainer.setup.optimizer.param_groups for p in group["params"]]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     groups = ckpt["optimizer"]["param_groups"]
     saved = [index for group in groups for index in group["params"]]
     if len(saved) != len(params):

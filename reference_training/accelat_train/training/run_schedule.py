@@ -1,17 +1,19 @@
-"""The run's lr schedule: the catalogue's policy (or a ``--policy-config``) in a
-``PolicyScheduler``, stepped once per weight update (a fixed shape, ``T = epochs x updates
-per epoch`` steps) or once per epoch with the monitored metric (a metric-driven policy).
+"""The run's lr schedule, :class:`RunSchedule`: the catalogue's policy (or a
+``--policy-config``) in a ``PolicyScheduler``, stepped once per weight update (a fixed shape,
+``T = epochs x updates per epoch`` steps) or once per epoch with the monitored metric (a
+metric-driven policy).
 
 >>> import torch
 >>> from accelat_core import Constant
 >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
->>> schedule = Schedule(Constant(0.1), opt)
+>>> schedule = RunSchedule(Constant(0.1), opt)
 >>> schedule.per_epoch, opt.param_groups[0]["lr"]
 (False, 0.1)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from typing import Any
@@ -22,11 +24,9 @@ from accelat_core import Policy, from_config
 from accelat_torch import scheduler_for
 from accelat_torch.scheduler import LRMismatchWarning
 from accelat_train.catalogue import CATALOGUE, Rule
-from accelat_train.config import TrainConfig
-from accelat_train.parsers import lr_min_value
 
 
-class Schedule:
+class RunSchedule:
     """``policy`` driving ``optimizer``: per update, or per epoch on a metric."""
 
     def __init__(self, policy: Policy, optimizer: torch.optim.Optimizer) -> None:
@@ -46,16 +46,14 @@ class Schedule:
             self.scheduler.step()
 
     def after_epoch(self, metric: float) -> dict[str, Any] | None:
-        """Step a per-epoch policy with ``metric``; the cut it decided, if any."""
+        """Step a per-epoch policy with ``metric``; the decision it took, if any (as the
+        scheduler reports it: ``PlateauPolicyScheduler.last_decision``)."""
         if not self.per_epoch:
             return None
-        decisions = getattr(self.policy, "decisions", None)
-        before = 0 if decisions is None else len(decisions)
         self.scheduler.step(metric)
-        decisions = getattr(self.policy, "decisions", None)
-        if not decisions or len(decisions) == before:
+        d = self.scheduler.last_decision
+        if d is None:
             return None
-        d = decisions[-1]
         return {"index": d.evaluation, "gain": d.gain, "old_lr": d.old_lr, "new_lr": d.new_lr}
 
     @property
@@ -69,37 +67,27 @@ class Schedule:
         self.scheduler.load_state_dict(json.loads(text))
 
 
-def build_schedule(
-    cfg: TrainConfig,
-    optimizer: torch.optim.Optimizer,
+def policy_for(
+    policy: str,
+    policy_config: dict[str, Any] | None,
+    rule: Rule,
     lr_max: float | None,
     *,
     total_steps: int,
+    epochs: int,
     samples: int | None = None,
-) -> Schedule:
-    """The run's schedule: :func:`policy_for` the run, driving ``optimizer``."""
-    return Schedule(policy_for(cfg, lr_max, total_steps=total_steps, samples=samples), optimizer)
-
-
-def policy_for(
-    cfg: TrainConfig, lr_max: float | None, *, total_steps: int, samples: int | None = None
 ) -> Policy:
-    """The run's policy: ``cfg.policy_config`` when given (it carries its own lrs), else the
-    catalogue's entry built from ``lr_max`` for ``total_steps`` weight updates."""
-    if cfg.policy_config is not None:
-        return from_config(cfg.policy_config)
+    """The run's policy: ``policy_config`` when given (it carries its own lrs), else the
+    catalogue's entry ``policy`` built from ``lr_max`` for ``total_steps`` weight updates in
+    ``epochs`` epochs, with the metric-driven rules' knobs ``rule`` and the examples one
+    value of the monitored metric averages over (``samples``).
+
+    >>> round(policy_for("step", None, Rule(), 0.1, total_steps=8, epochs=2).at(4).lr, 12)
+    0.01
+    """
+    if policy_config is not None:
+        return from_config(policy_config)
     if lr_max is None:
         raise ValueError("a catalogue policy needs lr_max resolved to a number")
-    rule = Rule(
-        window=cfg.window,
-        min_gain=cfg.min_gain,
-        factor=cfg.accelat_factor,
-        lr_min=lr_min_value(cfg.lr_min, lr_max),
-        z=cfg.accelat_z,
-        samples=samples,
-        stop_patience=cfg.stop_patience,
-        anneal=cfg.anneal,
-        anneal_shape=cfg.anneal_shape,
-    )
-    entry = CATALOGUE[cfg.policy]
-    return entry.build(lr_max, total_steps=total_steps, epochs=cfg.epochs, rule=rule)
+    rule = dataclasses.replace(rule, samples=samples)
+    return CATALOGUE[policy].build(lr_max, total_steps=total_steps, epochs=epochs, rule=rule)
