@@ -11,9 +11,10 @@ benchmarks/test_trainer_overhead.py --benchmark-only``. Both print the training 
 second of the epochs alone. The target is the trainer at >= 0.98x the hand loop's passes/s;
 results in docs/benchmarks.md.
 
-:func:`hand_free_at` is the yardstick, and ``tests/train/test_trainer.py`` checks that the
-trainer gives its weights and losses bit for bit, so both sides do the same work: the trainer
-adds its events, its listeners' per-batch hooks, pass counting and the schedule's plumbing.
+:func:`hand_free_at` is the yardstick, and ``tests/train/training/test_trainer.py`` checks that
+the trainer gives its weights and losses bit for bit, so both sides do the same work: the
+trainer adds its events, its listeners' per-batch hooks, pass counting and the schedule's
+plumbing.
 """
 
 from __future__ import annotations

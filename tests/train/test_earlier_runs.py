@@ -1,4 +1,4 @@
-"""A run written by the trainer before its runs were planned (``tests/train/data/
+"""A run written by the trainer before its runs were planned (``tests/train/fixtures/
 run_made_before_the_plan``: digits, Free AT, AccelAT, weight averaging, early stopping and a
 CSV log, stopped by a NaN after epoch 2 of 4, its checkpoint written by that code) resumes
 with today's code: the files it holds keep their format, and its last two epochs are added.
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 torch.set_num_threads(1)
 
-EARLIER = Path(__file__).parent / "data" / "run_made_before_the_plan"
+EARLIER = Path(__file__).parent / "fixtures" / "run_made_before_the_plan"
 
 
 def _resume(tmp_path: Path, name: str) -> Path:

@@ -199,7 +199,7 @@ def test_a_runs_config_keeps_auto_and_the_finders_record_with_its_setting(tmp_pa
 
 
 def test_a_digits_config_on_an_image_folder_finds_its_own_lr_and_says_so(tmp_path, monkeypatch):
-    from tests.train.test_folder import write_folder
+    from tests.train.data.test_folder import write_folder
 
     monkeypatch.setenv("ACCELAT_CACHE", str(tmp_path / "cache"))
     first = tmp_path / "digits"

@@ -23,7 +23,7 @@ from tests.train.listeners import NanAt
 pytestmark = pytest.mark.slow
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = [
     "--dataset", "digits", "--eps", "0.1", "--batch-size", "40", "--train-size", "200",
     "--val-size", "40", "--monitor-size", "40", "--monitor-steps", "2", "--eval-size", "40",

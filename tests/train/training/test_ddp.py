@@ -27,7 +27,7 @@ POLICY = {"policy": "AccelAT", "lr_max": 0.05, "min_lr": 5e-5, "min_gain": 0.5, 
           "window": 1}  # fmt: skip
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _torchrun(out, dump, epochs, *extra, nan_at=None):

@@ -16,7 +16,7 @@ from accelat_train.data import cifar, folder, load_splits
 from accelat_train.data.cifar import CIFAR10_CLASSES, read_cifar
 
 # ../shared beside the repository root, as CI lays it out; absent on a user's machine.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 SHARED_TARBALL = SHARED_DATA / "cifar10-jpeg.tar.gz"
 needs_shared = pytest.mark.skipif(
     not SHARED_TARBALL.is_file(), reason=f"shared CIFAR-10 tarball not found at {SHARED_TARBALL}"
@@ -261,3 +261,41 @@ def test_pickled_bytes_written_by_python3_protocol_2_load(tmp_path):
     pickle.dump({"f": eval}, buffer, protocol=2)
     with pytest.raises(ValueError, match=r"refusing to unpickle global .*eval"):
         cifar._safe_unpickle(buffer.getvalue(), "batch")
+
+
+# -- damaged data ----------------------------------------------------------------------------
+def _cifar_batch(images: int) -> bytes:
+    rng = np.random.default_rng(0)
+    data = {b"data": rng.integers(0, 256, (images, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, images)]}  # fmt: skip
+    return pickle.dumps(data, protocol=2)
+
+
+def _write_pickles(root: Path, damage: bytes | None) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(_cifar_batch(4))
+    (folder / "test_batch").write_bytes(_cifar_batch(4))
+    if damage is not None:
+        (folder / "data_batch_1").write_bytes(damage)
+    return root
+
+
+@pytest.mark.parametrize(
+    "damage", [b"garbage, not a pickle", _cifar_batch(4)[:100]], ids=["garbage", "truncated"]
+)
+def test_a_damaged_cifar_batch_is_an_error_naming_the_file(tmp_path, damage):
+    root = _write_pickles(tmp_path, damage)
+    with pytest.raises(ValueError, match=r"data_batch_1 is not a readable CIFAR python batch"):
+        read_cifar("cifar10", root, cache_dir=tmp_path / "cache")
+
+
+def test_a_truncated_archive_is_an_error_naming_it(tmp_path):
+    root = _write_pickles(tmp_path / "src", None)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(ValueError, match=rf"archive '{archive}' is truncated or damaged"):
+        read_cifar("cifar10", archive, cache_dir=tmp_path / "cache")

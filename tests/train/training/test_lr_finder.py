@@ -17,7 +17,7 @@ from accelat_train.training.build import build
 torch.set_num_threads(1)
 
 # ../shared beside the repository root, as CI lays it out; absent on a user's machine.
-SHARED_TARBALL = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SHARED_TARBALL = Path(__file__).resolve().parents[4] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(scope="module")
