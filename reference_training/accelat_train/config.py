@@ -286,7 +286,7 @@ class TrainConfig:
             real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
-            if self.lr_max != "auto" and self.lr_min > self.lr_max:
+            if not isinstance(self.lr_max, str) and self.lr_min > self.lr_max:
                 raise ValueError(
                     f"lr_min {self.lr_min!r} is above lr_max {self.lr_max!r}: the lowest lr "
                     "a cut may reach must be at most the peak lr"

@@ -19,7 +19,12 @@ import torch
 
 from accelat_train import TrainConfig, load_run, train
 from accelat_train.callbacks.record import RunState
-from accelat_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from accelat_train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from accelat_train.cli import main
 from accelat_train.run_dir import RunDirError
 from accelat_train.training.run_checkpoint import SCHEMA
@@ -186,6 +191,30 @@ def test_load_run_refuses_a_damaged_best_checkpoint_naming_it(run, tmp_path):
     save_checkpoint(out / "best.pt", {"epoch": 2})
     with pytest.raises(CheckpointError, match="model is missing"):
         load_run(out, which="best")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stopped", {"restored_epoch": "abc"}),
+        ("rollback", "yes"),
+        ("stopped", {"restored_epoch": -1}),
+    ],
+)
+def test_a_stop_record_load_run_cannot_read_is_refused_naming_it(key, value, tmp_path):
+    """``Run.epoch`` is the epoch a stop restored: ``load_run`` reads it (an int() of 'abc',
+    a .get() of a str, were a bare ValueError and a traceback)."""
+    path = tmp_path / "checkpoint.pt"
+    weights = {"model": {"w": torch.zeros(1)}, "epoch": 3}
+    save_checkpoint(path, {**weights, key: value})
+    with pytest.raises(CheckpointError) as refused:
+        load_weights(path)
+    assert str(refused.value).startswith(
+        f"checkpoint {path} is damaged: {key} must be a dict (its restored_epoch an integer >= 0)"
+        " or None, got "
+    )
+    save_checkpoint(path, {**weights, key: {"restored_epoch": 2, "reason": "early_stop"}})
+    assert load_weights(path)["epoch"] == 3
 
 
 @pytest.mark.slow
