@@ -156,6 +156,21 @@ def test_plot_policy_never_overwrites_a_file_of_a_run(name, tmp_path, capsys):
                 capsys)[0] == 0  # fmt: skip
 
 
+def test_lr_find_refuses_a_training_runs_folder_but_replaces_its_own_plot(tmp_path, capsys,
+                                                                         no_work):  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "lr_find.png"):  # a run of lr_max auto: the plot is the run's
+        (run / name).write_text("the run's")
+    code, err = _run(["lr-find", "--dataset", "digits", "--out", str(run)], capsys)
+    assert code == 2
+    assert f"--out {run} holds a training run (config.json); its lr_find.png is that run's" in err
+    assert (run / "lr_find.png").read_text() == "the run's"
+    (run / "config.json").unlink()  # an earlier lr-find's folder: its plot is replaced
+    with pytest.raises(AssertionError, match="started its work"):
+        _run(["lr-find", "--dataset", "digits", "--out", str(run)], capsys)
+
+
 def test_the_check_is_the_library_s_too(tmp_path, no_loading):
     from accelat_train.export import export_run
 
