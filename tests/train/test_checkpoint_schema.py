@@ -217,6 +217,23 @@ def test_a_stop_record_load_run_cannot_read_is_refused_naming_it(key, value, tmp
     assert load_weights(path)["epoch"] == 3
 
 
+@pytest.mark.parametrize("saved", [5, {"updates": "many"}, {}])
+def test_a_listener_state_it_cannot_take_is_named_by_its_key(saved):
+    """A checkpoint's ``callbacks`` edited by hand: restore() reports the key, not a bare
+    ``'int' object is not subscriptable`` (an AttributeError was a traceback)."""
+    from accelat_train.callbacks.callback import Callback, Callbacks
+
+    class Counter(Callback):
+        def state_dict(self) -> dict[str, int]:
+            return {"updates": 0}
+
+        def load_state_dict(self, state: dict[str, int]) -> None:
+            self.updates = int(state["updates"])
+
+    with pytest.raises(ValueError, match=r"^callbacks\['Counter'\] cannot be loaded: "):
+        Callbacks([Counter()]).load_state_dict({"Counter": saved})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "says"),
