@@ -506,17 +506,17 @@ def cases() -> list[Case]:
         [*EVAL, "--checkpoint", RUN], setup=_edit_ckpt(_ckpt_set("rollback", "yes")),
         names=("rollback",))
     add("resume: checkpoint callbacks {'Averaging': 5}", "checkpoint", None, RESUME,
-        setup=_edit_ckpt(_ckpt_set("callbacks", {"Averaging": 5})), names=("Averaging",),
-        watch=(RUN,))
+        setup=_edit_ckpt(_ckpt_set("callbacks", {"Averaging": 5})),
+        names=("callbacks['Averaging']",), watch=(RUN,))
     add("resume: checkpoint Averaging updates 'many'", "checkpoint", None, RESUME,
         setup=_edit_ckpt(_ckpt_set("callbacks", {"Averaging": {"updates": "many"}})),
-        names=("updates", "Averaging"), watch=(RUN,))
+        names=("callbacks['Averaging']",), watch=(RUN,))
     add("load_run().test_data(): config eval_size 'forty'", "python api", None,
         code="from accelat_train import load_run\nload_run('{work}/run').test_data()",
         setup=_edit_config(_cfg_set("eval_size", "forty")), names=("eval_size",))
     add("eval: config.json train_size '80' (a string)", "run folder", None,
         [*EVAL, "--checkpoint", RUN], setup=_edit_config(_cfg_set("train_size", "80")),
-        names=("train_size",))
+        names=("config.json: train_size",))
     add("eval: config.json model resnet20 (a cnn run)", "run folder", None,
         [*EVAL, "--checkpoint", RUN], setup=_edit_config(_cfg_set("model", "resnet20")),
         names=("checkpoint.pt", "weights"))

@@ -253,6 +253,22 @@ def test_load_run_on_a_config_without_its_model_is_a_clean_error(run, tmp_path, 
     assert str(refused.value).startswith(f"{out / 'config.json'} {says}")
 
 
+@pytest.mark.slow
+def test_load_run_names_config_json_for_a_data_setting_edited_by_hand(run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "train_size": "80"}))
+    with pytest.raises(CheckpointError) as refused:
+        load_run(out)
+    assert str(refused.value).startswith(f"{out / 'config.json'}: train_size must be an int ")
+    with pytest.raises(SystemExit) as refused_cli:
+        main(["eval", "--checkpoint", str(out), "--device", "cpu"])
+    assert refused_cli.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--checkpoint: {out / 'config.json'}: train_size must be an int" in err, err
+
+
 # -- JSON nested too deeply -----------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_run_config_nested_too_deeply_is_an_error_naming_it(run, tmp_path):
