@@ -113,12 +113,24 @@ def is_tensor_dict(value: Any) -> bool:
     )
 
 
+def is_stop_record(value: Any) -> bool:
+    """None, or a dict whose ``restored_epoch`` (if any) is None or an integer >= 0: what a
+    stop (early stopping, the overfitting rollback) records of the weights it restored."""
+    if value is None:
+        return True
+    restored = value.get("restored_epoch") if isinstance(value, dict) else "not a dict"
+    return restored is None or is_count(restored)
+
+
 #: What every checkpoint of a run holds: key -> (required, check, what it must be).
 WEIGHTS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
     "model": (True, is_tensor_dict, "a dict of tensors by name"),
     "evaluated": (False, is_tensor_dict, "a dict of tensors by name"),
     "epoch": (True, is_count, "an integer >= 0"),
-}
+    # The epoch whose weights a stop restored (load_run's Run.epoch reads it).
+    **dict.fromkeys(("stopped", "rollback"), (
+        False, is_stop_record, "a dict (its restored_epoch an integer >= 0) or None")),
+}  # fmt: skip
 
 
 #: Moved to :mod:`accelat_train.atomic_writes` (deprecated here since 0.2, gone in 0.4).

@@ -94,6 +94,11 @@ def cmd_lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from accelat_train.training.lr_finder import find_lr
 
     out = RunDir(args.out)
+    # Its own earlier plot it replaces; any other run's file means a training run's folder.
+    held = [p.name for p in out.held() if p != out.lr_find_plot]
+    if held:
+        parser.error(f"--out {out.path} holds a training run ({', '.join(held)}); its "
+                     f"{out.lr_find_plot.name} is that run's: choose another --out")  # fmt: skip
     out.create()
     finding = find_lr(build(cfg))
     record = finding.record()

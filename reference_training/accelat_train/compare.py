@@ -41,7 +41,7 @@ from accelat_train.reporting import plots
 from accelat_train.reporting.frontier import budget_sweep
 from accelat_train.reporting.report import write_json
 from accelat_train.reporting.summary import compare_summary
-from accelat_train.run_dir import RunDir, aside_name, read_json
+from accelat_train.run_dir import RunDir, RunDirError, aside_name, read_json
 from accelat_train.training.build import build
 from accelat_train.training.loop import train
 from accelat_train.training.lr_finder import Finding, find_lr
@@ -81,6 +81,11 @@ def compare(
     """
     baseline = check_comparison(policies, seeds, budgets, baseline, target)
     out = Path(out)
+    held = RunDir(out).held()
+    if held:  # a training run's own folder: its runs would go in among its files
+        why = f"holds a training run ({', '.join(p.name for p in held)}), not a comparison"
+        raise RunDirError(f"out {out} {why}; choose another out", f"--out {out} {why}; "
+                          "choose another --out")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _line: None)
     if jobs > 1 and threads is None:

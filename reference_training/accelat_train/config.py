@@ -286,6 +286,11 @@ class TrainConfig:
             real("lr_max", self.lr_max, lo=0.0, hi=MAX_LR, lo_open=True)
         if not isinstance(self.lr_min, str):
             real("lr_min", self.lr_min, lo=0.0, hi=MAX_LR, lo_open=True)
+            if not isinstance(self.lr_max, str) and self.lr_min > self.lr_max:
+                raise ValueError(
+                    f"lr_min {self.lr_min!r} is above lr_max {self.lr_max!r}: the lowest lr "
+                    "a cut may reach must be at most the peak lr"
+                )
         if self.anneal is not None:
             real("anneal", self.anneal, lo=0.0, hi=100.0, lo_open=True)
         self._validate_counts()

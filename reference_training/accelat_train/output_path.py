@@ -7,7 +7,8 @@ when it cannot be written: an empty name; a name longer than the file system all
 them, at the path or above it; a file where a folder is wanted (at the path or above it);
 a folder, a device or another special file where a file is wanted; a place where no file
 can be created (``/proc``, a read-only file system, a folder without write permission),
-found by creating and removing a hidden empty file there, which holds for root too.
+found by creating and removing a hidden empty file there, which holds for root too; a file
+of a run (``config.json``, ``checkpoint.pt``, ...) in the folder of that run.
 
 Nothing is created: the folders a command would make are made by its work.
 
@@ -26,6 +27,10 @@ from pathlib import Path
 
 #: The limits where ``os.pathconf`` cannot tell (POSIX's usual NAME_MAX and PATH_MAX).
 NAME_MAX, PATH_MAX = 255, 4096
+#: The files a run writes in its folder (:attr:`accelat_train.run_dir.RunDir.run_files`'
+#: names; named here as well, since this module imports no torch).
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "report.json",
+             "curves.png", "lr_find.png")  # fmt: skip
 
 
 def check_output_path(path: str | Path, flag: str, *, folder: bool = False) -> Path:
@@ -69,6 +74,12 @@ def _check(target: Path, folder: bool) -> None:
         raise _Refused("is a folder; name a file in it")
     if not stat.S_ISREG(os.stat(target).st_mode):
         raise _Refused("is not a regular file (a device, a pipe or a socket)")
+    others = [n for n in RUN_FILES if n != target.name and (target.parent / n).exists()]
+    if target.name in RUN_FILES and others:
+        raise _Refused(
+            f"is the {target.name} of the run in {target.parent} (beside its "
+            f"{', '.join(others)}); name another file"
+        )
     _probe(target.parent)
 
 

@@ -121,7 +121,8 @@ def names(
     allowed: Collection[str], canonical: Callable[[str], str] | None = None
 ) -> Callable[[str], list[str]]:
     """A parser of comma lists drawn from ``allowed`` (read at each parse: a registry);
-    ``canonical`` turns an alias into the name it stands for."""
+    ``canonical`` turns an alias into the name it stands for; a name given twice (or an alias
+    beside its name) is refused."""
 
     def parse(text: str) -> list[str]:
         chosen = [(canonical or str)(t.strip()) for t in text.split(",") if t.strip()]
@@ -132,6 +133,9 @@ def names(
                 f"{text!r}: unknown {', '.join(bad) or 'empty list'}; "
                 f"choose from {', '.join(known)}"
             )
+        twice = next((n for i, n in enumerate(chosen) if n in chosen[:i]), None)
+        if twice is not None:
+            raise argparse.ArgumentTypeError(f"{text!r} names {twice} twice")
         return chosen
 
     return parse

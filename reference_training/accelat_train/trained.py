@@ -101,7 +101,15 @@ def load_run(
     if config["model"] == GIVEN and model is None:
         raise ValueError(f"{folder.path} trained a model given to fit(): pass model=")
     if splits is None and config["dataset"] != GIVEN:
-        splits = _splits(config, data_dir)
+        try:
+            splits = _splits(config, data_dir)
+        except CheckpointError:
+            raise
+        except ValueError as exc:
+            if data_dir is not None:  # the caller's data_dir may be what is wrong
+                raise
+            # Every setting it read is config.json's (one edited by hand: "train_size": "80").
+            raise CheckpointError(f"{folder.config}: {exc}") from None
     net = copy.deepcopy(model) if model is not None else _model(config, splits)
     try:
         # A run with averaging evaluated (and reported on) the averaged weights.

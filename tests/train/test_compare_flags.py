@@ -89,3 +89,18 @@ def test_the_baseline_defaults_to_free_ats_recipe_only_when_it_is_compared():
     assert check_comparison([BASELINE, "accelat"], [0], None, None, None) == BASELINE
     assert check_comparison(["constant", "accelat"], [0], None, None, None) is None
     assert check_comparison(["constant", "accelat"], [0], [1, 2], "constant", 1.0) == "constant"
+
+
+def test_compare_refuses_an_out_holding_a_training_run_and_adds_nothing(tmp_path, capsys):
+    run = tmp_path / "run"  # what `accelat train --out run` left
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("")
+    argv = ["compare", *FLAGS, "--policies", "step", "--seeds", "0", "--out", str(run)]
+    assert main(argv) == 2
+    assert f"--out {run} holds a training run (config.json, metrics.jsonl), not a " in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(ValueError, match=r"out .* holds a training run .*; choose another out"):
+        compare(TrainConfig(dataset="digits", epochs=1, out="x"), ["step"], [0], run)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl"]

@@ -66,6 +66,16 @@ def test_an_eval_size_beyond_the_test_set_is_refused_by_eval_and_by_train(run, t
     assert not (tmp_path / "new" / "metrics.jsonl").exists()
 
 
+@pytest.mark.parametrize("size", ["forty", 0, 2.5, True])
+def test_an_eval_size_that_is_no_count_is_named_not_compared(size):
+    """A run's config.json edited by hand (``"eval_size": "forty"``) reaches
+    ``Run.test_data()`` through here: a TypeError of ``>`` before."""
+    from accelat_train.adversarial.evaluation import eval_subset
+
+    with pytest.raises(ValueError, match=r"eval_size must be an integer >= 1 \(or None: all\)"):
+        eval_subset(torch.zeros(5, 1, 2, 2), torch.zeros(5, dtype=torch.long), size)
+
+
 def test_eval_refuses_a_data_dir_that_does_not_exist_as_train_does(run, capsys):
     code, _, err = _run(["eval", "--checkpoint", str(run), "--data-dir", "/nonexistent"], capsys)
     assert code == 2

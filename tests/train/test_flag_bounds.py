@@ -113,3 +113,32 @@ def test_eval_eps_name_each_radius_once(eps, capsys):
     code, err = _run(["eval", "--checkpoint", "runs/none", "--eps", eps], capsys)
     assert code == 2
     assert "argument --eps:" in err and ("twice" in err or "name at least one eps" in err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "twice"),
+    [
+        (["train", "--attacks", "linfpgd,,linfpgd", "--out", "runs/none"], "linfpgd"),
+        (["train", "--attacks", "pgd,linfpgd", "--out", "runs/none"], "linfpgd"),  # an alias
+        (["eval", "--checkpoint", "runs/none", "--attacks", "fgsm,fgsm"], "fgsm"),
+        (["train", "--log", "csv,csv", "--out", "runs/none"], "csv"),
+    ],
+)
+def test_a_list_of_names_names_each_once(argv, twice, capsys):
+    code, err = _run(argv, capsys)
+    assert code == 2
+    assert f"names {twice} twice" in err and ("argument --attacks:" in err or "--log" in err)
+
+
+def test_an_lr_min_above_a_given_lr_max_is_refused_naming_both(tmp_path, capsys):
+    from accelat_train.config import TrainConfig
+
+    code, err = _run(["train", "--lr-max", "0.1", "--lr-min", "5", "--out", str(tmp_path / "r")],
+                     capsys)  # fmt: skip
+    assert code == 2
+    assert "--lr-min 5.0 is above lr_max 0.1" in err
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match=r"lr_min 5\.0 is above lr_max 0\.1"):
+        TrainConfig(lr_max=0.1, lr_min=5.0)
+    TrainConfig(lr_max=0.1, lr_min=0.1)  # the floor may be the peak
+    TrainConfig(lr_max="auto", lr_min=5.0)  # the finder's lr_max is not known yet

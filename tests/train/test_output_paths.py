@@ -138,6 +138,39 @@ def test_export_never_lets_its_note_overwrite_a_runs_file(tmp_path, capsys, no_l
     assert (tmp_path / "config.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("name", ["config.json", "curves.png", "checkpoint.pt"])
+def test_plot_policy_never_overwrites_a_file_of_a_run(name, tmp_path, capsys):
+    from accelat_train.output_path import RUN_FILES
+    from accelat_train.run_dir import RunDir
+
+    assert tuple(p.name for p in RunDir(tmp_path).run_files) == RUN_FILES
+    for other in ("config.json", "metrics.jsonl", "curves.png", "checkpoint.pt"):
+        (tmp_path / other).write_text("the run's")
+    out = tmp_path / name
+    code, err = _run(["plot-policy", "--policy", "step", "--out", str(out)], capsys)
+    assert code == 2
+    assert f"--out {out}: is the {name} of the run in {tmp_path} (beside its " in err
+    assert out.read_text() == "the run's"
+    (tmp_path / "mine.png").write_text("old")  # a file of the user's own is replaced
+    assert _run(["plot-policy", "--policy", "step", "--out", str(tmp_path / "mine.png")],
+                capsys)[0] == 0  # fmt: skip
+
+
+def test_lr_find_refuses_a_training_runs_folder_but_replaces_its_own_plot(tmp_path, capsys,
+                                                                         no_work):  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "lr_find.png"):  # a run of lr_max auto: the plot is the run's
+        (run / name).write_text("the run's")
+    code, err = _run(["lr-find", "--dataset", "digits", "--out", str(run)], capsys)
+    assert code == 2
+    assert f"--out {run} holds a training run (config.json); its lr_find.png is that run's" in err
+    assert (run / "lr_find.png").read_text() == "the run's"
+    (run / "config.json").unlink()  # an earlier lr-find's folder: its plot is replaced
+    with pytest.raises(AssertionError, match="started its work"):
+        _run(["lr-find", "--dataset", "digits", "--out", str(run)], capsys)
+
+
 def test_the_check_is_the_library_s_too(tmp_path, no_loading):
     from accelat_train.export import export_run
 

@@ -49,6 +49,8 @@ def eval_subset(
 def check_subset_size(size: int | None, available: int) -> None:
     """Raise ``ValueError`` naming ``eval_size`` when ``size`` asks for more test images than
     the ``available`` ones: a report on fewer images than asked for would say otherwise."""
+    if size is not None and (type(size) is not int or size < 1):
+        raise ValueError(f"eval_size must be an integer >= 1 (or None: all), got {size!r}")
     if size is not None and size > available:
         raise ValueError(f"eval_size must be at most the test set's {available} images, got {size}")
 

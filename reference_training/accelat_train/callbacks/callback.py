@@ -217,7 +217,14 @@ class Callbacks(Callback):
         return {cb.state_key: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")}
 
     def load_state_dict(self, states: dict[str, Any]) -> None:
-        """Give each stateful listener its saved state (a listener new to the run keeps its own)."""
+        """Give each stateful listener its saved state (a listener new to the run keeps its own);
+        a state it cannot take is a ``ValueError`` naming its key."""
         for cb in self.callbacks:
             if hasattr(cb, "state_dict") and cb.state_key in states:
-                cb.load_state_dict(states[cb.state_key])  # type: ignore[attr-defined]
+                try:
+                    cb.load_state_dict(states[cb.state_key])  # type: ignore[attr-defined]
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise ValueError(
+                        f"callbacks[{cb.state_key!r}] cannot be loaded: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}"
+                    ) from None

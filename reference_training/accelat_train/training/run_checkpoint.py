@@ -181,8 +181,6 @@ SCHEMA: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
     **{k: (False, _is_optional(math.isfinite), "a finite number or None")
        for k in ("last_lr", "last_momentum", "best_robust_val_acc")},
     "best_epoch": (False, _is_optional(is_count), f"{_COUNT} or None"),
-    **{k: (False, _is_optional(lambda v: isinstance(v, dict)), "a dict or None")
-       for k in ("stopped", "rollback")},
 }  # fmt: skip
 
 

@@ -19,7 +19,12 @@ import torch
 
 from accelat_train import TrainConfig, load_run, train
 from accelat_train.callbacks.record import RunState
-from accelat_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from accelat_train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from accelat_train.cli import main
 from accelat_train.run_dir import RunDirError
 from accelat_train.training.run_checkpoint import SCHEMA
@@ -188,6 +193,47 @@ def test_load_run_refuses_a_damaged_best_checkpoint_naming_it(run, tmp_path):
         load_run(out, which="best")
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stopped", {"restored_epoch": "abc"}),
+        ("rollback", "yes"),
+        ("stopped", {"restored_epoch": -1}),
+    ],
+)
+def test_a_stop_record_load_run_cannot_read_is_refused_naming_it(key, value, tmp_path):
+    """``Run.epoch`` is the epoch a stop restored: ``load_run`` reads it (an int() of 'abc',
+    a .get() of a str, were a bare ValueError and a traceback)."""
+    path = tmp_path / "checkpoint.pt"
+    weights = {"model": {"w": torch.zeros(1)}, "epoch": 3}
+    save_checkpoint(path, {**weights, key: value})
+    with pytest.raises(CheckpointError) as refused:
+        load_weights(path)
+    assert str(refused.value).startswith(
+        f"checkpoint {path} is damaged: {key} must be a dict (its restored_epoch an integer >= 0)"
+        " or None, got "
+    )
+    save_checkpoint(path, {**weights, key: {"restored_epoch": 2, "reason": "early_stop"}})
+    assert load_weights(path)["epoch"] == 3
+
+
+@pytest.mark.parametrize("saved", [5, {"updates": "many"}, {}])
+def test_a_listener_state_it_cannot_take_is_named_by_its_key(saved):
+    """A checkpoint's ``callbacks`` edited by hand: restore() reports the key, not a bare
+    ``'int' object is not subscriptable`` (an AttributeError was a traceback)."""
+    from accelat_train.callbacks.callback import Callback, Callbacks
+
+    class Counter(Callback):
+        def state_dict(self) -> dict[str, int]:
+            return {"updates": 0}
+
+        def load_state_dict(self, state: dict[str, int]) -> None:
+            self.updates = int(state["updates"])
+
+    with pytest.raises(ValueError, match=r"^callbacks\['Counter'\] cannot be loaded: "):
+        Callbacks([Counter()]).load_state_dict({"Counter": saved})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "says"),
@@ -205,6 +251,22 @@ def test_load_run_on_a_config_without_its_model_is_a_clean_error(run, tmp_path, 
     with pytest.raises(CheckpointError) as refused:
         load_run(out)
     assert str(refused.value).startswith(f"{out / 'config.json'} {says}")
+
+
+@pytest.mark.slow
+def test_load_run_names_config_json_for_a_data_setting_edited_by_hand(run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "train_size": "80"}))
+    with pytest.raises(CheckpointError) as refused:
+        load_run(out)
+    assert str(refused.value).startswith(f"{out / 'config.json'}: train_size must be an int ")
+    with pytest.raises(SystemExit) as refused_cli:
+        main(["eval", "--checkpoint", str(out), "--device", "cpu"])
+    assert refused_cli.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--checkpoint: {out / 'config.json'}: train_size must be an int" in err, err
 
 
 # -- JSON nested too deeply -----------------------------------------------------------------------
