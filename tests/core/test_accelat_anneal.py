@@ -217,3 +217,16 @@ def test_defaults_let_accelat_be_built_from_its_lr_max_alone() -> None:
     assert (paper["min_gain"], paper["factor"], paper["window"], paper["min_lr"]) == (
         0.005, 0.8, 5, 0.1 / 1000,
     )  # fmt: skip
+
+
+def test_the_anytime_preset_is_the_trainers_rule_and_takes_changes() -> None:
+    # floor lr_max/8, two no-gain decisions there, then a 1 - sqrt anneal (the default shape,
+    # left out of the config) over 0.3 of the evaluations so far
+    assert AccelAT.anytime(0.4).get_config() == AccelAT(
+        0.4, 0.4 / 8, min_gain=0.005, factor=0.5, window=2, stop_patience=2, anneal=0.3,
+        anneal_shape="sqrt",
+    ).get_config()  # fmt: skip
+    assert AccelAT.anytime(0.4).get_config()["min_lr"] == 0.05
+    changed = AccelAT.anytime(0.4, budget=30, window=3).get_config()
+    assert (changed["budget"], changed["window"], changed["min_lr"]) == (30, 3, 0.4 / 8)
+    assert AccelAT.anytime(0.4, samples=100).get_config()["samples"] == 100  # z 1.0 reads it
