@@ -27,8 +27,8 @@ _NAMES = {
     "step": "Free AT's recipe (lr_max, /10 at 50 % and /100 at 75 % of the run)",
     "onecycle": "the AccelAT paper's one-cycle schedule (up, down, then a short anneal)",
     "constant": "lr_max throughout",
-    "accelat": "AccelAT: halve the lr when the monitored accuracy stops rising, stop when it "
-    "can rise no more",
+    "accelat": "AccelAT: halve the lr when the monitored accuracy stops rising; where it can "
+    "rise no more, anneal the lr to 0 and stop",
 }
 
 
@@ -114,9 +114,10 @@ def _stops(name: str, p: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     if accelat:
         ran = _join(sorted({str(s.get("epoch")) for s in stops}))
         return (
-            f"{name} did not stop by itself: it ran its whole budget of {ran} epochs. Its stop "
-            "needs the lr to sit at its floor (--lr-min) and --stop-patience more epochs "
-            "without gain; give it more --epochs to see it stop."
+            f"{name} did not stop by itself: it ran its whole budget of {ran} epochs (its "
+            "final anneal is timed to end there at the latest). Its own stop needs the lr at "
+            "its floor (--lr-min) and --stop-patience more epochs without gain, then the "
+            "anneal (--anneal); give it more --epochs to see it stop."
         )
     return f"{name} was not stopped early: its accuracy kept improving within the patience."
 
@@ -193,12 +194,17 @@ def _glossary(summary: Mapping[str, Any]) -> list[str]:
     )
     fixed = summary.get("fixed_shape") or []
     if fixed:
-        others = [n for n in policies if n not in fixed]
-        lines.append(
+        accelat = [n for n in policies if n.split(":")[0] == "accelat"]
+        others = [n for n in policies if n not in fixed and n not in accelat]
+        text = (
             f"Budget-shaped: {_join(fixed)} fit their shape to the epoch budget, so their "
             "'x best budget-shaped' ratio compares with the fastest of them"
-            + (f"; {_join(others)} do not depend on the budget." if others else ".")
         )
+        if others:
+            text += f"; {_join(others)} {'does' if len(others) == 1 else 'do'} not depend on it"
+        if accelat:
+            text += f"; {_join(accelat)} only ends its final anneal by the budget"
+        lines.append(text + ".")
     return lines
 
 

@@ -204,7 +204,7 @@ class Trainer:
             value = record.monitor_value
             assert value is not None, "a metric-driven policy's monitor runs every epoch"
             record.decision = self.schedule.after_epoch(value)
-        if self.schedule.should_stop:
+        if self.schedule.should_stop and record.epoch < self.plan.epochs:  # else: the budget
             policy = type(self.schedule.policy).__name__
             self.state.stop("policy", f"{policy} found no further gain")
         if self.state.stopped is not None and record.robust_val_acc is None:
