@@ -194,7 +194,7 @@ def _glossary(summary: Mapping[str, Any]) -> list[str]:
     )
     fixed = summary.get("fixed_shape") or []
     if fixed:
-        accelat = [n for n in policies if n.split(":")[0] == "accelat"]
+        accelat = [n for n in policies if n.split(":")[0] == "accelat" and "anneal=none" not in n]
         others = [n for n in policies if n not in fixed and n not in accelat]
         text = (
             f"Budget-shaped: {_join(fixed)} fit their shape to the epoch budget, so their "
