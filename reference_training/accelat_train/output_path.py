@@ -33,9 +33,13 @@ RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "report
              "curves.png", "lr_find.png")  # fmt: skip
 
 
-def check_output_path(path: str | Path, flag: str, *, folder: bool = False) -> Path:
+def check_output_path(
+    path: str | Path, flag: str, *, folder: bool = False, run_file: bool = False
+) -> Path:
     """``path`` as a ``Path`` if the command can write it (a file, or with ``folder`` a
-    folder to create or fill), else ``ValueError("{flag} {path}: {why}")``."""
+    folder to create or fill), else ``ValueError("{flag} {path}: {why}")``. ``run_file``: the
+    path is a file the run in its folder writes itself (its ``curves.png``), not one a user
+    named, so being a file of that run is no refusal."""
     text = str(path)
     if not text.strip():
         raise ValueError(
@@ -43,7 +47,7 @@ def check_output_path(path: str | Path, flag: str, *, folder: bool = False) -> P
         )
     target = Path(os.path.abspath(os.path.expanduser(text)))
     try:
-        _check(target, folder)
+        _check(target, folder, run_file)
     except _Refused as why:
         raise ValueError(f"{flag} {text}: {why}") from None
     return Path(text).expanduser()
@@ -53,7 +57,7 @@ class _Refused(Exception):
     """Why a path cannot be written (the message after ``{flag} {path}: ``)."""
 
 
-def _check(target: Path, folder: bool) -> None:
+def _check(target: Path, folder: bool, run_file: bool) -> None:
     chain = [target, *target.parents]
     existing = next(p for p in chain if os.path.lexists(p))  # "/" at worst
     _check_lengths(target, existing)
@@ -75,7 +79,7 @@ def _check(target: Path, folder: bool) -> None:
     if not stat.S_ISREG(os.stat(target).st_mode):
         raise _Refused("is not a regular file (a device, a pipe or a socket)")
     others = [n for n in RUN_FILES if n != target.name and (target.parent / n).exists()]
-    if target.name in RUN_FILES and others:
+    if target.name in RUN_FILES and others and not run_file:
         raise _Refused(
             f"is the {target.name} of the run in {target.parent} (beside its "
             f"{', '.join(others)}); name another file"

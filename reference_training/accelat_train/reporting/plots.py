@@ -228,9 +228,10 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return Figure(figsize=figsize, layout="constrained")
 
 
-def save_png(fig: Figure, path: str | Path) -> None:
+def save_png(fig: Figure, path: str | Path, *, run_file: bool = False) -> None:
     """Save a PNG atomically: a crash never leaves a half-written image under the final name.
-    A path that cannot be written (a folder, a place no file can be made) is a ``ValueError``
-    naming it, before it is written."""
-    check_output_path(path, "path")
+    A path that cannot be written (a folder, a place no file can be made, a file of a run
+    unless ``run_file``: the run writing its own) is a ``ValueError`` naming it, before it is
+    written."""
+    check_output_path(path, "path", run_file=run_file)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))

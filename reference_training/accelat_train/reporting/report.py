@@ -76,7 +76,8 @@ def write_run_report(run_dir: str | Path, result: Mapping[str, Any]) -> dict[str
     if result.get("rollback") is not None:
         report["co_check"] = {"fired": True, **result["rollback"]}
     write_json(folder.report, report)
-    plots.save_png(plots.run_curves_figure(rows, title=_run_title(config)), folder.curves)
+    figure = plots.run_curves_figure(rows, title=_run_title(config))
+    plots.save_png(figure, folder.curves, run_file=True)
     return report
 
 
