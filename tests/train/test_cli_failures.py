@@ -214,6 +214,10 @@ def test_a_binary_policy_config_exits_2_naming_the_flag_and_the_file(tmp_path, c
 
 
 # -- interrupts ---------------------------------------------------------------------------------
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_prints_one_line_with_the_resume_command_and_leaves_no_temp_file(
@@ -224,8 +228,11 @@ def test_an_interrupt_prints_one_line_with_the_resume_command_and_leaves_no_temp
     # starved of CPU while the run goes on (200 epochs were once all done before it woke up).
     args = ["train", *TINY, "--epochs", "1000000000", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    # A shell's background job (CI run with `&`) ignores SIGINT, and a child inherits that;
+    # the run under test gets the default, as a terminal's Ctrl-C would find it.
     proc = subprocess.Popen([sys.executable, "-m", "accelat_train.cli", *args], env=env,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=_default_sigint)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / "checkpoint.pt").exists():
         time.sleep(0.05)
