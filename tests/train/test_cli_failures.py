@@ -218,6 +218,16 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _ignores_sigint(pid: int) -> bool | None:
+    """Whether process ``pid`` ignores SIGINT (Linux's /proc; None where it cannot tell)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn")), "0")
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_prints_one_line_with_the_resume_command_and_leaves_no_temp_file(
@@ -238,7 +248,13 @@ def test_an_interrupt_prints_one_line_with_the_resume_command_and_leaves_no_temp
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        ignored = _ignores_sigint(proc.pid)
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the run went on 120 s after signal {sig} (SIGINT ignored there: {ignored})")
     assert proc.returncode == code
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
