@@ -224,3 +224,10 @@ def all_policies() -> st.SearchStrategy[Policy]:
     base = base_policies()
     composed = st.one_of(warmups(base), joins(base))
     return st.one_of(base, composed, warmups(composed), joins(st.one_of(base, composed)))
+
+
+@st.composite
+def plateau_curves(draw: st.DrawFn) -> list[float]:
+    """Plateaus, ties and noise (``metric_histories``), rising or, negated, falling."""
+    values = draw(metric_histories(min_size=1))
+    return [-v for v in values] if draw(st.booleans()) else values

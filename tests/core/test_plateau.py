@@ -13,21 +13,13 @@ import re
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from strategies_metric import metric_histories, plateau_configs
+from strategies_metric import plateau_configs, plateau_curves
 
 from accelat_core import Decision, Hyper, Plateau, from_config
 
 
 def run(policy: Plateau, metrics: list[float]) -> list[float]:
     return [policy.step(m).lr for m in metrics]
-
-
-@st.composite
-def curves(draw: st.DrawFn) -> list[float]:
-    """Plateaus, ties and noise (``metric_histories``), rising or, negated, falling."""
-    values = draw(metric_histories(min_size=1))
-    return [-v for v in values] if draw(st.booleans()) else values
 
 
 # -- the rule by hand -----------------------------------------------------------------------
@@ -162,7 +154,7 @@ def test_from_config_of_to_config_rebuilds_the_same_policy(config) -> None:
 
 
 @settings(max_examples=min(settings().max_examples, 100))
-@given(plateau_configs(), curves())
+@given(plateau_configs(), plateau_curves())
 def test_resume_at_every_split_point_gives_identical_trajectory(config, metrics) -> None:
     whole = Plateau(**config)
     expected = run(whole, metrics)

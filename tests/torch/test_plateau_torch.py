@@ -14,25 +14,17 @@ from pathlib import Path
 
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from accelat_core import Plateau
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from strategies_metric import metric_histories, plateau_configs
+from strategies_metric import plateau_configs, plateau_curves
 
 conformance = settings(max_examples=min(settings().max_examples, 200))
 
 
 def run(policy: Plateau, metrics: list[float]) -> list[float]:
     return [policy.step(m).lr for m in metrics]
-
-
-@st.composite
-def curves(draw: st.DrawFn) -> list[float]:
-    """Plateaus, ties and noise (``metric_histories``), rising or, negated, falling."""
-    values = draw(metric_histories(min_size=1))
-    return [-v for v in values] if draw(st.booleans()) else values
 
 
 # -- torch conformance ----------------------------------------------------------------------
@@ -67,7 +59,7 @@ def policy_run(config: dict, metrics: list[float]) -> list[tuple[float, float, i
 
 
 @conformance
-@given(plateau_configs(), curves())
+@given(plateau_configs(), plateau_curves())
 def test_lr_and_counters_equal_torch_reduce_lr_on_plateau_exactly(config, metrics) -> None:
     expected = torch_run(config, metrics)
     assert policy_run(config, metrics) == expected
