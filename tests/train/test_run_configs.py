@@ -20,6 +20,7 @@ from accelat_train.cli import main
 from accelat_train.compare import compare
 from accelat_train.config import finding_differences
 from accelat_train.run_dir import RunDirError
+from tests.train.folders import snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -35,15 +36,6 @@ def _base(**kw) -> TrainConfig:
     return dataclasses.replace(base, **kw)
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (but the lock, which holds the last claimer's pid)."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
-
-
 def _no_training(*args, **kwargs):
     raise AssertionError("a run was trained")
 
@@ -54,12 +46,12 @@ def test_compare_with_the_same_setting_twice_reuses_its_runs_without_training(
 ):
     out = tmp_path / "cmp"
     first = compare(_base(), ["constant", "accelat"], [0], out)
-    before = _snapshot(out)
+    before = snapshot(out)
     monkeypatch.setattr("accelat_train.compare.train", _no_training)
     monkeypatch.setattr("accelat_train.compare.find_lr", _no_training)
     again = compare(_base(), ["constant", "accelat"], [0], out)
     assert again["policies"] == first["policies"]
-    after = _snapshot(out)
+    after = snapshot(out)
     assert {k: v for k, v in after.items() if not k.startswith("compare.")} == {
         k: v for k, v in before.items() if not k.startswith("compare.")
     }
@@ -70,14 +62,14 @@ def test_compare_refuses_a_finished_run_of_another_setting_naming_the_folder_and
 ):
     out = tmp_path / "cmp"
     compare(_base(lr_max=0.05), ["constant"], [0], out)
-    before = _snapshot(out)
+    before = snapshot(out)
     monkeypatch.setattr("accelat_train.compare.train", _no_training)
     with pytest.raises(ValueError) as refused:
         compare(_base(lr_max=0.05, eps=0.05), ["constant"], [0], out)
     message = str(refused.value)
     assert f"{out / 'constant' / 'seed0'}" in message
     assert "eps: saved 0.1, requested 0.05" in message
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_compare_on_the_command_line_refuses_a_changed_eps_naming_the_field(tmp_path, capsys):
@@ -87,12 +79,12 @@ def test_compare_on_the_command_line_refuses_a_changed_eps_naming_the_field(tmp_
              "--eval-size", "40", "--eval-steps", "1", "--lr-max", "0.05", "--device", "cpu",
              "--policies", "constant", "--quiet", "--out", str(out)]  # fmt: skip
     assert main(["compare", *flags, "--eps", "0.1"]) == 0
-    before = _snapshot(out)
+    before = snapshot(out)
     assert main(["compare", *flags, "--eps", "0.05"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the note on the baseline
     assert error.startswith("accelat compare: error: ")
     assert f"{out / 'constant' / 'seed0'} (eps: saved 0.1, requested 0.05" in error
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_finder_cache_made_for_another_setting_is_refused_naming_the_file_and_the_field(
@@ -102,7 +94,7 @@ def test_a_finder_cache_made_for_another_setting_is_refused_naming_the_file_and_
     compare(_base(), ["constant"], [0], out)
     record = json.loads((out / "lr_find_seed0.json").read_text())
     assert record["setting"]["eps"] == 0.1 and record["setting"]["dataset"] == "digits"
-    before = _snapshot(out)
+    before = snapshot(out)
     monkeypatch.setattr("accelat_train.compare.find_lr", _no_training)
     with pytest.raises(ValueError) as refused:
         compare(_base(eps=0.05), ["constant"], [0], out)
@@ -110,20 +102,20 @@ def test_a_finder_cache_made_for_another_setting_is_refused_naming_the_file_and_
         str(refused.value)
     )
     assert "eps: saved 0.1, requested 0.05" in str(refused.value)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_compare_restart_moves_a_finder_cache_of_another_setting_aside_and_finds_again(tmp_path):
     out = tmp_path / "cmp"
     compare(_base(), ["constant"], [0], out)
-    before = _snapshot(out)
+    before = snapshot(out)
     compare(_base(eps=0.05), ["constant"], [0], out, restart=True)
     assert (out / "lr_find_seed0.previous-1.json").read_bytes() == before["lr_find_seed0.json"]
     assert (out / "lr_find_seed0.previous-1.png").read_bytes() == before["lr_find_seed0.png"]
     assert json.loads((out / "lr_find_seed0.json").read_text())["setting"]["eps"] == 0.05
     saved = json.loads((out / "constant" / "seed0" / "config.json").read_text())
     assert saved["eps"] == 0.05 and saved["lr_find"]["setting"]["eps"] == 0.05
-    aside = _snapshot(out / "constant" / "seed0.previous-1")
+    aside = snapshot(out / "constant" / "seed0.previous-1")
     assert aside == {k.removeprefix("constant/seed0/"): v for k, v in before.items()
                      if k.startswith("constant/seed0/")}  # fmt: skip
 
@@ -271,13 +263,13 @@ def _extension_cfg(out: Path, **kw) -> TrainConfig:
 def test_an_accelat_run_with_its_anneal_is_not_extended_and_the_refusal_says_why(tmp_path, capsys):
     out = tmp_path / "run"
     train(_extension_cfg(out, epochs=2, anneal=0.3), quiet=True)
-    before = _snapshot(out)
+    before = snapshot(out)
     assert main(["train", "--config", str(out / "config.json"), "--epochs", "4", "--resume",
                  "--out", str(out), "--quiet"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "its policy would change (budget: 2 -> 4); AccelAT's anneal ends by the budget: " in err
     assert "a run trained with --anneal none can be extended" in err
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_finished_accelat_run_extended_equals_the_uninterrupted_run(tmp_path, capsys):
@@ -298,14 +290,14 @@ def test_a_finished_accelat_run_extended_equals_the_uninterrupted_run(tmp_path, 
 def test_a_window_that_would_change_with_the_budget_is_kept_only_when_given(tmp_path):
     out = tmp_path / "run"
     train(_extension_cfg(out, epochs=2), quiet=True)  # window None: 1 for 2 epochs
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError) as refused:
         train(_extension_cfg(out, epochs=20), quiet=True, resume=True)
     assert "with a budget of 20 its policy would change (window: 1 -> 2); pass window=1 to " in (
         str(refused.value)
     )
     assert "pass --window 1 to keep the run's window" in refused.value.flags
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
     whole = tmp_path / "whole"
     train(_extension_cfg(whole, epochs=20, window=1), quiet=True)
     train(_extension_cfg(out, epochs=20, window=1), quiet=True, resume=True)
@@ -323,7 +315,7 @@ def test_a_budget_shaped_run_is_not_extended_and_the_refusal_says_why_and_what_t
     out = tmp_path / "run"
     cfg = _base(policy=policy, lr_max=0.05, train_size=80, epochs=1, out=str(out))
     train(cfg, quiet=True)
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError) as refused:
         train(dataclasses.replace(cfg, epochs=3), quiet=True, resume=True)
     message = str(refused.value)
@@ -334,16 +326,16 @@ def test_a_budget_shaped_run_is_not_extended_and_the_refusal_says_why_and_what_t
     assert "policy_config" in message
     flags = refused.value.flags
     assert flags.startswith("--epochs 3: ") and "--restart" in flags and "--policy-config" in flags
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_budget_below_the_epochs_a_run_has_trained_is_refused(tmp_path):
     out = tmp_path / "run"
     train(_extension_cfg(out, epochs=2), quiet=True)
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError, match=r"has trained 2 epochs already; give it a budget of"):
         train(_extension_cfg(out, epochs=1), quiet=True, resume=True)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_field_added_after_a_run_was_made_counts_as_its_default() -> None:

@@ -19,6 +19,7 @@ from accelat_train import TrainConfig, fit, train
 from accelat_train.cli import main
 from accelat_train.compare import compare
 from accelat_train.run_dir import RunDir, RunDirError, aside_name
+from tests.train.folders import snapshot
 
 torch.set_num_threads(1)
 
@@ -39,15 +40,6 @@ def _cfg(out: Path, **kw) -> TrainConfig:
         epochs=2, lr_find_steps=5, ema_epochs=0.0, out=str(out),
     )  # fmt: skip
     return dataclasses.replace(base, **kw)
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` but the lock (it holds the last claimer's pid)."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,7 @@ def test_a_folder_holding_any_file_of_a_run_is_left_byte_identical_and_the_error
     out = _copy(finished, tmp_path)
     if deleted is not None:
         (out / deleted).unlink()
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError) as refused:
         train(_cfg(out), quiet=True)
     held = ", ".join(name for name in RUN_FILES if name != deleted)
@@ -82,7 +74,7 @@ def test_a_folder_holding_any_file_of_a_run_is_left_byte_identical_and_the_error
         f"{out} already holds a run ({held}); pass resume=True to continue it, pass "
         "restart=True to move it aside and start over, or choose another out"
     )
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("kept", RUN_FILES)
@@ -106,7 +98,7 @@ def test_a_folder_holding_one_file_of_a_run_alone_is_refused_before_any_work(
 def test_the_command_line_says_the_choices_in_flags_and_exits_2(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path)
     (out / "checkpoint.pt").unlink()
-    before = _snapshot(out)
+    before = snapshot(out)
     assert main(["train", *TINY, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == (
@@ -114,7 +106,7 @@ def test_the_command_line_says_the_choices_in_flags_and_exits_2(finished, tmp_pa
         "best.pt, report.json, curves.png, lr_find.png); pass --resume to continue it, pass "
         "--restart to move it aside and start over, or choose another --out"
     )
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 @pytest.mark.slow
@@ -123,11 +115,11 @@ def test_resume_of_a_run_with_epochs_but_no_checkpoint_is_refused_and_loses_noth
 ):
     out = _copy(finished, tmp_path)
     (out / "checkpoint.pt").unlink()
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError, match=r"but no checkpoint\.pt: it cannot be resumed; pass "
                                           r"restart=True"):  # fmt: skip
         train(_cfg(out), quiet=True, resume=True)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 @pytest.mark.slow
@@ -169,16 +161,16 @@ def test_the_aside_name_is_one_past_the_largest_previous(tmp_path):
 def test_restart_moves_the_earlier_run_aside_whole_and_starts_over(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path)
     (out / "notes.txt").write_text("mine")
-    before = _snapshot(out)
+    before = snapshot(out)
     train(_cfg(out, seed=1), quiet=True, restart=True)
     aside = tmp_path / "run.previous-1"
-    assert _snapshot(aside) == before  # every file, byte for byte, the user's own included
+    assert snapshot(aside) == before  # every file, byte for byte, the user's own included
     assert f"accelat: moved the earlier run in {out} to {aside}" in capsys.readouterr().err
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert (out / "report.json").is_file() and not (out / "notes.txt").exists()
     train(_cfg(out, seed=2), quiet=True, restart=True)
     assert json.loads((tmp_path / "run.previous-2" / "config.json").read_text())["seed"] == 1
-    assert _snapshot(aside) == before
+    assert snapshot(aside) == before
 
 
 def test_an_interrupted_restart_says_to_resume_it_not_to_restart_it_again(tmp_path):
@@ -231,7 +223,7 @@ def test_compare_restart_trains_again_only_the_runs_of_other_settings(tmp_path, 
     base = _cfg(tmp_path / "unused", lr_max=0.05)
     out = tmp_path / "cmp"
     compare(base, ["constant", "linear"], [0], out)
-    linear = _snapshot(out / "linear" / "seed0")
+    linear = snapshot(out / "linear" / "seed0")
     # the same settings but constant's: only that arm differs
     arms = ["constant:weight_decay=0.001", "linear"]
     (out / "constant+weight_decay=0.001").mkdir()
@@ -251,7 +243,7 @@ def test_compare_restart_trains_again_only_the_runs_of_other_settings(tmp_path, 
     assert trained == [(str(folder), {"quiet": True, "resume": False, "restart": True})]
     assert json.loads((folder / "config.json").read_text())["weight_decay"] == 0.001
     assert (out / "constant+weight_decay=0.001" / "seed0.previous-1" / "report.json").is_file()
-    assert _snapshot(out / "linear" / "seed0") == linear
+    assert snapshot(out / "linear" / "seed0") == linear
 
 
 def test_a_dangling_link_in_place_of_a_run_file_counts_as_a_file_of_a_run(tmp_path):

@@ -28,6 +28,7 @@ from accelat_train.checkpoint import (
 from accelat_train.cli import main
 from accelat_train.run_dir import RunDirError
 from accelat_train.training.run_checkpoint import SCHEMA
+from tests.train.folders import snapshot
 
 torch.set_num_threads(1)
 
@@ -41,14 +42,6 @@ def _cfg(out: Path, **kw) -> TrainConfig:
         device="cpu", policy="accelat", lr_max=0.05, epochs=3, ema_epochs=1.0, out=str(out),
     )  # fmt: skip
     return dataclasses.replace(base, **kw)
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +119,13 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_the_folder_is_lef
 ):
     change, says = CASES[case]
     out = _tampered(run, tmp_path, change)
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(CheckpointError) as refused:
         train(_cfg(out), quiet=True, resume=True)
     message = str(refused.value)
     assert message.startswith(f"checkpoint {out / 'checkpoint.pt'} ")
     assert says in message
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 @pytest.mark.slow
@@ -154,11 +147,11 @@ def test_a_checkpoint_that_disagrees_with_metrics_jsonl_is_refused_and_never_ext
         "first line": _first_line_end(run),
     }.get(metrics_bytes, metrics_bytes)
     out = _tampered(run, tmp_path, _set("metrics_bytes", value))
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(CheckpointError, match="cannot be resumed") as refused:
         train(_cfg(out), quiet=True, resume=True)
     assert says in str(refused.value) and "metrics.jsonl" in str(refused.value)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
     assert (out / "metrics.jsonl").stat().st_size == _metrics_size(run)
 
 
@@ -277,10 +270,10 @@ def test_a_run_config_nested_too_deeply_is_an_error_naming_it(run, tmp_path):
     (out / "config.json").write_text('{"model": ' + DEEP + "}")
     with pytest.raises(CheckpointError, match=rf"{out / 'config.json'} is JSON nested too deeply"):
         load_run(out)
-    before = _snapshot(out)
+    before = snapshot(out)
     with pytest.raises(RunDirError, match=rf"{out / 'config.json'} is JSON nested too deeply"):
         train(_cfg(out), quiet=True, resume=True)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_config_file_nested_too_deeply_exits_2_naming_it(tmp_path, capsys):
